@@ -1,0 +1,74 @@
+"""One root exception; subclasses carry what a caller needs to react."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class NewswireError(Exception):
+    """Root of every error Newswire raises on purpose."""
+
+
+class ConfigError(NewswireError):
+    """Settings or input files that cannot work as given."""
+
+
+class MissingDependencyError(NewswireError):
+    """An optional dependency or system tool is absent; ``install`` says what to install."""
+
+    def __init__(self, what: str, install: str) -> None:
+        super().__init__(f"{what} is not available: {install}")
+        self.what = what
+        self.install = install
+
+
+class StackError(NewswireError):
+    """The local Kafka / search stack could not be started, stopped or reached."""
+
+    def __init__(self, message: str, log_file: Path | None = None) -> None:
+        hint = f" (see {log_file})" if log_file else ""
+        super().__init__(f"{message}{hint}")
+        self.log_file = log_file
+
+
+class BadInputError(NewswireError):
+    """A file, feed or record that cannot be turned into an article."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class SearchBackendError(NewswireError):
+    """The search engine refused or failed a request."""
+
+
+class RetryableError(SearchBackendError):
+    """A failure worth retrying (429, 5xx, timeouts); ``retry_after`` in seconds if known."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentIndexError(SearchBackendError):
+    """A document the index will never accept (mapping errors); it belongs in the DLQ."""
+
+    def __init__(self, doc_id: str, reason: str) -> None:
+        super().__init__(f"{doc_id}: {reason}")
+        self.doc_id = doc_id
+        self.reason = reason
+
+
+class FetchError(NewswireError):
+    """A feed fetch failed; ``retry_after`` is set when the server said when to return."""
+
+    def __init__(
+        self, url: str, reason: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after

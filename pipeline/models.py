@@ -1,0 +1,123 @@
+"""The records that travel through Kafka: raw articles and enriched articles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+EntityType = Literal["person", "organization", "location", "misc"]
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, to the millisecond (what Elasticsearch stores)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def to_utc(value: datetime | None) -> datetime | None:
+    """Aware datetimes converted to UTC; naive ones are taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class Source(BaseModel):
+    """Where an article came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    domain: str | None = None
+    feed_url: str | None = None
+
+
+class RawArticle(BaseModel):
+    """An article as fetched or replayed, before enrichment (DESIGN.md "Raw article")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    url: str | None = None
+    canonical_url: str | None = None
+    title: str | None = None
+    summary: str | None = None
+    body: str | None = None
+    authors: list[str] = Field(default_factory=list)
+    published_at: datetime | None = None
+    fetched_at: datetime = Field(default_factory=utcnow)
+    source: Source = Field(default_factory=Source)
+    tags: list[str] = Field(default_factory=list)
+    language_hint: str | None = None
+
+    @field_validator("published_at", "fetched_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return to_utc(value)
+
+    def text_fields(self) -> dict[str, str]:
+        """The text fields enrichment reads, by name, skipping empty ones."""
+        fields = {"title": self.title, "summary": self.summary, "body": self.body}
+        return {k: v for k, v in fields.items() if v}
+
+
+class Mention(BaseModel):
+    """One entity mention with character offsets into ``field``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: EntityType
+    text: str
+    canonical: str
+    field: Literal["title", "summary", "body"]
+    start: int
+    end: int
+
+
+class Entities(BaseModel):
+    """Canonical entity names by type, deduplicated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    person: list[str] = Field(default_factory=list)
+    organization: list[str] = Field(default_factory=list)
+    location: list[str] = Field(default_factory=list)
+    misc: list[str] = Field(default_factory=list)
+
+
+class Topic(BaseModel):
+    """An IPTC Media Topics top-level code with its score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    label: str
+    score: float
+
+
+class Enrichment(BaseModel):
+    """What the enrichment stage adds to a raw article."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: str | None = None
+    entities: Entities = Field(default_factory=Entities)
+    mentions: list[Mention] = Field(default_factory=list)
+    topics: list[Topic] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    word_count: int = 0
+
+
+class EnrichedArticle(RawArticle, Enrichment):
+    """A raw article plus its enrichment (DESIGN.md "Enriched article")."""
+
+    cluster_id: str | None = None
+    enriched_at: datetime = Field(default_factory=utcnow)
+    pipeline_version: str = ""
+
+    def document(self) -> dict[str, Any]:
+        """The search-index document (JSON-ready)."""
+        return self.model_dump(mode="json")

@@ -1,0 +1,110 @@
+"""The one typed, frozen settings object. Every field reads ``NEWSWIRE_<FIELD>``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Newswire configuration; the README's table is generated from these fields."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSWIRE_", frozen=True, extra="ignore")
+
+    home: Path = Field(
+        Path(".newswire"),
+        description="NEWSWIRE_HOME: local stack jars, data and logs; git ignores it.",
+    )
+    kafka_bootstrap: str | None = Field(
+        None,
+        description="NEWSWIRE_KAFKA_BOOTSTRAP: host:port list; unset = the local stack's broker.",
+    )
+    elasticsearch_url: str | None = Field(
+        None, description="NEWSWIRE_ELASTICSEARCH_URL: an Elasticsearch 9.x cluster."
+    )
+    elasticsearch_api_key: SecretStr | None = Field(
+        None, description="NEWSWIRE_ELASTICSEARCH_API_KEY: API key for Elasticsearch."
+    )
+    elasticsearch_username: str | None = Field(
+        None, description="NEWSWIRE_ELASTICSEARCH_USERNAME: basic-auth user."
+    )
+    elasticsearch_password: SecretStr | None = Field(
+        None, description="NEWSWIRE_ELASTICSEARCH_PASSWORD: basic-auth password."
+    )
+    opensearch_url: str | None = Field(
+        None,
+        description="NEWSWIRE_OPENSEARCH_URL: an OpenSearch 2.x cluster; unset = local stack's.",
+    )
+    opensearch_username: str | None = Field(
+        None, description="NEWSWIRE_OPENSEARCH_USERNAME: basic-auth user."
+    )
+    opensearch_password: SecretStr | None = Field(
+        None, description="NEWSWIRE_OPENSEARCH_PASSWORD: basic-auth password."
+    )
+    kibana_url: str | None = Field(
+        None, description="NEWSWIRE_KIBANA_URL: setup imports saved objects when set."
+    )
+    index_alias: str = Field(
+        "newswire-articles", description="NEWSWIRE_INDEX_ALIAS: alias searched and written."
+    )
+    topic_raw: str = Field("newswire.articles.raw", description="NEWSWIRE_TOPIC_RAW")
+    topic_enriched: str = Field(
+        "newswire.articles.enriched", description="NEWSWIRE_TOPIC_ENRICHED"
+    )
+    topic_dlq: str = Field("newswire.articles.dlq", description="NEWSWIRE_TOPIC_DLQ")
+    topic_partitions: int = Field(4, description="NEWSWIRE_TOPIC_PARTITIONS: for `setup`.")
+    worker_id: str = Field("newswire", description="NEWSWIRE_WORKER_ID: Faust app id.")
+    worker_web_port: int = Field(
+        6066, description="NEWSWIRE_WORKER_WEB_PORT: Faust web (metrics, health)."
+    )
+    batch_size: int = Field(
+        64, description="NEWSWIRE_BATCH_SIZE: records per enrichment / bulk batch."
+    )
+    batch_seconds: float = Field(
+        1.0, description="NEWSWIRE_BATCH_SECONDS: longest wait to fill a batch."
+    )
+    max_body_chars: int = Field(
+        200_000,
+        description="NEWSWIRE_MAX_BODY_CHARS: longer bodies are cut (and counted), not dropped.",
+    )
+    max_retries: int = Field(
+        8, description="NEWSWIRE_MAX_RETRIES: retryable bulk failures before backing off longer."
+    )
+    feeds_file: Path = Field(
+        Path("feeds.yaml"), description="NEWSWIRE_FEEDS_FILE: YAML or OPML feed list."
+    )
+    seeds_dir: Path = Field(Path("seeds"), description="NEWSWIRE_SEEDS_DIR: replayed by `run`.")
+    user_agent: str = Field(
+        "Newswire/0.1 (+https://github.com/newswire/newswire)",
+        description="NEWSWIRE_USER_AGENT: sent with every feed request.",
+    )
+    poll_interval: float = Field(
+        900.0, description="NEWSWIRE_POLL_INTERVAL: default seconds between polls of a feed."
+    )
+    kafka_port: int = Field(19092, description="NEWSWIRE_KAFKA_PORT: local stack broker port.")
+    kafka_controller_port: int = Field(
+        19093, description="NEWSWIRE_KAFKA_CONTROLLER_PORT: local stack controller port."
+    )
+    search_port: int = Field(19200, description="NEWSWIRE_SEARCH_PORT: local search HTTP port.")
+    search_transport_port: int = Field(
+        19300, description="NEWSWIRE_SEARCH_TRANSPORT_PORT: local search transport port."
+    )
+    kafka_heap: str = Field("512m", description="NEWSWIRE_KAFKA_HEAP: local broker heap.")
+    search_heap: str = Field("1g", description="NEWSWIRE_SEARCH_HEAP: local search heap.")
+    eval_dir: Path = Field(
+        Path("../shared/eval"), description="NEWSWIRE_EVAL_DIR: evaluation data."
+    )
+    log_level: str = Field("INFO", description="NEWSWIRE_LOG_LEVEL")
+    log_format: Literal["console", "json"] = Field(
+        "console", description="NEWSWIRE_LOG_FORMAT: console or json lines."
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
