@@ -52,9 +52,7 @@ class Settings(BaseSettings):
         "newswire-articles", description="NEWSWIRE_INDEX_ALIAS: alias searched and written."
     )
     topic_raw: str = Field("newswire.articles.raw", description="NEWSWIRE_TOPIC_RAW")
-    topic_enriched: str = Field(
-        "newswire.articles.enriched", description="NEWSWIRE_TOPIC_ENRICHED"
-    )
+    topic_enriched: str = Field("newswire.articles.enriched", description="NEWSWIRE_TOPIC_ENRICHED")
     topic_dlq: str = Field("newswire.articles.dlq", description="NEWSWIRE_TOPIC_DLQ")
     topic_partitions: int = Field(4, description="NEWSWIRE_TOPIC_PARTITIONS: for `setup`.")
     worker_id: str = Field("newswire", description="NEWSWIRE_WORKER_ID: Faust app id.")

@@ -1,0 +1,58 @@
+# Newswire task runner: these targets are exactly what CI and the README use.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-integration eval bench lint format stack-up stack-down clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[nlp,dev]'
+	@bash deploy/local/check-tools.sh
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Newswire with its NLP model and dev tools
+
+run: $(STAMP) ## The main job: local stack, setup, worker, poller, seeds (Ctrl-C stops it)
+	$(BIN)/newswire run
+
+test: $(STAMP) ## All tests: unit, integration (real Kafka + search engine), e2e, quality gates
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP) ## Unit tests only (no servers)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+eval: $(STAMP) ## Enrichment quality on ../shared/eval (entity F1, topic accuracy)
+	$(BIN)/python -m pipeline.evaluation
+
+bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process)
+	$(BIN)/python bench/bench_enrich.py
+	$(BIN)/python bench/bench_poller.py
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## Format the code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+stack-up: $(STAMP) ## Start the local Kafka + search engine
+	$(BIN)/newswire stack up
+
+stack-down: $(STAMP) ## Stop the local stack
+	$(BIN)/newswire stack down
+
+clean: ## Remove the venv and local stack data (stop the stack first)
+	-$(BIN)/newswire stack down
+	rm -rf $(VENV) .newswire .mypy_cache .ruff_cache .pytest_cache

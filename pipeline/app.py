@@ -1,0 +1,230 @@
+"""The Faust worker: an enrichment agent (raw -> enriched) and a sink agent (enriched -> index).
+
+Both agents take micro-batches with manual acknowledgement: an input event is acked, and so
+its offset becomes committable, only after its output is safe (the enriched record acked by
+Kafka, or the document acknowledged by the search engine, or the record in the DLQ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any, cast
+
+import faust
+import structlog
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+
+from pipeline import PIPELINE_VERSION
+from pipeline.kafka import bootstrap, encode, make_producer
+from pipeline.models import EnrichedArticle, RawArticle, utcnow
+from pipeline.settings import Settings
+from pipeline.sinks.backend import open_backend
+from pipeline.sinks.indexer import Indexer
+
+log = structlog.get_logger(__name__)
+
+
+def dlq_record(event_value: bytes | None, reason: str, stage: str, **where: Any) -> dict[str, Any]:
+    """A DLQ record: why, where it came from, and the original record untouched."""
+    original: Any
+    try:
+        original = json.loads(event_value) if event_value is not None else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        original = (event_value or b"").decode("utf-8", errors="replace")
+    return {
+        "reason": reason,
+        "stage": stage,
+        "failed_at": utcnow().isoformat(),
+        "pipeline_version": PIPELINE_VERSION,
+        **where,
+        "original": original,
+    }
+
+
+def _where(event: Any) -> dict[str, Any]:
+    message = event.message
+    key = message.key.decode("utf-8", errors="replace") if message.key else None
+    return {
+        "topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "key": key,
+    }
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    return "invalid record: " + "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+class Worker:
+    """The two agents' work, kept apart from Faust so it can be driven by tests too."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.producer: AIOKafkaProducer | None = None
+        self.indexer: Indexer | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlp")
+        self._enricher: Any = None
+
+    async def start(self) -> None:
+        """Connect the producer and the search backend (idempotent)."""
+        if self.producer is None:
+            self.producer = make_producer(self.settings)
+            await self.producer.start()
+        if self.indexer is None:
+            self.indexer = Indexer(open_backend(self.settings), self.settings.index_alias)
+
+    async def stop(self) -> None:
+        """Flush and close connections."""
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+        if self.indexer is not None:
+            await self.indexer.backend.close()
+            self.indexer = None
+
+    def enricher(self) -> Any:
+        """The NLP enricher, created (and its model loaded) once per process."""
+        if self._enricher is None:
+            from pipeline.enrich.enricher import Enricher
+
+            self._enricher = Enricher()
+        return self._enricher
+
+    async def send_dlq(self, records: Sequence[dict[str, Any]]) -> None:
+        """Publish DLQ records and wait for the broker's acknowledgement."""
+        assert self.producer is not None
+        futures = [
+            await self.producer.send(
+                self.settings.topic_dlq,
+                value=encode(r),
+                key=(r.get("key") or "").encode("utf-8") or None,
+            )
+            for r in records
+        ]
+        for future in futures:
+            await future
+        for record in records:
+            log.error(
+                "dlq.sent", stage=record["stage"], key=record.get("key"), reason=record["reason"]
+            )
+
+    async def enrich_batch(self, values: Sequence[tuple[bytes | None, dict[str, Any]]]) -> int:
+        """Enrich raw records and publish them; returns how many went to the enriched topic."""
+        await self.start()
+        assert self.producer is not None
+        articles: list[RawArticle] = []
+        dead: list[dict[str, Any]] = []
+        for value, where in values:
+            try:
+                articles.append(RawArticle.model_validate_json(value or b""))
+            except ValidationError as exc:
+                dead.append(dlq_record(value, _validation_reason(exc), "enrich", **where))
+        enriched: list[EnrichedArticle] = []
+        if articles:
+            loop = asyncio.get_running_loop()
+            results = await loop.run_in_executor(self.executor, self.enricher().enrich, articles)
+            now = utcnow()
+            for article, enrichment in zip(articles, results, strict=True):
+                enriched.append(
+                    EnrichedArticle(
+                        **article.model_dump(),
+                        **enrichment.model_dump(),
+                        enriched_at=now,
+                        pipeline_version=PIPELINE_VERSION,
+                    )
+                )
+        futures = [
+            await self.producer.send(
+                self.settings.topic_enriched,
+                value=a.model_dump_json().encode("utf-8"),
+                key=a.id.encode("utf-8"),
+            )
+            for a in enriched
+        ]
+        for future in futures:
+            await future
+        if dead:
+            await self.send_dlq(dead)
+        return len(enriched)
+
+    async def index_batch(self, values: Sequence[tuple[bytes | None, dict[str, Any]]]) -> int:
+        """Index enriched records; permanent failures go to the DLQ. Returns docs acked."""
+        await self.start()
+        assert self.indexer is not None
+        articles: list[EnrichedArticle] = []
+        origin: dict[str, tuple[bytes | None, dict[str, Any]]] = {}
+        dead: list[dict[str, Any]] = []
+        for value, where in values:
+            try:
+                article = EnrichedArticle.model_validate_json(value or b"")
+            except ValidationError as exc:
+                dead.append(dlq_record(value, _validation_reason(exc), "sink", **where))
+                continue
+            articles.append(article)
+            origin[article.id] = (value, where)
+        result = await self.indexer.write(articles)
+        for article, reason in result.rejected:
+            value, where = origin[article.id]
+            dead.append(dlq_record(value, f"rejected by the index: {reason}", "sink", **where))
+        if dead:
+            await self.send_dlq(dead)
+        return len(result.indexed) + len(result.stale)
+
+
+def create_app(settings: Settings) -> faust.App:
+    """The Faust app with the topics of DESIGN.md and the two agents."""
+    app = faust.App(
+        settings.worker_id,
+        broker=f"kafka://{bootstrap(settings)}",
+        store="memory://",
+        datadir=str(settings.home / "worker"),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        processing_guarantee="at_least_once",
+        broker_commit_interval=1.0,
+        web_host="127.0.0.1",
+        web_port=settings.worker_web_port or 6066,
+        web_enabled=settings.worker_web_port > 0,
+        stream_wait_empty=True,
+        logging_config=None,
+    )
+    raw = app.topic(settings.topic_raw, key_type=bytes, value_type=bytes, value_serializer="raw")
+    enriched_topic = app.topic(
+        settings.topic_enriched, key_type=bytes, value_type=bytes, value_serializer="raw"
+    )
+    worker = Worker(settings)
+    within = timedelta(seconds=settings.batch_seconds)
+
+    @app.agent(raw, name="enrich")
+    async def enrich(stream: Any) -> None:
+        async for events in stream.noack_take(settings.batch_size, within=within):
+            values = [(e.value, _where(e)) for e in events]
+            sent = await worker.enrich_batch(values)
+            for event in events:
+                await stream.ack(event)
+            log.info("enrich.batch", records=len(events), enriched=sent)
+
+    @app.agent(enriched_topic, name="sink")
+    async def sink(stream: Any) -> None:
+        async for events in stream.noack_take(settings.batch_size, within=within):
+            values = [(e.value, _where(e)) for e in events]
+            acked = await worker.index_batch(values)
+            for event in events:
+                await stream.ack(event)
+            log.info("sink.batch", records=len(events), indexed=acked)
+
+    async def _close(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await worker.stop()
+
+    app.on_before_shutdown.connect(cast(Any, _close))  # mode types miss async receivers
+    return app

@@ -1,0 +1,285 @@
+"""The ``newswire`` command line: thin wrappers over the stages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.errors import NewswireError
+from pipeline.logs import configure
+from pipeline.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="Newswire: streaming news ingestion (feeds -> Kafka -> enrichment -> search).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+stack_app = typer.Typer(
+    help="The local Kafka and search engine, without Docker.", no_args_is_help=True
+)
+app.add_typer(stack_app, name="stack")
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure(settings.log_level, settings.log_format)
+    return settings
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
+# -- stack -------------------------------------------------------------------------------
+
+
+def _stack(settings: Settings) -> Any:
+    from pipeline.stack import LocalStack
+
+    return LocalStack(settings, progress=lambda line: err.print(f"[dim]{line}[/dim]"))
+
+
+def _status_table(status: Any) -> Table:
+    table = Table(title="local stack")
+    for column in ("service", "state", "version", "endpoint", "pid", "log"):
+        table.add_column(column)
+    for service in status.services:
+        state = (
+            "[green]up[/green]"
+            if service.healthy
+            else ("[yellow]starting[/yellow]" if service.running else "[red]down[/red]")
+        )
+        table.add_row(
+            service.name,
+            state,
+            service.version or "",
+            service.endpoint or "",
+            str(service.pid or ""),
+            str(service.log_file or ""),
+        )
+    return table
+
+
+def _status_json(status: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "service": s.name,
+            "running": s.running,
+            "healthy": s.healthy,
+            "version": s.version,
+            "endpoint": s.endpoint,
+            "pid": s.pid,
+            "log_file": str(s.log_file) if s.log_file else None,
+        }
+        for s in status.services
+    ]
+
+
+@stack_app.command("up")
+def stack_up(as_json: JsonOption = False) -> None:
+    """Start Apache Kafka and the search engine (downloads them via Maven the first time)."""
+    status = _stack(_settings()).up()
+    _print_json(_status_json(status)) if as_json else out.print(_status_table(status))
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the local stack cleanly (SIGTERM, wait, then kill)."""
+    _stack(_settings()).down()
+    out.print("local stack stopped")
+
+
+@stack_app.command("status")
+def stack_status(as_json: JsonOption = False) -> None:
+    """Whether each local service really answers."""
+    status = _stack(_settings()).status()
+    _print_json(_status_json(status)) if as_json else out.print(_status_table(status))
+    if not all(s.healthy for s in status.services):
+        raise typer.Exit(3)
+
+
+# -- setup, worker, replay ---------------------------------------------------------------
+
+
+@app.command()
+def setup(as_json: JsonOption = False) -> None:
+    """Create the Kafka topics, the index template and alias (and Kibana objects)."""
+    from pipeline.setup import run_setup
+
+    report = asyncio.run(run_setup(_settings()))
+    index = report.index
+    data = {
+        "topics_created": report.topics_created,
+        "engine": index.engine if index else None,
+        "engine_version": index.version if index else None,
+        "analysis": index.variant if index else None,
+        "alias": index.alias if index else None,
+        "index_created": index.created_index if index else None,
+        "kibana_objects": report.kibana_objects,
+    }
+    if as_json:
+        _print_json(data)
+        return
+    for key, value in data.items():
+        out.print(f"{key:>16}: {value}")
+    if index and index.variant == "standard":
+        err.print(
+            "[yellow]note:[/yellow] this node has no language analyzers; "
+            "text fields use the standard analyzer (no stemming)"
+        )
+
+
+@app.command()
+def worker() -> None:
+    """Run the Faust worker: the enrichment and sink agents."""
+    from faust import Worker
+
+    from pipeline.app import create_app
+
+    settings = _settings()
+    faust_app = create_app(settings)
+    Worker(
+        faust_app, loglevel=settings.log_level.lower(), redirect_stdouts=False
+    ).execute_from_commandline()
+
+
+@app.command()
+def replay(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders of articles.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print raw articles as JSONL; no Kafka.")
+    ] = False,
+) -> None:
+    """Publish seed files (seed text, plain text, JSON, JSONL, RSS/Atom) as raw articles."""
+    from pipeline.sources import replay as replaying
+
+    settings = _settings()
+    if dry_run:
+        report = replaying.dry_run(paths, settings)
+    else:
+        report = asyncio.run(replaying.replay(paths, settings, console=err))
+    for error in report.errors:
+        err.print(f"[red]skipped[/red] {error}")
+    err.print(
+        f"{report.articles} article(s) from {report.files} file(s)"
+        + ("" if dry_run else " published")
+        + (f", {len(report.errors)} error(s)" if report.errors else "")
+    )
+    if report.errors and not report.articles:
+        raise typer.Exit(1)
+
+
+@app.command()
+def enrich(
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="JSONL in, JSONL out (the default).")
+    ] = True,
+) -> None:
+    """Enrich articles from stdin without Kafka: one JSON line out per line in, same order."""
+    from pipeline.enrich.jsonl import enrich_jsonl
+
+    settings = _settings()
+    del jsonl  # JSONL is the only format; the flag documents it
+    enrich_jsonl(sys.stdin, sys.stdout, batch_size=settings.batch_size)
+
+
+# -- search ------------------------------------------------------------------------------
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Full-text query; quotes for phrases.")] = "",
+    facet: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--facet",
+            "-f",
+            help="person, organization, location, misc, topic, "
+            "source, language, tag, keyword, author, cluster, time.",
+        ),
+    ] = None,
+    filter_: Annotated[
+        list[str] | None, typer.Option("--filter", help="FACET=VALUE, e.g. person='John Kerry'.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Published on or after (ISO date).")] = None,
+    until: Annotated[str | None, typer.Option(help="Published on or before (ISO date).")] = None,
+    size: Annotated[int, typer.Option(help="Hits to return.")] = 10,
+    offset: Annotated[int, typer.Option(help="Hits to skip.")] = 0,
+    sort: Annotated[str, typer.Option(help="relevance or date.")] = "relevance",
+    as_json: JsonOption = False,
+) -> None:
+    """Full-text and faceted search over the article index."""
+    from pipeline.search.query import SearchRequest
+    from pipeline.search.service import search as run_search
+
+    request = SearchRequest(
+        query=query,
+        facets=tuple(facet or ()),
+        filters=tuple(filter_ or ()),
+        since=since,
+        until=until,
+        size=size,
+        offset=offset,
+        sort=sort,
+    )
+    result = asyncio.run(run_search(_settings(), request))
+    if as_json:
+        _print_json(result.as_json())
+        return
+    table = Table(title=f"{result.total} article(s)", show_lines=False)
+    for column in ("published", "title", "source", "lang", "topics", "people"):
+        table.add_column(column, overflow="fold")
+    for hit in result.hits:
+        table.add_row(
+            (hit.get("published_at") or "")[:10],
+            hit.get("title") or "",
+            (hit.get("source") or {}).get("name") or "",
+            hit.get("language") or "",
+            ", ".join(t["label"] for t in (hit.get("topics") or [])[:2]),
+            ", ".join(((hit.get("entities") or {}).get("person") or [])[:4]),
+        )
+    out.print(table)
+    for name, buckets in result.facets.items():
+        facet_table = Table(title=f"facet: {name}")
+        facet_table.add_column("value")
+        facet_table.add_column("count", justify="right")
+        for bucket in buckets:
+            facet_table.add_row(str(bucket["value"]), str(bucket["count"]))
+        out.print(facet_table)
+
+
+# -- main job ----------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    keep_stack: Annotated[
+        bool, typer.Option(help="Leave the local stack running after Ctrl-C.")
+    ] = False,
+) -> None:
+    """The main job: local stack (if nothing is configured), setup, worker, poller, seeds."""
+    from pipeline.runner import run_all
+
+    raise typer.Exit(run_all(_settings(), console=err, keep_stack=keep_stack))
+
+
+def main() -> None:
+    """Entry point: clear one-line errors for the errors we raise on purpose."""
+    try:
+        app()
+    except NewswireError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

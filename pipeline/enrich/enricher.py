@@ -1,0 +1,134 @@
+"""The enrichment of a micro-batch of raw articles (synchronous CPU work)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import structlog
+
+from pipeline.enrich.canonical import AliasTable, load_alias_table
+from pipeline.enrich.entities import (
+    FIELD_NAMES,
+    RawMention,
+    canonicalize,
+    clean_spans,
+    place_mentions,
+    spans_from_doc,
+)
+from pipeline.enrich.keywords import extract_keywords
+from pipeline.enrich.language import LanguageResult, detect_language
+from pipeline.enrich.nlp import NER_LANGUAGES, get_nlp, ner_view
+from pipeline.enrich.topics import THRESHOLD, TopicLexicon, load_lexicon, score_topics
+from pipeline.models import Enrichment, RawArticle
+
+log = structlog.get_logger(__name__)
+
+TOPIC_LANGUAGES = frozenset({"en"})  # the keyword profiles are English
+LANGUAGE_SAMPLE_CHARS = 1500
+_WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*")
+
+
+@dataclass
+class _Work:
+    fields: dict[str, str]
+    language: LanguageResult
+    run_ner: bool
+    mentions: list[RawMention] = field(default_factory=list)
+
+
+def count_words(text: str) -> int:
+    """Words as a reader counts them ("al-Assad" and "don't" are one)."""
+    return len(_WORD_RE.findall(text))
+
+
+class Enricher:
+    """Language, canonical entities, IPTC topics, keywords and word count for articles.
+
+    The spaCy model is loaded once per process, on the first batch that needs NER.
+    """
+
+    def __init__(
+        self,
+        *,
+        aliases: AliasTable | None = None,
+        lexicon: TopicLexicon | None = None,
+        topic_threshold: float = THRESHOLD,
+        max_chars: int | None = 200_000,
+        batch_size: int = 32,
+    ) -> None:
+        self.aliases = aliases if aliases is not None else load_alias_table()
+        self.lexicon = lexicon if lexicon is not None else load_lexicon()
+        self.topic_threshold = topic_threshold
+        self.max_chars = max_chars
+        self.batch_size = batch_size
+
+    def enrich(self, articles: Sequence[RawArticle]) -> list[Enrichment]:
+        """Enrich a micro-batch; one :class:`Enrichment` per article, same order."""
+        started = time.perf_counter()
+        work = [self._prepare(a) for a in articles]
+        jobs = [
+            (i, name, w.fields[name])
+            for i, w in enumerate(work)
+            if w.run_ner
+            for name in FIELD_NAMES
+            if name in w.fields
+        ]
+        if jobs:
+            nlp = get_nlp()
+            views = [ner_view(text) for _, _, text in jobs]
+            docs = nlp.pipe(views, batch_size=self.batch_size)
+            for (i, name, text), view, doc in zip(jobs, views, docs, strict=True):
+                found = place_mentions(view, name, clean_spans(text, spans_from_doc(doc), name))
+                # names are reported as written in the field, not as re-cased for the model
+                work[i].mentions.extend(replace(m, name=text[m.start : m.end]) for m in found)
+        results = [self._finish(w) for w in work]
+        log.debug(
+            "enrich.batch",
+            articles=len(articles),
+            ner_fields=len(jobs),
+            seconds=round(time.perf_counter() - started, 4),
+        )
+        return results
+
+    def _prepare(self, article: RawArticle) -> _Work:
+        fields: dict[str, str] = {}
+        for name, value in (
+            ("title", article.title),
+            ("summary", article.summary),
+            ("body", article.body),
+        ):
+            if value and value.strip():
+                fields[name] = value[: self.max_chars] if self.max_chars else value
+        sample = "\n".join(fields.values())[:LANGUAGE_SAMPLE_CHARS]
+        language = detect_language(sample, article.language_hint)
+        run_ner = bool(fields) and (
+            language.code in NER_LANGUAGES
+            or (not language.reliable and (language.code is None or _mostly_latin(sample)))
+        )
+        return _Work(fields=fields, language=language, run_ner=run_ner)
+
+    def _finish(self, work: _Work) -> Enrichment:
+        result = canonicalize(work.mentions, self.aliases)
+        topics = (
+            score_topics(work.fields, self.lexicon, threshold=self.topic_threshold)
+            if work.language.code in TOPIC_LANGUAGES or work.run_ner
+            else []
+        )
+        body = work.fields.get("body")
+        words = count_words(body) if body else sum(count_words(t) for t in work.fields.values())
+        return Enrichment(
+            language=work.language.code,
+            entities=result.entities,
+            mentions=result.mentions,
+            topics=topics,
+            keywords=extract_keywords(work.fields, result.mentions),
+            word_count=words,
+        )
+
+
+def _mostly_latin(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    return bool(letters) and sum(ch.isascii() for ch in letters) / len(letters) >= 0.9

@@ -1,0 +1,102 @@
+"""Prometheus metrics and the small HTTP server that exposes them with a health check.
+
+``GET /metrics`` is the Prometheus text format; ``GET /health`` is JSON and answers 200
+while the registered health callback says the process is healthy, else 503.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+FEED_FETCHES = Counter(
+    "newswire_feed_fetches_total",
+    "Feed fetches by outcome (new, unchanged, not_modified, error, refused, ...).",
+    ["outcome"],
+)
+FEED_NOT_MODIFIED = Counter(
+    "newswire_feed_not_modified_total", "Feed fetches answered 304 Not Modified."
+)
+FEED_BYTES = Counter("newswire_feed_bytes_total", "Feed body bytes received (after decompression).")
+FEED_PARSE_ERRORS = Counter(
+    "newswire_feed_parse_errors_total", "Feed documents that could not be parsed.", ["reason"]
+)
+FEED_FAILURES = Counter(
+    "newswire_feed_failures_total", "Failed feed polls by reason class.", ["reason"]
+)
+FEED_NEW_ITEMS = Counter(
+    "newswire_feed_new_items_total", "Articles published for the first time by the poller."
+)
+FEEDS_IN_BACKOFF = Gauge(
+    "newswire_feeds_in_backoff", "Assigned feeds whose last poll failed (backing off)."
+)
+FEEDS_ASSIGNED = Gauge("newswire_feeds_assigned", "Feeds this poller is responsible for.")
+POLL_LAST_CYCLE = Gauge(
+    "newswire_poller_last_activity_timestamp_seconds", "Unix time of the poller's last poll."
+)
+FETCH_SECONDS = Histogram(
+    "newswire_feed_fetch_seconds",
+    "Feed fetch duration (request to last byte).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+def make_app(health: HealthCheck, registry: CollectorRegistry = REGISTRY) -> web.Application:
+    """An aiohttp application serving ``/metrics`` and ``/health``."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        ok, details = health()
+        return web.Response(
+            status=200 if ok else 503,
+            text=json.dumps({"status": "ok" if ok else "unhealthy", **details}, default=str),
+            content_type="application/json",
+        )
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/health", healthz)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def start_http_server(health: HealthCheck, host: str, port: int) -> web.AppRunner:
+    """Start the metrics/health server; returns the runner (``await runner.cleanup()``)."""
+    runner = web.AppRunner(make_app(health), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner
+
+
+__all__ = [
+    "FEEDS_ASSIGNED",
+    "FEEDS_IN_BACKOFF",
+    "FEED_BYTES",
+    "FEED_FAILURES",
+    "FEED_FETCHES",
+    "FEED_NEW_ITEMS",
+    "FEED_NOT_MODIFIED",
+    "FEED_PARSE_ERRORS",
+    "FETCH_SECONDS",
+    "POLL_LAST_CYCLE",
+    "make_app",
+    "start_http_server",
+]

@@ -1,0 +1,138 @@
+"""``newswire run``: the main job, as one supervised foreground process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import structlog
+from rich.console import Console
+
+from pipeline.settings import Settings
+
+log = structlog.get_logger(__name__)
+STOP_TIMEOUT = 30.0
+
+
+def _needs_local_stack(settings: Settings) -> bool:
+    return not settings.kafka_bootstrap or not (
+        settings.elasticsearch_url or settings.opensearch_url
+    )
+
+
+def _spawn(name: str, args: list[str], logs: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    logs.mkdir(parents=True, exist_ok=True)
+    log_file = logs / f"{name}.log"
+    handle = log_file.open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "NEWSWIRE_LOG_FORMAT": "json"},
+    )
+    handle.close()
+    return process, log_file
+
+
+def _terminate(process: subprocess.Popen[bytes], name: str) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        log.warning("run.kill", process=name, after_seconds=STOP_TIMEOUT)
+        process.kill()
+        process.wait()
+
+
+def _count_indexed(settings: Settings, ids: list[str]) -> int:
+    """How many of ``ids`` the index holds (searchable now)."""
+    from pipeline.sinks.backend import open_backend
+
+    async def count() -> int:
+        backend = open_backend(settings)
+        try:
+            return await backend.count(settings.index_alias, {"query": {"ids": {"values": ids}}})
+        finally:
+            await backend.close()
+
+    return asyncio.run(count())
+
+
+def run_all(settings: Settings, *, console: Console, keep_stack: bool = False) -> int:
+    """Stack (if needed), setup, worker, poller, seed replay; runs until Ctrl-C or SIGTERM."""
+    from pipeline.setup import run_setup
+    from pipeline.sources.replay import replay
+
+    stop = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    stack = None
+    if _needs_local_stack(settings):
+        from pipeline.stack import LocalStack
+
+        console.print("[bold]starting the local stack[/bold] (no cluster configured)")
+        stack = LocalStack(settings, progress=lambda line: console.print(f"[dim]{line}[/dim]"))
+        stack.up()
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    code = 0
+    try:
+        report = asyncio.run(run_setup(settings))
+        if report.index is not None:
+            console.print(
+                f"index [bold]{report.index.alias}[/bold] ready on {report.index.engine} "
+                f"{report.index.version} ({report.index.variant} analysis)"
+            )
+        logs = settings.home / "logs"
+        for name, args in (("worker", ["worker"]), ("poller", ["poll"])):
+            children[name], log_file = _spawn(name, args, logs)
+            console.print(f"{name} started (pid {children[name].pid}), log: {log_file}")
+        seeds = [settings.seeds_dir] if settings.seeds_dir.exists() else []
+        published = 0
+        ids: list[str] = []
+        if seeds:
+            result = asyncio.run(replay(seeds, settings, console=console))
+            published, ids = result.articles, result.ids
+            for error in result.errors:
+                console.print(f"[red]skipped[/red] {error}")
+        console.print(f"replayed {published} seed article(s) from {settings.seeds_dir}")
+        deadline = time.monotonic() + 240
+        shown = False
+        while not stop:
+            for name, process in children.items():
+                if process.poll() is not None:
+                    console.print(
+                        f"[red]{name} exited with code {process.returncode}[/red]; "
+                        f"see {logs / (name + '.log')}"
+                    )
+                    stop, code = True, 1
+            if not shown and (published == 0 or time.monotonic() > deadline):
+                shown = True
+            if not shown and _count_indexed(settings, ids) >= len(set(ids)):
+                shown = True
+                console.print(
+                    "[green]seeds indexed.[/green] Try:  "
+                    'newswire search "Kerry Lavrov"  |  newswire search --facet person '
+                    '--facet topic  |  newswire search "Kerry" --json'
+                )
+            time.sleep(1.0)
+    finally:
+        for name, process in children.items():
+            _terminate(process, name)
+        if stack is not None and not keep_stack:
+            console.print("stopping the local stack")
+            stack.down()
+    return code

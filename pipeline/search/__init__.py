@@ -1,0 +1,1 @@
+"""Full-text and faceted search over the article alias."""

@@ -1,0 +1,39 @@
+"""``newswire setup``: Kafka topics, the index template and alias, Kibana saved objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+from pipeline.kafka import ensure_topics
+from pipeline.settings import Settings
+from pipeline.sinks.backend import open_backend
+from pipeline.sinks.indexer import IndexSetup, install_index
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class SetupReport:
+    """What setup created or found."""
+
+    topics_created: list[str] = field(default_factory=list)
+    index: IndexSetup | None = None
+    kibana_objects: int | None = None
+
+
+async def run_setup(settings: Settings) -> SetupReport:
+    """Idempotent: safe to run before every start."""
+    report = SetupReport()
+    report.topics_created = await ensure_topics(settings)
+    backend = open_backend(settings)
+    try:
+        report.index = await install_index(backend, settings.index_alias)
+    finally:
+        await backend.close()
+    if settings.kibana_url:
+        from pipeline.kibana import import_saved_objects
+
+        report.kibana_objects = await import_saved_objects(settings)
+    return report

@@ -1,0 +1,1 @@
+"""Sinks: where enriched articles go (the search index), and how they get there."""

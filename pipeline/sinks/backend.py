@@ -1,0 +1,57 @@
+"""The search-engine connector interface both backends implement, and how one is chosen."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pipeline.errors import ConfigError
+from pipeline.settings import Settings
+
+
+class SearchBackend(Protocol):
+    """The few calls Newswire makes; the request bodies are shared by both engines."""
+
+    engine: str
+    url: str
+
+    async def info(self) -> dict[str, Any]: ...
+    async def has_analyzer(self, name: str) -> bool: ...
+    async def put_component_template(self, name: str, body: dict[str, Any]) -> None: ...
+    async def put_index_template(self, name: str, body: dict[str, Any]) -> None: ...
+    async def alias_exists(self, alias: str) -> bool: ...
+    async def create_index(self, name: str, body: dict[str, Any]) -> None: ...
+    async def bulk(self, operations: list[dict[str, Any]]) -> dict[str, Any]: ...
+    async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    async def count(self, index: str, body: dict[str, Any] | None = None) -> int: ...
+    async def refresh(self, index: str) -> None: ...
+    async def get_source(self, index: str, doc_id: str) -> dict[str, Any] | None: ...
+    async def close(self) -> None: ...
+
+
+def search_target(settings: Settings) -> tuple[str, str]:
+    """(engine, url): Elasticsearch if configured, else OpenSearch, else the local stack."""
+    if settings.elasticsearch_url:
+        return "elasticsearch", settings.elasticsearch_url
+    if settings.opensearch_url:
+        return "opensearch", settings.opensearch_url
+    from pipeline.stack import local_endpoints
+
+    endpoints = local_endpoints(settings)
+    if endpoints and endpoints.get("search_url"):
+        return str(endpoints.get("search_engine", "opensearch")), str(endpoints["search_url"])
+    raise ConfigError(
+        "no search engine configured: set NEWSWIRE_ELASTICSEARCH_URL (or "
+        "NEWSWIRE_OPENSEARCH_URL), or start the local stack with `newswire stack up`"
+    )
+
+
+def open_backend(settings: Settings) -> SearchBackend:
+    """A connected client for the configured search engine."""
+    engine, url = search_target(settings)
+    if engine == "elasticsearch":
+        from pipeline.sinks.elasticsearch import ElasticsearchBackend
+
+        return ElasticsearchBackend(settings, url)
+    from pipeline.sinks.opensearch import OpenSearchBackend
+
+    return OpenSearchBackend(settings, url)

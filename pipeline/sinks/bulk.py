@@ -1,0 +1,117 @@
+"""Pure bulk-indexing logic: actions with external versions, and item outcome classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pipeline.models import EnrichedArticle
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class Outcome(Enum):
+    """What happened to one document of a bulk request."""
+
+    INDEXED = "indexed"
+    STALE = "stale"  # 409: the index already holds this revision or a newer one
+    RETRY = "retry"  # 429, 5xx, timeouts: send again later, never drop
+    REJECTED = "rejected"  # mapping and other permanent errors: to the DLQ
+
+
+def external_version(article: EnrichedArticle) -> int:
+    """The document version: the revision time of the raw article, in epoch milliseconds.
+
+    A redelivered or replayed older revision gets a version that is not greater than the
+    indexed one and is refused with 409, so it never overwrites newer content.
+    """
+    stamp: datetime = article.fetched_at
+    return int(stamp.timestamp() * 1000)
+
+
+def bulk_operations(
+    alias: str, docs: list[tuple[str, int, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Bulk body lines: ``index`` with deterministic ``_id`` and external versioning."""
+    operations: list[dict[str, Any]] = []
+    for doc_id, version, source in docs:
+        operations.append(
+            {
+                "index": {
+                    "_index": alias,
+                    "_id": doc_id,
+                    "version": version,
+                    "version_type": "external",
+                }
+            }
+        )
+        operations.append(source)
+    return operations
+
+
+@dataclass
+class ItemResult:
+    """The outcome of one bulk item, with the reason for anything but success."""
+
+    doc_id: str
+    outcome: Outcome
+    status: int
+    reason: str | None = None
+
+
+def _reason(error: Any) -> str:
+    if isinstance(error, dict):
+        text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+        cause = error.get("caused_by")
+        if isinstance(cause, dict):
+            text += f" (caused by {cause.get('type')}: {cause.get('reason')})"
+        return text
+    return str(error)
+
+
+def classify_item(item: dict[str, Any]) -> ItemResult:
+    """Classify one entry of a bulk response's ``items``."""
+    ((_op, body),) = item.items()
+    status = int(body.get("status", 0))
+    doc_id = str(body.get("_id"))
+    if 200 <= status < 300:
+        return ItemResult(doc_id, Outcome.INDEXED, status)
+    reason = _reason(body.get("error"))
+    if status == 409:
+        return ItemResult(doc_id, Outcome.STALE, status, reason)
+    if status in RETRYABLE_STATUSES or status == 0:
+        return ItemResult(doc_id, Outcome.RETRY, status, reason)
+    return ItemResult(doc_id, Outcome.REJECTED, status, reason)
+
+
+@dataclass
+class BulkReport:
+    """Outcomes of a bulk request, grouped."""
+
+    indexed: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    retry: list[ItemResult] = field(default_factory=list)
+    rejected: list[ItemResult] = field(default_factory=list)
+
+
+def classify_response(response: dict[str, Any]) -> BulkReport:
+    """Group a bulk response's items by outcome."""
+    report = BulkReport()
+    for item in response.get("items", []):
+        result = classify_item(item)
+        if result.outcome is Outcome.INDEXED:
+            report.indexed.append(result.doc_id)
+        elif result.outcome is Outcome.STALE:
+            report.stale.append(result.doc_id)
+        elif result.outcome is Outcome.RETRY:
+            report.retry.append(result)
+        else:
+            report.rejected.append(result)
+    return report
+
+
+def backoff_delay(attempt: int, base: float = 0.5, cap: float = 60.0) -> float:
+    """Exponential backoff for attempt ``attempt`` (0-based), capped."""
+    return float(min(cap, base * (2**attempt)))

@@ -1,0 +1,125 @@
+"""Elasticsearch 9.x connector (the official ``elasticsearch`` client)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elasticsearch import (
+    ApiError,
+    AsyncElasticsearch,
+    ConnectionError,
+    ConnectionTimeout,
+    NotFoundError,
+    TransportError,
+)
+
+from pipeline.errors import RetryableError, SearchBackendError
+from pipeline.settings import Settings
+
+
+def _wrap(exc: Exception) -> SearchBackendError:
+    if isinstance(exc, ConnectionError | ConnectionTimeout):
+        return RetryableError(f"elasticsearch unreachable: {exc}")
+    if isinstance(exc, ApiError) and (exc.meta.status == 429 or exc.meta.status >= 500):
+        retry = exc.meta.headers.get("retry-after") if exc.meta.headers else None
+        return RetryableError(f"elasticsearch {exc.meta.status}: {exc}", _seconds(retry))
+    return SearchBackendError(f"elasticsearch: {exc}")
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+class ElasticsearchBackend:
+    """Thin adapter; request bodies come from the shared templates and query builder."""
+
+    engine = "elasticsearch"
+
+    def __init__(self, settings: Settings, url: str) -> None:
+        self.url = url
+        options: dict[str, Any] = {"request_timeout": 30, "retry_on_timeout": True}
+        if settings.elasticsearch_api_key:
+            options["api_key"] = settings.elasticsearch_api_key.get_secret_value()
+        elif settings.elasticsearch_username and settings.elasticsearch_password:
+            options["basic_auth"] = (
+                settings.elasticsearch_username,
+                settings.elasticsearch_password.get_secret_value(),
+            )
+        self.client = AsyncElasticsearch(url, **options)
+
+    async def info(self) -> dict[str, Any]:
+        try:
+            return dict((await self.client.info()).body)
+        except (ApiError, TransportError) as exc:
+            raise _wrap(exc) from exc
+
+    async def has_analyzer(self, name: str) -> bool:
+        try:
+            await self.client.indices.analyze(analyzer=name, text="running")
+        except ApiError as exc:
+            if exc.meta.status == 400:
+                return False
+            raise _wrap(exc) from exc
+        return True
+
+    async def put_component_template(self, name: str, body: dict[str, Any]) -> None:
+        try:
+            await self.client.cluster.put_component_template(name=name, body=body)
+        except (ApiError, TransportError) as exc:
+            raise _wrap(exc) from exc
+
+    async def put_index_template(self, name: str, body: dict[str, Any]) -> None:
+        try:
+            await self.client.indices.put_index_template(name=name, body=body)
+        except (ApiError, TransportError) as exc:
+            raise _wrap(exc) from exc
+
+    async def alias_exists(self, alias: str) -> bool:
+        try:
+            return bool(await self.client.indices.exists_alias(name=alias))
+        except (ApiError, TransportError) as exc:
+            raise _wrap(exc) from exc
+
+    async def create_index(self, name: str, body: dict[str, Any]) -> None:
+        try:
+            await self.client.indices.create(index=name, body=body)
+        except (ApiError, TransportError) as exc:
+            raise _wrap(exc) from exc
+
+    async def bulk(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return dict((await self.client.bulk(operations=operations)).body)
+        except (ApiError, TransportError) as exc:
+            raise _wrap(exc) from exc
+
+    async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return dict((await self.client.search(index=index, body=body)).body)
+        except (ApiError, TransportError) as exc:
+            raise _wrap(exc) from exc
+
+    async def count(self, index: str, body: dict[str, Any] | None = None) -> int:
+        try:
+            return int((await self.client.count(index=index, body=body))["count"])
+        except (ApiError, TransportError) as exc:
+            raise _wrap(exc) from exc
+
+    async def refresh(self, index: str) -> None:
+        try:
+            await self.client.indices.refresh(index=index)
+        except (ApiError, TransportError) as exc:
+            raise _wrap(exc) from exc
+
+    async def get_source(self, index: str, doc_id: str) -> dict[str, Any] | None:
+        try:
+            return dict((await self.client.get(index=index, id=doc_id))["_source"])
+        except NotFoundError:
+            return None
+        except (ApiError, TransportError) as exc:
+            raise _wrap(exc) from exc
+
+    async def close(self) -> None:
+        await self.client.close()

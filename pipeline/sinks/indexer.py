@@ -1,0 +1,129 @@
+"""The search-index sink: installs the template and alias, writes batches exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from pipeline.errors import RetryableError
+from pipeline.models import EnrichedArticle
+from pipeline.sinks.backend import SearchBackend
+from pipeline.sinks.bulk import backoff_delay, bulk_operations, classify_response, external_version
+from pipeline.sinks.templates import AnalysisVariant, first_index, load_templates
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class IndexSetup:
+    """What ``setup`` did to the search engine."""
+
+    engine: str
+    version: str
+    variant: AnalysisVariant
+    alias: str
+    created_index: str | None
+
+
+@dataclass
+class WriteResult:
+    """A batch's fate: acknowledged ids (new or already newer) and rejected documents."""
+
+    indexed: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    rejected: list[tuple[EnrichedArticle, str]] = field(default_factory=list)
+    retries: int = 0
+
+
+async def install_index(backend: SearchBackend, alias: str) -> IndexSetup:
+    """Component templates, index template, and the first index behind ``alias``."""
+    info = await backend.info()
+    version = str(info.get("version", {}).get("number", "?"))
+    variant: AnalysisVariant = "english" if await backend.has_analyzer("english") else "standard"
+    if variant == "standard":
+        log.warning(
+            "index.standard_analysis",
+            reason="this node has no language analyzers (no analysis-common module); "
+            "text fields use the standard analyzer, without stemming",
+        )
+    templates = load_templates(variant)
+    for name, body in templates.components.items():
+        await backend.put_component_template(name, body)
+    # The template file is written for the default alias; follow the configured one.
+    index_template = {**templates.index_template, "index_patterns": [f"{alias}-*"]}
+    await backend.put_index_template(alias, index_template)
+    created = None
+    if not await backend.alias_exists(alias):
+        created = first_index(alias)
+        await backend.create_index(created, {"aliases": {alias: {"is_write_index": True}}})
+    log.info("index.ready", engine=backend.engine, alias=alias, variant=variant, created=created)
+    return IndexSetup(backend.engine, version, variant, alias, created)
+
+
+class Indexer:
+    """Bulk writes with deterministic ``_id`` and external versions; never drops retryables."""
+
+    def __init__(
+        self,
+        backend: SearchBackend,
+        alias: str,
+        *,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 60.0,
+    ) -> None:
+        self.backend = backend
+        self.alias = alias
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+
+    async def write(self, articles: Sequence[EnrichedArticle]) -> WriteResult:
+        """Index ``articles``; returns only when every one is acknowledged or rejected."""
+        result = WriteResult()
+        pending: dict[str, EnrichedArticle] = {}
+        for article in articles:  # the last revision of an id in a batch wins
+            known = pending.get(article.id)
+            if known is None or external_version(article) >= external_version(known):
+                pending[article.id] = article
+        attempt = 0
+        while pending:
+            try:
+                response = await self.backend.bulk(self._operations(pending.values()))
+            except RetryableError as exc:
+                delay = exc.retry_after or backoff_delay(
+                    attempt, self.backoff_base, self.backoff_cap
+                )
+                log.warning("sink.bulk_retry", error=str(exc), delay=delay, docs=len(pending))
+                attempt += 1
+                result.retries += 1
+                await asyncio.sleep(delay)
+                continue
+            report = classify_response(response)
+            result.indexed += report.indexed
+            result.stale += report.stale
+            for item in report.rejected:
+                article = pending[item.doc_id]
+                result.rejected.append((article, f"{item.status} {item.reason}"))
+            done = set(report.indexed) | set(report.stale) | {r.doc_id for r in report.rejected}
+            pending = {k: v for k, v in pending.items() if k not in done}
+            if pending:
+                delay = backoff_delay(attempt, self.backoff_base, self.backoff_cap)
+                log.warning(
+                    "sink.items_retry",
+                    docs=len(pending),
+                    delay=delay,
+                    reason=report.retry[0].reason if report.retry else None,
+                )
+                attempt += 1
+                result.retries += 1
+                await asyncio.sleep(delay)
+        return result
+
+    def _operations(self, articles: Any) -> list[dict[str, Any]]:
+        return bulk_operations(
+            self.alias,
+            [(a.id, external_version(a), a.document()) for a in articles],
+        )

@@ -1,0 +1,116 @@
+"""OpenSearch 2.x connector (``opensearch-py``): the local stack's engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opensearchpy import AsyncOpenSearch
+from opensearchpy.exceptions import (
+    ConnectionError,
+    ConnectionTimeout,
+    NotFoundError,
+    RequestError,
+    TransportError,
+)
+
+from pipeline.errors import RetryableError, SearchBackendError
+from pipeline.settings import Settings
+
+
+def _wrap(exc: Exception) -> SearchBackendError:
+    if isinstance(exc, ConnectionError | ConnectionTimeout):
+        return RetryableError(f"opensearch unreachable: {exc}")
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and (status == 429 or status >= 500):
+        return RetryableError(f"opensearch {status}: {exc}")
+    return SearchBackendError(f"opensearch: {exc}")
+
+
+class OpenSearchBackend:
+    """Thin adapter; request bodies come from the shared templates and query builder."""
+
+    engine = "opensearch"
+
+    def __init__(self, settings: Settings, url: str) -> None:
+        self.url = url
+        options: dict[str, Any] = {"timeout": 30, "retry_on_timeout": True}
+        if settings.opensearch_username and settings.opensearch_password:
+            options["http_auth"] = (
+                settings.opensearch_username,
+                settings.opensearch_password.get_secret_value(),
+            )
+        self.client = AsyncOpenSearch(hosts=[url], **options)
+
+    async def info(self) -> dict[str, Any]:
+        try:
+            return dict(await self.client.info())
+        except TransportError as exc:
+            raise _wrap(exc) from exc
+
+    async def has_analyzer(self, name: str) -> bool:
+        try:
+            await self.client.indices.analyze(body={"analyzer": name, "text": "running"})
+        except RequestError:
+            return False
+        except TransportError as exc:
+            raise _wrap(exc) from exc
+        return True
+
+    async def put_component_template(self, name: str, body: dict[str, Any]) -> None:
+        try:
+            await self.client.cluster.put_component_template(name=name, body=body)
+        except TransportError as exc:
+            raise _wrap(exc) from exc
+
+    async def put_index_template(self, name: str, body: dict[str, Any]) -> None:
+        try:
+            await self.client.indices.put_index_template(name=name, body=body)
+        except TransportError as exc:
+            raise _wrap(exc) from exc
+
+    async def alias_exists(self, alias: str) -> bool:
+        try:
+            return bool(await self.client.indices.exists_alias(name=alias))
+        except TransportError as exc:
+            raise _wrap(exc) from exc
+
+    async def create_index(self, name: str, body: dict[str, Any]) -> None:
+        try:
+            await self.client.indices.create(index=name, body=body)
+        except TransportError as exc:
+            raise _wrap(exc) from exc
+
+    async def bulk(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return dict(await self.client.bulk(body=operations))
+        except TransportError as exc:
+            raise _wrap(exc) from exc
+
+    async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return dict(await self.client.search(index=index, body=body))
+        except TransportError as exc:
+            raise _wrap(exc) from exc
+
+    async def count(self, index: str, body: dict[str, Any] | None = None) -> int:
+        try:
+            return int((await self.client.count(index=index, body=body))["count"])
+        except TransportError as exc:
+            raise _wrap(exc) from exc
+
+    async def refresh(self, index: str) -> None:
+        try:
+            await self.client.indices.refresh(index=index)
+        except TransportError as exc:
+            raise _wrap(exc) from exc
+
+    async def get_source(self, index: str, doc_id: str) -> dict[str, Any] | None:
+        try:
+            return dict((await self.client.get(index=index, id=doc_id))["_source"])
+        except NotFoundError:
+            return None
+        except TransportError as exc:
+            raise _wrap(exc) from exc
+
+    async def close(self) -> None:
+        await self.client.close()

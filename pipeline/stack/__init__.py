@@ -1,0 +1,12 @@
+"""The local stack: Apache Kafka (KRaft) and OpenSearch resolved by Maven, no Docker.
+
+``LocalStack(settings, progress=print).up()`` starts both servers (idempotent), ``down()``
+stops them, ``status()`` says what really runs; ``local_endpoints(settings)`` reads the
+endpoints of a running stack.
+"""
+
+from __future__ import annotations
+
+from pipeline.stack.manager import LocalStack, ServiceStatus, StackStatus, local_endpoints
+
+__all__ = ["LocalStack", "ServiceStatus", "StackStatus", "local_endpoints"]

@@ -1,0 +1,86 @@
+"""Session fixtures: real Kafka and search engine for integration tests.
+
+``stack`` uses the servers named by NEWSWIRE_KAFKA_BOOTSTRAP and NEWSWIRE_OPENSEARCH_URL
+when both are set; otherwise it starts the local stack (pipeline.stack.LocalStack) in
+``.newswire/test`` on ports 29092/29093/29200/29300, so it never clashes with a developer's
+own stack, and stops it at the end of the session (NEWSWIRE_TEST_KEEP_STACK=1 keeps it
+running for the next session). The fixture is lazy: ``pytest tests/unit`` starts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipeline.settings import Settings
+from pipeline.stack import LocalStack
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_HOME = REPO / ".newswire" / "test"
+# Shared with the developer's default home, so the jars are resolved once per checkout.
+SHARED_DIST = REPO / ".newswire" / "dist"
+TEST_PORTS = {
+    "kafka_port": 29092,
+    "kafka_controller_port": 29093,
+    "search_port": 29200,
+    "search_transport_port": 29300,
+}
+
+
+@dataclass(frozen=True)
+class StackEndpoints:
+    """Where integration tests find Kafka and the search engine."""
+
+    kafka_bootstrap: str
+    search_url: str
+    settings: Settings
+    local: LocalStack | None = None  # set when the fixture runs the local stack itself
+
+
+def local_test_settings(home: Path = TEST_HOME, **overrides: object) -> Settings:
+    """Settings for a local test stack: its own home and ports, smaller heaps."""
+    values: dict[str, object] = {
+        "home": home,
+        **TEST_PORTS,
+        "kafka_heap": "256m",
+        "search_heap": "512m",
+        "kafka_bootstrap": f"127.0.0.1:{TEST_PORTS['kafka_port']}",
+        "opensearch_url": f"http://127.0.0.1:{TEST_PORTS['search_port']}",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "stack_last: runs after every other test (it stops the session stack)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``stack_last`` stop the shared servers: run them at the very end."""
+    items.sort(key=lambda item: item.get_closest_marker("stack_last") is not None)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackEndpoints]:
+    kafka = os.environ.get("NEWSWIRE_KAFKA_BOOTSTRAP")
+    search = os.environ.get("NEWSWIRE_OPENSEARCH_URL")
+    if kafka and search:
+        yield StackEndpoints(kafka, search, Settings())
+        return
+    settings = local_test_settings()
+    local = LocalStack(settings, dist_dir=SHARED_DIST)
+    # Another test session (a second terminal) may already run the test stack: share it,
+    # and leave stopping it to the session that started it.
+    started_here = not local.status().healthy
+    status = local.up()
+    try:
+        yield StackEndpoints(status.kafka.endpoint, status.search.endpoint, settings, local)
+    finally:
+        if started_here and os.environ.get("NEWSWIRE_TEST_KEEP_STACK") != "1":
+            local.down()

@@ -1,0 +1,78 @@
+"""Small helpers shared by the integration tests: unique names, polling, Kafka reads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from pipeline.settings import Settings
+
+
+def isolated(settings: Settings, name: str, **extra: Any) -> Settings:
+    """Settings with topics, alias and consumer group of their own, so tests never mix."""
+    tag = f"{name}-{uuid.uuid4().hex[:8]}"
+    return settings.model_copy(
+        update={
+            "index_alias": f"nwtest-{tag}-articles",
+            "topic_raw": f"nwtest.{tag}.raw",
+            "topic_enriched": f"nwtest.{tag}.enriched",
+            "topic_dlq": f"nwtest.{tag}.dlq",
+            "worker_id": f"nwtest-{tag}",
+            **extra,
+        }
+    )
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    """NEWSWIRE_* variables that reproduce ``settings`` in a child process."""
+    names = (
+        "kafka_bootstrap", "opensearch_url", "elasticsearch_url", "index_alias", "topic_raw",
+        "topic_enriched", "topic_dlq", "worker_id", "worker_web_port", "batch_size",
+        "batch_seconds", "home", "topic_partitions",
+    )  # fmt: skip
+    env: dict[str, str] = {}
+    for name in names:
+        value = getattr(settings, name)
+        if value is not None:
+            env[f"NEWSWIRE_{name.upper()}"] = str(value)
+    return env
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], limit: float, what: str, every: float = 1.0
+) -> None:
+    """Poll ``check`` until it is true; fail with ``what`` after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(every)
+    raise AssertionError(f"timed out after {limit:.0f}s waiting for {what}")
+
+
+async def read_topic(bootstrap: str, topic: str, expect: int, limit: float = 60) -> list[Any]:
+    """Read ``expect`` JSON records from the start of ``topic`` (fails if they never come)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + limit
+        while len(records) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for messages in batch.values():
+                records.extend(json.loads(m.value) for m in messages)
+    finally:
+        await consumer.stop()
+    return records

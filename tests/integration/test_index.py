@@ -1,0 +1,130 @@
+"""The search-index sink against the real search engine started by the session fixture."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from pipeline.models import EnrichedArticle, Entities, Topic
+from pipeline.search.query import SearchRequest
+from pipeline.search.service import search
+from pipeline.sinks.backend import open_backend
+from pipeline.sinks.indexer import Indexer, install_index
+from tests.integration.helpers import isolated
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2015, 12, 15, 12, 0, tzinfo=UTC)
+
+
+def _article(doc_id: str, title: str, *, fetched: datetime = T0, **extra: Any) -> EnrichedArticle:
+    return EnrichedArticle(
+        id=doc_id,
+        title=title,
+        body=extra.pop("body", f"{title}. Diplomats met in Moscow about the talks."),
+        published_at=T0,
+        fetched_at=fetched,
+        language="en",
+        entities=extra.pop("entities", Entities(person=["John Kerry"], location=["Moscow"])),
+        topics=[Topic(code="medtop:11000000", label="politics", score=0.9)],
+        **extra,
+    )
+
+
+@pytest.fixture
+async def index(stack: Any) -> Any:
+    settings = isolated(stack.settings, "index")
+    backend = open_backend(settings)
+    setup = await install_index(backend, settings.index_alias)
+    yield settings, backend, setup
+    await backend.close()
+
+
+async def test_setup_is_idempotent_and_creates_alias(index: Any) -> None:
+    settings, backend, setup = index
+    assert setup.created_index == f"{settings.index_alias}-000001"
+    again = await install_index(backend, settings.index_alias)
+    assert again.created_index is None  # alias exists: nothing new
+    assert await backend.alias_exists(settings.index_alias)
+
+
+async def test_external_versions_never_let_old_revisions_win(index: Any) -> None:
+    settings, backend, _ = index
+    indexer = Indexer(backend, settings.index_alias)
+    new = _article("v1", "Newer headline", fetched=T0 + timedelta(hours=1))
+    old = _article("v1", "Older headline", fetched=T0)
+    first = await indexer.write([new])
+    assert first.indexed == ["v1"]
+    second = await indexer.write([old])  # a redelivered older revision
+    assert second.stale == ["v1"] and not second.indexed and not second.rejected
+    third = await indexer.write([new])  # the same revision again: no duplicate, no error
+    assert third.stale == ["v1"]
+    await backend.refresh(settings.index_alias)
+    source = await backend.get_source(settings.index_alias, "v1")
+    assert source is not None and source["title"] == "Newer headline"
+    assert await backend.count(settings.index_alias) == 1
+
+
+async def test_strict_mapping_rejects_unknown_fields_and_immense_terms(index: Any) -> None:
+    settings, backend, _ = index
+    ops = [
+        {"index": {"_index": settings.index_alias, "_id": "bad1"}},
+        {"id": "bad1", "title": "x", "not_in_mapping": 1},
+    ]
+    response = await backend.bulk(ops)
+    error = response["items"][0]["index"]["error"]
+    assert error["type"] == "strict_dynamic_mapping_exception"
+    indexer = Indexer(backend, settings.index_alias)
+    result = await indexer.write(
+        [_article("ok", "Fine"), _article("huge", "Big", authors=["x" * 40000])]
+    )
+    assert result.indexed == ["ok"]
+    assert [a.id for a, _ in result.rejected] == ["huge"]
+    assert "400" in result.rejected[0][1]
+
+
+async def test_search_full_text_highlight_facets_filters(index: Any) -> None:
+    settings, backend, _ = index
+    indexer = Indexer(backend, settings.index_alias)
+    await indexer.write(
+        [
+            _article("a", "Kerry meets Lavrov in Moscow"),
+            _article(
+                "b",
+                "Football final in Madrid",
+                body="Real Madrid won the final.",
+                entities=Entities(organization=["Real Madrid"], location=["Madrid"]),
+            ),
+        ]
+    )
+    await backend.refresh(settings.index_alias)
+    result = await search(
+        settings,
+        SearchRequest(query="Kerry Lavrov", facets=("person", "location", "topic", "time")),
+    )
+    assert result.total == 1
+    hit = result.hits[0]
+    assert hit["id"] == "a" and hit["published_at"].startswith("2015-12-15")
+    assert any("**Kerry**" in fragment for fragment in hit["highlight"]["title"])
+    assert result.facets["person"] == [{"value": "John Kerry", "count": 1}]
+    assert result.facets["time"] == [{"value": "2015-12-15", "count": 1}]
+    everything = await search(
+        settings, SearchRequest(facets=("location",), filters=("location=Madrid",))
+    )
+    assert [h["id"] for h in everything.hits] == ["b"]
+    assert everything.facets["location"] == [{"value": "Madrid", "count": 1}]
+
+
+async def test_stemming_when_the_node_has_language_analyzers(index: Any) -> None:
+    settings, backend, setup = index
+    if setup.variant != "english":
+        pytest.skip(
+            f"{backend.engine} node has no language analyzers (no analysis-common module): "
+            "the index uses the standard analyzer, which does not stem"
+        )
+    await Indexer(backend, settings.index_alias).write([_article("s", "Talks are running late")])
+    await backend.refresh(settings.index_alias)
+    result = await search(settings, SearchRequest(query="run"))
+    assert [h["id"] for h in result.hits] == ["s"]

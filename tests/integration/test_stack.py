@@ -1,0 +1,133 @@
+"""The local stack against real servers: idempotent up, truthful status, Kafka round trip,
+OpenSearch health and analyzers, and (last of the session) a clean down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from pipeline.stack import LocalStack, local_endpoints
+from pipeline.stack.process import is_alive, port_open
+from tests.conftest import SHARED_DIST, StackEndpoints
+
+pytestmark = pytest.mark.integration
+
+
+def _local(stack: StackEndpoints) -> LocalStack:
+    if stack.local is None:
+        pytest.skip("servers come from NEWSWIRE_KAFKA_BOOTSTRAP / NEWSWIRE_OPENSEARCH_URL")
+    return stack.local
+
+
+def test_status_tells_the_truth(stack: StackEndpoints) -> None:
+    local = _local(stack)
+    # A fresh object knows only the home: status comes from pid files, /proc and the ports.
+    status = LocalStack(stack.settings, dist_dir=SHARED_DIST).status()
+    assert status.running and status.healthy, status.to_dict()
+    for service in status.services:
+        assert service.pid is not None and is_alive(service.pid)
+        assert port_open(service.port)
+        assert service.log_file.is_file()
+        assert service.rss_bytes and service.rss_bytes > 50 * 1024 * 1024
+    assert status.kafka.endpoint == stack.kafka_bootstrap == local.kafka.bootstrap
+    assert status.search.endpoint == stack.search_url
+    assert status.kafka.version == "4.1.1"
+    assert status.search.version == "2.19.6"
+    rss = {s.name: round((s.rss_bytes or 0) / 2**20) for s in status.services}
+    print(f"RSS MiB: {rss}")
+
+
+def test_up_is_idempotent_and_fast(stack: StackEndpoints) -> None:
+    local = _local(stack)
+    before = local.status()
+    messages: list[str] = []
+    started = time.monotonic()
+    after = LocalStack(stack.settings, messages.append, dist_dir=SHARED_DIST).up()
+    elapsed = time.monotonic() - started
+    assert elapsed < 10, f"second up took {elapsed:.1f} s"
+    assert [s.pid for s in after.services] == [s.pid for s in before.services]
+    assert any("already running" in m for m in messages)
+    assert not any(m.startswith("downloading") for m in messages)
+    data = json.loads((stack.settings.home / "stack.json").read_text())
+    assert data["kafka_bootstrap"] == stack.kafka_bootstrap
+    assert data["search_url"] == stack.search_url
+    assert data["search_engine"] == "opensearch"
+    assert data["search_version"] == "2.19.6"
+    assert data["kafka_version"] == "4.1.1"
+    assert local_endpoints(stack.settings) == data
+
+
+async def test_kafka_produce_and_consume(stack: StackEndpoints) -> None:
+    topic = f"newswire.test.stack.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(topic, b"hello newswire", key=b"k1")
+    finally:
+        await producer.stop()
+    assert meta.offset == 0
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=stack.kafka_bootstrap,
+        group_id=f"g-{topic}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), timeout=30)
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+    assert (record.key, record.value) == (b"k1", b"hello newswire")
+
+
+def test_opensearch_health_version_and_english_analyzer(stack: StackEndpoints) -> None:
+    with httpx.Client(base_url=stack.search_url, timeout=10) as client:
+        health = client.get("/_cluster/health").json()
+        assert health["status"] in {"green", "yellow"}
+        root = client.get("/").json()
+        assert root["version"]["distribution"] == "opensearch"
+        assert root["version"]["number"].startswith("2.")
+        analyzed = client.post("/_analyze", json={"analyzer": "english", "text": "running"})
+        assert analyzed.status_code == 200, analyzed.text
+        assert [t["token"] for t in analyzed.json()["tokens"]] == ["run"]
+        folded = client.post(
+            "/_analyze",
+            json={"tokenizer": "standard", "filter": ["lowercase", "asciifolding"], "text": "Café"},
+        )
+        assert [t["token"] for t in folded.json()["tokens"]] == ["cafe"]
+
+
+@pytest.mark.stack_last
+def test_down_stops_both(stack: StackEndpoints) -> None:
+    local = _local(stack)
+    before = local.status()
+    pids = [s.pid for s in before.services]
+    started = time.monotonic()
+    local.down()
+    elapsed = time.monotonic() - started
+    assert elapsed < 60
+    after = local.status()
+    assert not after.running and not after.healthy
+    assert all(not s.running and s.pid is None for s in after.services)
+    assert all(pid is not None and not is_alive(pid) for pid in pids)
+    assert not port_open(local.kafka.port) and not port_open(local.search.port)
+    assert not local.kafka.pid_file.exists() and not local.search.pid_file.exists()
+    assert local_endpoints(stack.settings) is None
+    local.down()  # tolerant when nothing runs
+    print(f"down took {elapsed:.1f} s")

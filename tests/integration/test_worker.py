@@ -1,0 +1,195 @@
+"""The Faust worker as a real process: seeds end to end, SIGKILL halfway, the DLQ."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.kafka import encode, make_producer
+from pipeline.models import EnrichedArticle
+from pipeline.settings import Settings
+from pipeline.setup import run_setup
+from pipeline.sinks.backend import open_backend
+from pipeline.sources.replay import ReplayReport, collect, replay
+from tests.integration.helpers import env_for, isolated, read_topic, wait_for
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    """``newswire worker`` in a child process, with its log kept for failures."""
+
+    def __init__(self, settings: Settings, log_file: Path) -> None:
+        self.settings = settings
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **env_for(self.settings), "NEWSWIRE_WORKER_WEB_PORT": "0"}
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "worker"],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def tail(self) -> str:
+        return self.log_file.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture
+def worker_settings(stack: Any) -> Settings:
+    return isolated(stack.settings, "worker", batch_size=32, batch_seconds=0.5)
+
+
+@pytest.fixture
+def worker(worker_settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(worker_settings, tmp_path / "worker.log")
+    yield process
+    process.stop()
+
+
+async def _count(settings: Settings, ids: list[str] | None = None) -> int:
+    backend = open_backend(settings)
+    try:
+        await backend.refresh(settings.index_alias)
+        body = {"query": {"ids": {"values": ids}}} if ids is not None else None
+        return await backend.count(settings.index_alias, body)
+    finally:
+        await backend.close()
+
+
+async def _source(settings: Settings, doc_id: str) -> dict[str, Any] | None:
+    backend = open_backend(settings)
+    try:
+        return await backend.get_source(settings.index_alias, doc_id)
+    finally:
+        await backend.close()
+
+
+async def test_seed_end_to_end_and_second_replay_keeps_one_document(
+    worker_settings: Settings, worker: WorkerProcess
+) -> None:
+    await run_setup(worker_settings)
+    worker.start()
+    report = await replay([REPO / "seeds"], worker_settings)
+    assert report.articles == 1 and not report.errors
+    seed_id = report.ids[0]
+
+    async def indexed() -> bool:
+        assert worker.alive(), worker.tail()
+        return await _count(worker_settings, [seed_id]) == 1
+
+    await wait_for(indexed, 180, "the seed article to be indexed")
+    first = await _source(worker_settings, seed_id)
+    assert first is not None
+    assert first["published_at"].startswith("2015-12-15")
+    assert "John Kerry" in first["entities"]["person"]
+    assert first["topics"], "at least one topic"
+
+    again = await replay([REPO / "seeds"], worker_settings)
+    assert again.ids == [seed_id]
+
+    async def reindexed() -> bool:
+        source = await _source(worker_settings, seed_id)
+        return source is not None and source["fetched_at"] > first["fetched_at"]
+
+    await wait_for(reindexed, 120, "the second replay to reach the index")
+    assert await _count(worker_settings) == 1
+
+
+async def test_sigkill_halfway_leaves_every_article_indexed_exactly_once(
+    worker_settings: Settings, worker: WorkerProcess, stack: Any
+) -> None:
+    bbc = stack.settings.eval_dir / "bbc-dev"
+    if not bbc.is_dir():
+        pytest.skip(f"evaluation data not found at {bbc} (set NEWSWIRE_EVAL_DIR)")
+    expected = {a.id for a in collect([bbc], worker_settings, ReplayReport())}
+    assert len(expected) > 1000
+    await run_setup(worker_settings)
+    worker.start()
+    report = await replay([bbc], worker_settings)
+    assert report.articles == 1114 and not report.errors
+
+    async def halfway() -> bool:
+        assert worker.alive(), worker.tail()
+        return await _count(worker_settings) >= len(expected) // 3
+
+    await wait_for(halfway, 400, "a third of bbc-dev to be indexed", every=0.5)
+    worker.kill()
+    killed_at = await _count(worker_settings)
+    assert killed_at < len(expected), "the worker finished before it could be killed"
+    worker.start()
+
+    async def complete() -> bool:
+        assert worker.alive(), worker.tail()
+        return await _count(worker_settings) >= len(expected)
+
+    await wait_for(complete, 600, "every bbc-dev article to be indexed", every=2)
+    assert await _count(worker_settings) == len(expected)
+    assert await _count(worker_settings, sorted(expected)) == len(expected)
+
+
+async def test_unindexable_records_go_to_the_dlq_and_the_worker_goes_on(
+    worker_settings: Settings, worker: WorkerProcess
+) -> None:
+    await run_setup(worker_settings)
+    worker.start()
+    good = EnrichedArticle(id="good", title="A good record", body="Fine.", language="en")
+    immense = EnrichedArticle(id="immense", title="Refused", authors=["x" * 40000])
+    unknown = {**good.document(), "id": "unknown", "not_in_mapping": True}
+    producer = make_producer(worker_settings)
+    await producer.start()
+    try:
+        for key, value in (
+            (b"unknown", json.dumps(unknown).encode()),
+            (b"immense", encode(immense.document())),
+            (b"broken", b"{not json"),
+            (b"good", encode(good.document())),
+        ):
+            await producer.send_and_wait(worker_settings.topic_enriched, value=value, key=key)
+        await producer.send_and_wait(worker_settings.topic_raw, value=b"\xff\xfe", key=b"raw-bad")
+    finally:
+        await producer.stop()
+    assert worker_settings.kafka_bootstrap
+    dead = await read_topic(worker_settings.kafka_bootstrap, worker_settings.topic_dlq, 4, 120)
+    by_key = {record["key"]: record for record in dead}
+    assert set(by_key) == {"unknown", "immense", "broken", "raw-bad"}, worker.tail()
+    assert "not_in_mapping" in by_key["unknown"]["reason"]
+    assert "immense" in by_key["immense"]["reason"].lower() or "400" in by_key["immense"]["reason"]
+    assert by_key["immense"]["original"]["id"] == "immense"
+    assert by_key["raw-bad"]["stage"] == "enrich"
+
+    async def good_indexed() -> bool:
+        assert worker.alive(), worker.tail()
+        return await _count(worker_settings, ["good"]) == 1
+
+    await wait_for(good_indexed, 120, "the good record to be indexed after the bad ones")

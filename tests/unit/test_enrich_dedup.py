@@ -1,0 +1,72 @@
+"""Exact duplicates, MinHash story signatures and cluster assignment."""
+
+from __future__ import annotations
+
+from pipeline.enrich import dedup
+
+STORY_A = """Kerry in Moscow to push Syria peace plan.
+US Secretary of State John Kerry has arrived in Moscow, where a meeting with President
+Vladimir Putin could decide the fate of Syrian peace talks. Kerry first held talks with
+Foreign Minister Sergei Lavrov, but the success of his trip will depend on the rare
+Kremlin meeting with Putin. Washington is relying on the Kremlin to drag Russian ally
+Bashar al-Assad to the table for talks with rebel opponents on ending Syria's civil war."""
+
+STORY_A_OTHER_SOURCE = """Kerry meets Putin in Moscow over Syria peace plan.
+John Kerry, the US Secretary of State, arrived in Moscow on Tuesday for a meeting with
+President Vladimir Putin that could decide the fate of the Syrian peace talks. Kerry
+first held talks with Russian Foreign Minister Sergei Lavrov; the success of the trip
+depends on the Kremlin meeting with Putin. Washington relies on the Kremlin to bring its
+ally Bashar al-Assad to the table for talks with the rebels on ending the civil war."""
+
+STORY_B = """Bank of England holds interest rates as inflation eases.
+The Bank of England kept its benchmark interest rate unchanged on Thursday after
+inflation slowed for a third month, and policymakers signalled that borrowing costs
+could fall later in the year if wage growth continues to cool across the economy.
+Sterling weakened against the dollar after the decision, while gilt yields fell."""
+
+
+def test_fingerprint_ignores_case_punctuation_and_spacing() -> None:
+    assert dedup.fingerprint("Hello, World!", "x") == dedup.fingerprint("hello   world", "X.")
+    assert dedup.fingerprint("Hello world") != dedup.fingerprint("Hello there world")
+
+
+def test_exact_duplicate_check() -> None:
+    index: dict[str, str] = {}
+    fp = dedup.fingerprint(STORY_A)
+    assert dedup.check_exact_duplicate(fp, index, "a1") is None
+    assert dedup.check_exact_duplicate(fp, index, "a1") is None  # redelivery of itself
+    assert dedup.check_exact_duplicate(fp, index, "a2") == "a1"
+
+
+def test_signature_is_deterministic_and_encodable() -> None:
+    sig = dedup.signature(STORY_A)
+    assert len(sig) == dedup.NUM_PERM
+    assert sig == dedup.signature(STORY_A)
+    assert dedup.decode_signature(dedup.encode_signature(sig)) == sig
+    assert len(dedup.band_keys(sig)) == dedup.BANDS
+
+
+def test_similarity_orders_stories() -> None:
+    a, a2, b = (dedup.signature(t) for t in (STORY_A, STORY_A_OTHER_SOURCE, STORY_B))
+    assert dedup.jaccard_estimate(a, a2) > dedup.SIMILARITY_THRESHOLD
+    assert dedup.jaccard_estimate(a, b) < 0.1
+
+
+def test_same_story_two_sources_one_cluster_different_story_not() -> None:
+    index: dict[str, str] = {}
+    c1 = dedup.assign_cluster(dedup.signature(STORY_A), index, "id-a")
+    c2 = dedup.assign_cluster(dedup.signature(STORY_A_OTHER_SOURCE), index, "id-a2")
+    c3 = dedup.assign_cluster(dedup.signature(STORY_B), index, "id-b")
+    assert c1 == c2 == "id-a"
+    assert c3 == "id-b"
+    # a fresh index with the other order gives the same grouping
+    index2: dict[str, str] = {}
+    assert dedup.assign_cluster(dedup.signature(STORY_B), index2, "b") == "b"
+    assert dedup.assign_cluster(dedup.signature(STORY_A_OTHER_SOURCE), index2, "x") == "x"
+    assert dedup.assign_cluster(dedup.signature(STORY_A), index2, "y") == "x"
+
+
+def test_empty_text_does_not_cluster_with_text() -> None:
+    index: dict[str, str] = {}
+    assert dedup.assign_cluster(dedup.signature(""), index, "e") == "e"
+    assert dedup.assign_cluster(dedup.signature(STORY_B), index, "b") == "b"

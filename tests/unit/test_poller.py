@@ -1,0 +1,420 @@
+"""Poller logic: pure functions, then the poller against a loopback feed server with an
+in-memory state store and a list as the "Kafka" publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gzip
+import itertools
+import json
+import random
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.errors import FetchError
+from pipeline.models import RawArticle
+from pipeline.settings import Settings
+from pipeline.sources.feeds import FeedConfig
+from pipeline.sources.poller import (
+    BoundedDecoder,
+    Poller,
+    ResponseTooLargeError,
+    SafeResolver,
+    backoff_delay,
+    conditional_headers,
+    new_articles,
+    next_interval,
+    parse_max_age,
+    parse_retry_after,
+)
+from pipeline.sources.safety import UnsafeURLError, address_problem, check_url
+from pipeline.sources.state import FeedState, MemoryStateStore, PollerConfig, partition_for
+from tests.fixtures.feeds_server import FEEDS_DIR, FeedServer, Route, rss_with_items
+
+CONFIG = PollerConfig(
+    allow_private_feeds=True,
+    poll_min_interval=60,
+    poll_max_interval=3600,
+    poll_backoff_base=10,
+    poll_backoff_cap=24 * 3600,
+    poll_timeout=10,
+    poll_max_bytes=10 * 1024 * 1024,
+    poller_metrics_port=0,
+)
+
+# -- pure logic --------------------------------------------------------------------------
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after("120", now=0) == 120
+    assert parse_retry_after("Thu, 01 Jan 1970 01:00:00 GMT", now=1800) == 1800
+    assert parse_retry_after("garbage", now=0) is None
+    assert parse_retry_after(None, now=0) is None
+    assert parse_retry_after("99999999", now=0) == 7 * 86400
+
+
+def test_parse_max_age() -> None:
+    assert parse_max_age("public, max-age=600") == 600
+    assert parse_max_age("max-age=60, s-maxage=300") == 300
+    assert parse_max_age("no-cache") is None
+    assert parse_max_age("max-age=abc") is None
+
+
+def test_conditional_headers_echo_validators() -> None:
+    state = FeedState(
+        key="k", url="u", etag='W/"abc"', last_modified="Tue, 14 Nov 2023 22:13:20 GMT"
+    )
+    assert conditional_headers(state) == {
+        "If-None-Match": 'W/"abc"',
+        "If-Modified-Since": "Tue, 14 Nov 2023 22:13:20 GMT",
+    }
+    assert conditional_headers(FeedState(key="k", url="u")) == {}
+
+
+def test_backoff_grows_with_jitter_and_caps() -> None:
+    rng = random.Random(1)
+    delays = [backoff_delay(n, 60, 24 * 3600, rng) for n in range(1, 16)]
+    # non-decreasing until the cap (60 * 2**10 < 24 h), then jittered in [cap/2, cap]
+    assert all(b >= a for a, b in itertools.pairwise(delays[:11]))
+    assert 30 <= delays[0] <= 60
+    assert 60 <= delays[1] <= 120
+    assert all(d <= 24 * 3600 for d in delays)
+    assert delays[-1] >= 12 * 3600  # capped, still jittered in [cap/2, cap]
+    assert len({round(backoff_delay(3, 60, 3600, rng), 3) for _ in range(20)}) > 1  # jitter
+    assert backoff_delay(0, 60, 3600) == 0
+
+
+def test_next_interval_adapts_within_bounds_and_honours_hints() -> None:
+    assert next_interval(900, changed=True, config=CONFIG) == 450
+    assert next_interval(900, changed=False, config=CONFIG) == 1350
+    assert next_interval(100, changed=True, config=CONFIG) == 60  # min
+    assert next_interval(3000, changed=False, config=CONFIG) == 3600  # max
+    assert next_interval(100, changed=True, config=CONFIG, hints=[900, None]) == 900  # ttl floor
+    assert next_interval(100, changed=True, config=CONFIG, hints=[86400]) == 3600  # floor capped
+    assert next_interval(100, changed=False, config=CONFIG, fixed=300) == 300
+
+
+def test_new_articles_filters_seen_and_duplicates() -> None:
+    a, b, c = (RawArticle(id=i) for i in ("a", "b", "c"))
+    assert [x.id for x in new_articles([a, b, a, c], ["b"])] == ["a", "c"]
+
+
+def test_seen_ids_bounded() -> None:
+    state = FeedState(key="k", url="u")
+    state.remember([str(i) for i in range(10)], limit=5)
+    assert state.seen_ids == ["5", "6", "7", "8", "9"]
+    assert FeedState.from_json(state.to_json()) == state
+
+
+def test_partition_for_is_stable() -> None:
+    assert partition_for("abc", 16) == partition_for("abc", 16)
+    assert len({partition_for(str(i), 16) for i in range(200)}) == 16
+
+
+@pytest.mark.parametrize(
+    ("address", "refused"),
+    [
+        ("127.0.0.1", True), ("10.1.2.3", True), ("192.168.0.1", True), ("172.16.0.1", True),
+        ("169.254.169.254", True), ("::1", True), ("fe80::1", True), ("fc00::1", True),
+        ("::ffff:127.0.0.1", True), ("0.0.0.0", True), ("100.64.0.1", True),
+        ("8.8.8.8", False), ("2606:4700:4700::1111", False),
+    ],
+)  # fmt: skip
+def test_address_classification(address: str, refused: bool) -> None:
+    assert (address_problem(address) is not None) is refused
+
+
+def test_check_url() -> None:
+    for bad in ("file:///etc/passwd", "ftp://a.test/x", "http://127.0.0.1/x", "http://localhost/x",
+                "http://[::1]/x", "http://user:pw@a.test/x", "gopher://a.test"):  # fmt: skip
+        with pytest.raises(UnsafeURLError):
+            check_url(bad, allow_private=False)
+    check_url("https://example.org/rss", allow_private=False)
+    check_url("http://127.0.0.1:8080/x", allow_private=True)
+    with pytest.raises(UnsafeURLError):
+        check_url("file:///etc/passwd", allow_private=True)
+
+
+def test_bounded_decoder_stops_bombs() -> None:
+    bomb = gzip.compress(b"\0" * (50 * 1024 * 1024))
+    decoder = BoundedDecoder("gzip", 1024 * 1024, "u")
+    with pytest.raises(ResponseTooLargeError, match="after decompression"):
+        for i in range(0, len(bomb), 4096):
+            decoder.feed(bomb[i : i + 4096])
+    assert decoder.total <= 1024 * 1024 + 1
+    ok = BoundedDecoder("deflate", 1000, "u")
+    assert ok.feed(zlib.compress(b"hello")) + ok.finish() == b"hello"
+    raw = zlib.compressobj(wbits=-15)
+    raw_deflate = raw.compress(b"hello raw") + raw.flush()
+    ok = BoundedDecoder("deflate", 1000, "u")
+    assert ok.feed(raw_deflate) + ok.finish() == b"hello raw"
+    with pytest.raises(FetchError, match="unsupported"):
+        BoundedDecoder("compress", 10, "u")
+
+
+def test_bounded_decoder_brotli() -> None:
+    brotli = pytest.importorskip("brotli")
+    bomb = brotli.compress(b"a" * (64 * 1024 * 1024))
+    decoder = BoundedDecoder("br", 100_000, "u")
+    with pytest.raises(ResponseTooLargeError):
+        decoder.feed(bomb)
+    assert decoder.total <= 100_000 + 128 * 1024  # output is bounded per call
+    ok = BoundedDecoder("br", 100, "u")
+    assert ok.feed(brotli.compress(b"tiny")) == b"tiny"
+
+
+# -- against a loopback server -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FeedServer]:
+    srv = FeedServer().start()
+    srv.add_eval_feeds()
+    yield srv
+    srv.stop()
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.batches: list[list[RawArticle]] = []
+        self.fail = False
+
+    async def __call__(self, articles: list[RawArticle]) -> int:
+        if self.fail:
+            raise RuntimeError("kafka down")
+        self.batches.append(list(articles))
+        return len(articles)
+
+    @property
+    def articles(self) -> list[RawArticle]:
+        return [a for batch in self.batches for a in batch]
+
+
+_POLLERS: list[Poller] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_pollers() -> Any:
+    yield
+    while _POLLERS:
+        await _POLLERS.pop().close()
+
+
+def make_poller(
+    feeds: list[FeedConfig], **config: Any
+) -> tuple[Poller, Collector, MemoryStateStore]:
+    collector = Collector()
+    store = MemoryStateStore()
+    cfg = dataclasses.replace(CONFIG, **config)
+    poller = Poller(
+        Settings(), feeds, collector, store, config=cfg, executor=ThreadPoolExecutor(2),
+        rng=random.Random(7),
+    )  # fmt: skip
+    _POLLERS.append(poller)
+    return poller, collector, store
+
+
+def manifest() -> dict[str, dict[str, Any]]:
+    return {m["file"]: m for m in json.loads((FEEDS_DIR / "manifest.json").read_text())}
+
+
+needs_eval = pytest.mark.skipif(not FEEDS_DIR.exists(), reason=f"no eval feeds at {FEEDS_DIR}")
+
+
+@needs_eval
+async def test_first_poll_publishes_every_entry_then_304s(server: FeedServer) -> None:
+    feeds = [FeedConfig(url=server.url(f"/feeds/{name}"), name=name) for name in manifest()]
+    poller, collector, store = make_poller(feeds)
+    summary = await poller.run_once()
+    assert summary.polled == 20 and summary.failed == 0
+    by_feed: dict[str, list[RawArticle]] = {}
+    for article in collector.articles:
+        by_feed.setdefault(article.source.feed_url or "", []).append(article)
+    for name, item in manifest().items():
+        got = by_feed[server.url(f"/feeds/{name}")]
+        # every distinct entry once (al-monitor lists 3 stories 4 times: same id)
+        distinct = {a.canonical_url for a in got}
+        assert len(got) == len(distinct)
+        if name != "almonitor.rss.xml":
+            assert len(got) == item["entries"], name
+        assert all(a.published_at is not None for a in got)
+    assert len(collector.articles) == sum(m["entries"] for m in manifest().values()) - 9
+    titles = {a.title for a in collector.articles}
+    assert "Mãe de utente é a nova presidente da Raríssimas" in titles
+    assert "В Бузулуке главные стройплощадки – детсад и Ледовый дворец" in titles
+    assert "Ibope: Bolsonaro perde de Haddad, Ciro e Alckmin em simulações de 2º turno" in titles
+    assert store.saves == 20
+    state = store.states[feeds[0].key]
+    assert state.etag and state.last_modified and state.last_status == 200
+
+    server.requests.clear()
+    second = await poller.run_once()
+    assert second.not_modified == 20 and second.new_items == 0
+    assert len(collector.articles) == sum(m["entries"] for m in manifest().values()) - 9
+    conditional = [h for p, h in server.requests if p.startswith("/feeds/")]
+    assert len(conditional) == 20
+    assert all("if-none-match" in h and "if-modified-since" in h for h in conditional)
+    assert all("Newswire" in h["user-agent"] for h in conditional)
+
+
+async def test_feed_gaining_two_items_publishes_exactly_two(server: FeedServer) -> None:
+    items = [(f"Story {i}", f"http://site.test/s/{i}") for i in range(5)]
+    server.routes["/grow"] = Route(body=rss_with_items("Grow", items))
+    feed = FeedConfig(url=server.url("/grow"))
+    poller, collector, _ = make_poller([feed])
+    await poller.run_once()
+    assert len(collector.articles) == 5
+    server.routes["/grow"] = Route(
+        body=rss_with_items(
+            "Grow", [("New A", "http://site.test/s/a"), ("New B", "http://site.test/s/b"), *items]
+        )
+    )
+    await poller.run_once()
+    assert [a.title for a in collector.batches[-1]] == ["New A", "New B"]
+    assert len(collector.articles) == 7
+    assert poller.states[feed.key].last_outcome == "new"
+
+
+async def test_server_ignoring_validators_is_skipped_by_body_hash(server: FeedServer) -> None:
+    server.routes["/noetag"] = Route(
+        body=rss_with_items("N", [("x", "http://site.test/x")]), etag=False
+    )
+    feed = FeedConfig(url=server.url("/noetag"))
+    poller, collector, _ = make_poller([feed])
+    await poller.run_once()
+    await poller.run_once()
+    assert len(collector.articles) == 1
+    assert poller.states[feed.key].last_outcome == "unchanged"
+
+
+async def test_500_backs_off_with_growing_intervals_and_keeps_retrying(server: FeedServer) -> None:
+    server.add_failure_modes()
+    feed = FeedConfig(url=server.url("/status/500"))
+    poller, _collector, _ = make_poller([feed])
+    now = [1_000_000.0]
+    poller.clock = lambda: now[0]
+    waits = []
+    for _ in range(6):
+        state = await poller.poll_feed(feed)
+        waits.append(state.next_poll_at - now[0])
+        now[0] = state.next_poll_at
+    assert state.consecutive_failures == 6
+    assert state.last_status == 500 and "HTTP 500" in (state.last_error or "")
+    assert all(b >= a for a, b in itertools.pairwise(waits))
+    assert waits[-1] > 4 * waits[0]
+    assert server.hits["/status/500"] >= 6
+    # run_once skips a feed still in backoff, polls it when due
+    skipped = await poller.run_once()
+    assert skipped.skipped == 0 and skipped.polled == 1  # due exactly now
+    now[0] -= 1
+    state.next_poll_at = now[0] + 10
+    assert (await poller.run_once()).skipped == 1
+
+
+async def test_429_retry_after_is_honoured(server: FeedServer) -> None:
+    server.add_failure_modes()
+    feed = FeedConfig(url=server.url("/status/429"))
+    poller, _, _ = make_poller([feed])
+    before = server.hits["/status/429"]
+    state = await poller.poll_feed(feed)
+    assert state.last_status == 429
+    assert state.next_poll_at - (state.last_poll_at or 0) >= 3600
+    assert poller.due_feeds(poller.clock()) == []
+    assert (await poller.run_once()).skipped == 1
+    assert server.hits["/status/429"] == before + 1
+
+
+@pytest.mark.parametrize(
+    ("path", "match"),
+    [
+        ("/oversize", "exceeds 10485760 bytes"),
+        ("/bomb", "after decompression"),
+        ("/billion-laughs", "unsafe XML"),
+        ("/xxe", "unsafe XML: external entity"),
+        ("/html", "not a feed"),
+    ],
+)
+async def test_hostile_responses_fail_cleanly(server: FeedServer, path: str, match: str) -> None:
+    server.add_failure_modes(secret_file=str(Path(__file__)))
+    feed = FeedConfig(url=server.url(path))
+    poller, collector, _ = make_poller([feed])
+    state = await asyncio.wait_for(poller.poll_feed(feed), timeout=20)
+    assert state.last_outcome == "error"
+    assert match in (state.last_error or "")
+    assert state.consecutive_failures == 1
+    assert collector.articles == []
+    assert "test_hostile_responses" not in (state.last_error or "")
+
+
+async def test_private_address_refused_without_opt_in(server: FeedServer) -> None:
+    feed = FeedConfig(url=server.url("/feeds/bbc_world.rss.xml"))
+    poller, collector, _ = make_poller([feed], allow_private_feeds=False)
+    before = server.hits["/feeds/bbc_world.rss.xml"]
+    state = await poller.poll_feed(feed)
+    assert "refused" in (state.last_error or "") and "loopback" in (state.last_error or "")
+    assert server.hits["/feeds/bbc_world.rss.xml"] == before
+    assert collector.articles == []
+
+
+async def test_resolver_refuses_names_resolving_to_private_addresses() -> None:
+    # Names are checked when they resolve (every connection, redirects included).
+    with pytest.raises(UnsafeURLError, match="loopback"):
+        await SafeResolver(allow_private=False).resolve("localhost", 80)
+    assert await SafeResolver(allow_private=True).resolve("localhost", 80)
+
+
+async def test_permanent_redirect_updates_stored_url_and_encodings(server: FeedServer) -> None:
+    body = rss_with_items("R", [("Moved", "http://site.test/m")])
+    server.routes["/new-home"] = Route(body=body, encoding="gzip")
+    server.routes["/old-home"] = Route(status=301, location="/new-home")
+    server.routes["/temp"] = Route(status=302, location="/new-home")
+    feeds = [FeedConfig(url=server.url("/old-home")), FeedConfig(url=server.url("/temp"))]
+    poller, collector, _ = make_poller(feeds)
+    await poller.run_once()
+    assert poller.states[feeds[0].key].fetch_url == server.url("/new-home")
+    assert poller.states[feeds[1].key].fetch_url is None
+    assert [a.title for a in collector.articles] == ["Moved", "Moved"]
+
+
+async def test_failed_publish_keeps_items_for_next_poll(server: FeedServer) -> None:
+    server.routes["/pub"] = Route(body=rss_with_items("P", [("One", "http://site.test/1")]))
+    feed = FeedConfig(url=server.url("/pub"))
+    poller, collector, _ = make_poller([feed])
+    collector.fail = True
+    state = await poller.poll_feed(feed)
+    assert state.last_outcome == "error" and state.etag is None and state.seen_ids == []
+    collector.fail = False
+    state = await poller.poll_feed(feed)
+    assert [a.title for a in collector.articles] == ["One"]
+
+
+async def test_process_pool_parsing(server: FeedServer) -> None:
+    feed = FeedConfig(url=server.url("/feeds/time_world.rss.xml"))
+    collector = Collector()
+    poller = Poller(Settings(), [feed], collector, MemoryStateStore(), config=CONFIG)
+    try:
+        await poller.run_once()
+    finally:
+        await poller.close()
+    assert len(collector.articles) == 100
+
+
+async def test_run_forever_polls_when_due_and_stops(server: FeedServer) -> None:
+    server.routes["/loop"] = Route(body=rss_with_items("L", [("x", "http://site.test/l")]))
+    feed = FeedConfig(url=server.url("/loop"))
+    poller, collector, _ = make_poller([feed])
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run_forever(stop))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if collector.articles:
+            break
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
+    assert len(collector.articles) == 1
