@@ -187,7 +187,7 @@ def create_app(settings: Settings) -> faust.App:
         store="memory://",
         datadir=str(settings.home / "worker"),
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         processing_guarantee="at_least_once",

@@ -25,6 +25,10 @@ stack_app = typer.Typer(
     help="The local Kafka and search engine, without Docker.", no_args_is_help=True
 )
 app.add_typer(stack_app, name="stack")
+feeds_app = typer.Typer(
+    help="The feed list (YAML or OPML) and its polling state.", no_args_is_help=True
+)
+app.add_typer(feeds_app, name="feeds")
 out = Console()
 err = Console(stderr=True)
 
@@ -192,6 +196,66 @@ def enrich(
     settings = _settings()
     del jsonl  # JSONL is the only format; the flag documents it
     enrich_jsonl(sys.stdin, sys.stdout, batch_size=settings.batch_size)
+
+
+# -- feeds and polling -------------------------------------------------------------------
+
+FeedsOption = Annotated[
+    Path | None, typer.Option("--feeds", help="Feed list, YAML or OPML (NEWSWIRE_FEEDS_FILE).")
+]
+
+
+@app.command()
+def poll(
+    once: Annotated[bool, typer.Option("--once", help="One poll cycle, then exit.")] = False,
+    feeds: FeedsOption = None,
+) -> None:
+    """Run the feed poller: conditional GETs, backoff, per-host limits, state in Kafka."""
+    from pipeline.sources.poller import poll_command
+
+    raise typer.Exit(asyncio.run(poll_command(_settings(), feeds, once)))
+
+
+@feeds_app.command("import")
+def feeds_import(
+    opml: Annotated[Path, typer.Argument(help="An OPML file to merge into the feed list.")],
+    feeds: FeedsOption = None,
+) -> None:
+    """Merge an OPML file into the YAML feed list."""
+    from pipeline.sources.feeds import feeds_import_command
+
+    settings = _settings()
+    raise typer.Exit(feeds_import_command(opml, feeds or settings.feeds_file))
+
+
+@feeds_app.command("export")
+def feeds_export(
+    fmt: Annotated[str, typer.Option("--format", help="opml or yaml.")] = "opml",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write.")] = None,
+    feeds: FeedsOption = None,
+) -> None:
+    """Print (or write) the feed list as OPML or YAML."""
+    from pipeline.sources.feeds import feeds_export_command
+
+    settings = _settings()
+    raise typer.Exit(feeds_export_command(feeds or settings.feeds_file, fmt, output))
+
+
+@feeds_app.command("list")
+def feeds_list(feeds: FeedsOption = None) -> None:
+    """The feeds in the list, and the entries that are invalid (with why)."""
+    from pipeline.sources.feeds import feeds_list_command
+
+    settings = _settings()
+    raise typer.Exit(feeds_list_command(feeds or settings.feeds_file))
+
+
+@feeds_app.command("status")
+def feeds_status(feeds: FeedsOption = None) -> None:
+    """Last poll, HTTP status, new items, consecutive failures and next poll of each feed."""
+    from pipeline.sources.poller import feeds_status_command
+
+    raise typer.Exit(asyncio.run(feeds_status_command(_settings(), feeds)))
 
 
 # -- search ------------------------------------------------------------------------------

@@ -80,7 +80,11 @@ async def ensure_topics(settings: Settings) -> list[str]:
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1)
+            NewTopic(
+                name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication,
+            )
             for name in (settings.topic_raw, settings.topic_enriched, settings.topic_dlq)
             if name not in existing
         ]

@@ -40,6 +40,16 @@ def _spawn(name: str, args: list[str], logs: Path) -> tuple[subprocess.Popen[byt
     return process, log_file
 
 
+def _has_feeds(settings: Settings) -> bool:
+    """Whether the feed list exists and has an enabled feed (bad entries are the poller's
+    to report)."""
+    from pipeline.sources.feeds import load_feeds
+
+    if not settings.feeds_file.is_file():
+        return False
+    return bool(load_feeds(settings.feeds_file).enabled)
+
+
 def _terminate(process: subprocess.Popen[bytes], name: str) -> None:
     if process.poll() is not None:
         return
@@ -97,7 +107,15 @@ def run_all(settings: Settings, *, console: Console, keep_stack: bool = False) -
                 f"{report.index.version} ({report.index.variant} analysis)"
             )
         logs = settings.home / "logs"
-        for name, args in (("worker", ["worker"]), ("poller", ["poll"])):
+        services = [("worker", ["worker"])]
+        if _has_feeds(settings):
+            services.append(("poller", ["poll"]))
+        else:
+            console.print(
+                f"no feeds in {settings.feeds_file}: the poller is not started "
+                "(add feeds there, or `newswire feeds import FILE.opml`, and run again)"
+            )
+        for name, args in services:
             children[name], log_file = _spawn(name, args, logs)
             console.print(f"{name} started (pid {children[name].pid}), log: {log_file}")
         seeds = [settings.seeds_dir] if settings.seeds_dir.exists() else []

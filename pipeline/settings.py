@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     topic_enriched: str = Field("newswire.articles.enriched", description="NEWSWIRE_TOPIC_ENRICHED")
     topic_dlq: str = Field("newswire.articles.dlq", description="NEWSWIRE_TOPIC_DLQ")
     topic_partitions: int = Field(4, description="NEWSWIRE_TOPIC_PARTITIONS: for `setup`.")
+    topic_replication: int = Field(
+        1, description="NEWSWIRE_TOPIC_REPLICATION: replication factor of created topics."
+    )
     worker_id: str = Field("newswire", description="NEWSWIRE_WORKER_ID: Faust app id.")
     worker_web_port: int = Field(
         6066, description="NEWSWIRE_WORKER_WEB_PORT: Faust web (metrics, health)."
@@ -82,6 +85,60 @@ class Settings(BaseSettings):
     )
     poll_interval: float = Field(
         900.0, description="NEWSWIRE_POLL_INTERVAL: default seconds between polls of a feed."
+    )
+    allow_private_feeds: bool = Field(
+        False,
+        description="NEWSWIRE_ALLOW_PRIVATE_FEEDS: allow feeds on loopback/private addresses.",
+    )
+    poll_min_interval: float = Field(
+        60.0, description="NEWSWIRE_POLL_MIN_INTERVAL: shortest seconds between polls of a feed."
+    )
+    poll_max_interval: float = Field(
+        6 * 3600.0, description="NEWSWIRE_POLL_MAX_INTERVAL: longest seconds between polls."
+    )
+    poll_backoff_base: float = Field(
+        60.0, description="NEWSWIRE_POLL_BACKOFF_BASE: first retry delay after a failure."
+    )
+    poll_backoff_cap: float = Field(
+        24 * 3600.0, description="NEWSWIRE_POLL_BACKOFF_CAP: longest retry delay (failures)."
+    )
+    poll_concurrency: int = Field(64, description="NEWSWIRE_POLL_CONCURRENCY: fetches at once.")
+    poll_per_host: int = Field(2, description="NEWSWIRE_POLL_PER_HOST: fetches at once per host.")
+    poll_timeout: float = Field(30.0, description="NEWSWIRE_POLL_TIMEOUT: seconds per fetch.")
+    poll_connect_timeout: float = Field(
+        10.0, description="NEWSWIRE_POLL_CONNECT_TIMEOUT: seconds to connect."
+    )
+    poll_max_bytes: int = Field(
+        10 * 1024 * 1024,
+        description="NEWSWIRE_POLL_MAX_BYTES: largest feed body, also after decompression.",
+    )
+    poll_max_redirects: int = Field(5, description="NEWSWIRE_POLL_MAX_REDIRECTS")
+    poll_parse_workers: int = Field(
+        0, description="NEWSWIRE_POLL_PARSE_WORKERS: feed-parsing processes; 0 = one per CPU."
+    )
+    poll_seen_ids: int = Field(
+        2000, description="NEWSWIRE_POLL_SEEN_IDS: published ids remembered per feed."
+    )
+    poller_metrics_host: str = Field(
+        "127.0.0.1", description="NEWSWIRE_POLLER_METRICS_HOST: /metrics and /health address."
+    )
+    poller_metrics_port: int = Field(
+        9108, description="NEWSWIRE_POLLER_METRICS_PORT: /metrics and /health; 0 = off."
+    )
+    topic_poller_state: str = Field(
+        "newswire.poller.state", description="NEWSWIRE_TOPIC_POLLER_STATE: compacted state topic."
+    )
+    topic_feeds: str = Field(
+        "newswire.feeds", description="NEWSWIRE_TOPIC_FEEDS: partitions split feeds among pollers."
+    )
+    poller_group: str = Field(
+        "newswire-poller", description="NEWSWIRE_POLLER_GROUP: consumer group of the pollers."
+    )
+    poller_partitions: int = Field(
+        16, description="NEWSWIRE_POLLER_PARTITIONS: partitions of the feeds topic."
+    )
+    poller_session_timeout_ms: int = Field(
+        10_000, description="NEWSWIRE_POLLER_SESSION_TIMEOUT_MS: dead-poller detection."
     )
     kafka_port: int = Field(19092, description="NEWSWIRE_KAFKA_PORT: local stack broker port.")
     kafka_controller_port: int = Field(

@@ -156,6 +156,15 @@ class MemoryStateStore:
         return None
 
 
+async def topic_partitions(consumer: Any, topic: str) -> set[int]:
+    """The partition numbers of ``topic`` (fresh metadata; empty if it does not exist).
+
+    ``consumer.topics()`` fetches metadata without updating the consumer's own view, so
+    ``partitions_for_topic`` stays empty for topics never subscribed to."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return set(cluster.partitions_for_topic(topic) or ())
+
+
 class KafkaStateStore:
     """State records in a compacted Kafka topic; ``load`` reads partitions to their end."""
 
@@ -197,8 +206,7 @@ class KafkaStateStore:
         await consumer.start()
         states: dict[str, FeedState] = {}
         try:
-            await consumer.topics()  # fetches cluster metadata
-            available = consumer.partitions_for_topic(topic) or set()
+            available = await topic_partitions(consumer, topic)
             wanted = sorted(available if partitions is None else set(partitions) & available)
             if not wanted:
                 return states

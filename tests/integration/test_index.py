@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,10 +34,21 @@ def _article(doc_id: str, title: str, *, fetched: datetime = T0, **extra: Any) -
     )
 
 
-@pytest.fixture
-async def index(stack: Any) -> Any:
-    settings = isolated(stack.settings, "index")
+@pytest.fixture(params=["opensearch", "elasticsearch"])
+async def index(request: pytest.FixtureRequest, stack: Any) -> Any:
+    """Each test runs on the local OpenSearch, and on Elasticsearch when one is configured."""
+    if request.param == "elasticsearch":
+        url = os.environ.get("NEWSWIRE_ELASTICSEARCH_URL")
+        if not url:
+            pytest.skip(
+                "no Elasticsearch here: Elasticsearch 9.x is not on Maven Central; set "
+                "NEWSWIRE_ELASTICSEARCH_URL to a real Elasticsearch 9.x to run these"
+            )
+        settings = isolated(stack.settings, "index", elasticsearch_url=url)
+    else:
+        settings = isolated(stack.settings, "index", elasticsearch_url=None)
     backend = open_backend(settings)
+    assert backend.engine == request.param
     setup = await install_index(backend, settings.index_alias)
     yield settings, backend, setup
     await backend.close()

@@ -16,7 +16,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pipeline.kafka import make_producer
 from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.poller import Poller
-from pipeline.sources.state import KafkaStateStore, PollerConfig, ensure_poller_topics
+from pipeline.sources.state import (
+    KafkaStateStore,
+    PollerConfig,
+    ensure_poller_topics,
+    topic_partitions,
+)
 from tests.fixtures.feeds_server import FEEDS_DIR, FeedServer, Route, rss_with_items
 
 pytestmark = [
@@ -39,14 +44,17 @@ async def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     )
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = consumer.partitions_for_topic(topic) or set()
+        partitions = await topic_partitions(consumer, topic)
         tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
         out: list[dict[str, Any]] = []
-        while any(await consumer.position(tp) < end[tp] for tp in tps):
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < end[tp] for tp in tps])
+
+        while await behind():
             batch = await consumer.getmany(*tps, timeout_ms=1000)
             for records in batch.values():
                 out.extend(json.loads(r.value) for r in records)

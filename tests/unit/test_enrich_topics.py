@@ -31,7 +31,8 @@ def test_sport_and_economy_ranked_first() -> None:
     assert sport[0].code == "medtop:15000000"
     econ = score_topics(
         {
-            "body": "The central bank raised interest rates as inflation hit 5%, and shares fell on the stock market."
+            "body": "The central bank raised interest rates as inflation hit 5%, "
+            "and shares fell on the stock market."
         }
     )
     assert econ[0].code == "medtop:04000000"
