@@ -1,0 +1,33 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from pipeline.settings import Settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_env_prefix_and_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSWIRE_KAFKA_BOOTSTRAP", "k:1")
+    monkeypatch.setenv("NEWSWIRE_BATCH_SIZE", "7")
+    settings = Settings()
+    assert settings.kafka_bootstrap == "k:1" and settings.batch_size == 7
+    with pytest.raises(ValidationError):
+        settings.batch_size = 8  # type: ignore[misc]
+
+
+def test_secrets_are_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSWIRE_ELASTICSEARCH_API_KEY", "s3cr3t-key")
+    settings = Settings()
+    assert "s3cr3t-key" not in repr(settings) and "s3cr3t-key" not in str(settings.model_dump())
+    assert settings.elasticsearch_api_key is not None
+    assert settings.elasticsearch_api_key.get_secret_value() == "s3cr3t-key"
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    text = README.read_text()
+    for name, field in Settings.model_fields.items():
+        variable = f"NEWSWIRE_{name.upper()}"
+        assert field.description and field.description.startswith(variable), name
+        assert f"`{variable}`" in text, f"{variable} missing from the README configuration table"
