@@ -19,7 +19,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
-from pipeline import PIPELINE_VERSION
+from pipeline import PIPELINE_VERSION, metrics
 from pipeline.kafka import bootstrap, encode, make_producer
 from pipeline.models import EnrichedArticle, RawArticle, utcnow
 from pipeline.settings import Settings
@@ -112,6 +112,7 @@ class Worker:
         for future in futures:
             await future
         for record in records:
+            metrics.WORKER_RECORDS.labels(record["stage"], "dlq").inc()
             log.error(
                 "dlq.sent", stage=record["stage"], key=record.get("key"), reason=record["reason"]
             )
@@ -124,13 +125,19 @@ class Worker:
         dead: list[dict[str, Any]] = []
         for value, where in values:
             try:
-                articles.append(RawArticle.model_validate_json(value or b""))
+                article = RawArticle.model_validate_json(value or b"")
             except ValidationError as exc:
+                metrics.WORKER_BAD_INPUT.labels("invalid_record").inc()
                 dead.append(dlq_record(value, _validation_reason(exc), "enrich", **where))
+                continue
+            articles.append(self._capped(article, where))
         enriched: list[EnrichedArticle] = []
         if articles:
             loop = asyncio.get_running_loop()
-            results = await loop.run_in_executor(self.executor, self.enricher().enrich, articles)
+            with metrics.ENRICH_SECONDS.time():
+                results = await loop.run_in_executor(
+                    self.executor, self.enricher().enrich, articles
+                )
             now = utcnow()
             for article, enrichment in zip(articles, results, strict=True):
                 enriched.append(
@@ -151,9 +158,21 @@ class Worker:
         ]
         for future in futures:
             await future
+        metrics.WORKER_RECORDS.labels("enrich", "enriched").inc(len(enriched))
         if dead:
             await self.send_dlq(dead)
         return len(enriched)
+
+    def _capped(self, article: RawArticle, where: dict[str, Any]) -> RawArticle:
+        """Bodies past ``max_body_chars`` are cut (logged and counted), never dropped."""
+        limit = self.settings.max_body_chars
+        if article.body is None or len(article.body) <= limit:
+            return article
+        metrics.WORKER_BAD_INPUT.labels("oversize_body").inc()
+        log.warning(
+            "enrich.body_truncated", id=article.id, chars=len(article.body), kept=limit, **where
+        )
+        return article.model_copy(update={"body": article.body[:limit]})
 
     async def index_batch(self, values: Sequence[tuple[bytes | None, dict[str, Any]]]) -> int:
         """Index enriched records; permanent failures go to the DLQ. Returns docs acked."""
@@ -166,12 +185,17 @@ class Worker:
             try:
                 article = EnrichedArticle.model_validate_json(value or b"")
             except ValidationError as exc:
+                metrics.WORKER_BAD_INPUT.labels("invalid_record").inc()
                 dead.append(dlq_record(value, _validation_reason(exc), "sink", **where))
                 continue
             articles.append(article)
             origin[article.id] = (value, where)
         result = await self.indexer.write(articles)
+        metrics.WORKER_RECORDS.labels("sink", "indexed").inc(len(result.indexed))
+        metrics.WORKER_RECORDS.labels("sink", "stale").inc(len(result.stale))
+        metrics.INDEX_RETRIES.inc(result.retries)
         for article, reason in result.rejected:
+            metrics.WORKER_BAD_INPUT.labels("rejected_by_index").inc()
             value, where = origin[article.id]
             dead.append(dlq_record(value, f"rejected by the index: {reason}", "sink", **where))
         if dead:
@@ -222,6 +246,12 @@ def create_app(settings: Settings) -> faust.App:
             for event in events:
                 await stream.ack(event)
             log.info("sink.batch", records=len(events), indexed=acked)
+
+    @app.page("/metrics/")
+    async def prometheus(web: Any, request: Any) -> Any:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     async def _close(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         await worker.stop()

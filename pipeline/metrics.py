@@ -100,3 +100,26 @@ __all__ = [
     "make_app",
     "start_http_server",
 ]
+
+
+# -- worker (enrichment and sink agents) -------------------------------------------------
+
+WORKER_RECORDS = Counter(
+    "newswire_worker_records_total",
+    "Records handled by the worker, by stage (enrich, sink) and outcome "
+    "(enriched, indexed, stale, dlq).",
+    ["stage", "outcome"],
+)
+WORKER_BAD_INPUT = Counter(
+    "newswire_worker_bad_input_total",
+    "Bad input met by the worker (invalid record, oversize body, rejected by the index).",
+    ["reason"],
+)
+INDEX_RETRIES = Counter(
+    "newswire_index_retries_total", "Bulk requests retried after retryable failures."
+)
+ENRICH_SECONDS = Histogram(
+    "newswire_enrich_batch_seconds",
+    "Time to enrich one micro-batch (NLP in the executor).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

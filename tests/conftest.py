@@ -23,11 +23,13 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_HOME = REPO / ".newswire" / "test"
 # Shared with the developer's default home, so the jars are resolved once per checkout.
 SHARED_DIST = REPO / ".newswire" / "dist"
+# NEWSWIRE_TEST_PORT_BASE moves the test stack (e.g. 39000 for a second checkout's run).
+_BASE = int(os.environ.get("NEWSWIRE_TEST_PORT_BASE", "29000"))
 TEST_PORTS = {
-    "kafka_port": 29092,
-    "kafka_controller_port": 29093,
-    "search_port": 29200,
-    "search_transport_port": 29300,
+    "kafka_port": _BASE + 92,
+    "kafka_controller_port": _BASE + 93,
+    "search_port": _BASE + 200,
+    "search_transport_port": _BASE + 300,
 }
 
 

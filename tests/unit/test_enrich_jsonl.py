@@ -63,3 +63,21 @@ def test_parse_line_numeric_id_and_hint() -> None:
 
 def test_count_words() -> None:
     assert count_words("Bashar al-Assad doesn't go.") == 4
+
+
+def test_missing_model_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    spacy = pytest.importorskip("spacy")
+    from pipeline.enrich import nlp
+    from pipeline.errors import MissingDependencyError
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise OSError("[E050] Can't find model")
+
+    monkeypatch.setattr(spacy, "load", no_model)
+    nlp.reset_for_tests()
+    try:
+        with pytest.raises(MissingDependencyError, match=r"newswire\[nlp\]"):
+            nlp.get_nlp()
+    finally:
+        monkeypatch.undo()
+        nlp.reset_for_tests()
