@@ -20,7 +20,13 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from pipeline import PIPELINE_VERSION, metrics
-from pipeline.kafka import bootstrap, encode, make_producer
+from pipeline.enrich.dedup import (
+    assign_cluster,
+    check_exact_duplicate,
+    fingerprint,
+    story_signature,
+)
+from pipeline.kafka import ReplicatedTable, bootstrap, encode, make_producer
 from pipeline.models import EnrichedArticle, RawArticle, utcnow
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
@@ -70,6 +76,7 @@ class Worker:
         self.settings = settings
         self.producer: AIOKafkaProducer | None = None
         self.indexer: Indexer | None = None
+        self.stories: ReplicatedTable | None = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlp")
         self._enricher: Any = None
 
@@ -81,8 +88,19 @@ class Worker:
         if self.indexer is None:
             self.indexer = Indexer(open_backend(self.settings), self.settings.index_alias)
 
+    async def start_stories(self) -> ReplicatedTable:
+        """The duplicate / story-cluster table, loaded whole on first use."""
+        if self.stories is None:
+            table = ReplicatedTable(self.settings, self.settings.topic_stories)
+            await table.start()
+            self.stories = table
+        return self.stories
+
     async def stop(self) -> None:
         """Flush and close connections."""
+        if self.stories is not None:
+            await self.stories.stop()
+            self.stories = None
         if self.producer is not None:
             await self.producer.stop()
             self.producer = None
@@ -131,6 +149,8 @@ class Worker:
                 dead.append(dlq_record(value, _validation_reason(exc), "enrich", **where))
                 continue
             articles.append(self._capped(article, where))
+        stories = await self.start_stories()
+        articles = self._drop_duplicates(articles, stories)
         enriched: list[EnrichedArticle] = []
         if articles:
             loop = asyncio.get_running_loop()
@@ -146,6 +166,11 @@ class Worker:
                         **enrichment.model_dump(),
                         enriched_at=now,
                         pipeline_version=PIPELINE_VERSION,
+                        cluster_id=assign_cluster(
+                            story_signature(article.title, article.summary, article.body),
+                            stories,
+                            new_cluster_id=article.id,
+                        ),
                     )
                 )
         futures = [
@@ -158,10 +183,28 @@ class Worker:
         ]
         for future in futures:
             await future
+        await stories.flush(self.producer)
         metrics.WORKER_RECORDS.labels("enrich", "enriched").inc(len(enriched))
         if dead:
             await self.send_dlq(dead)
         return len(enriched)
+
+    @staticmethod
+    def _drop_duplicates(
+        articles: Sequence[RawArticle], stories: ReplicatedTable
+    ) -> list[RawArticle]:
+        """Exact duplicates (same normalised text under another id) are dropped, logged and
+        counted; a revision of the same id is not a duplicate."""
+        kept: list[RawArticle] = []
+        for article in articles:
+            key = fingerprint(article.title, article.summary, article.body)
+            original = check_exact_duplicate(key, stories, article.id)
+            if original is None:
+                kept.append(article)
+                continue
+            metrics.WORKER_RECORDS.labels("enrich", "duplicate").inc()
+            log.info("enrich.duplicate_dropped", id=article.id, duplicate_of=original)
+        return kept
 
     def _capped(self, article: RawArticle, where: dict[str, Any]) -> RawArticle:
         """Bodies past ``max_body_chars`` are cut (logged and counted), never dropped."""

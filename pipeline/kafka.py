@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -96,3 +97,127 @@ async def ensure_topics(settings: Settings) -> list[str]:
     finally:
         await admin.close()
     return created
+
+
+class ReplicatedTable(MutableMapping[str, str]):
+    """A key-value table every worker holds whole, kept on a compacted Kafka topic.
+
+    Reads are local; writes are local at once and published by :meth:`flush`, which a
+    caller awaits before acknowledging the events that caused them. A background consumer
+    applies the writes of the other workers. This is what a Faust ``GlobalTable`` does;
+    it is kept explicit here because Faust tables may only be written while a stream is
+    positioned on an event, and the agents process micro-batches with manual acks.
+    """
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.data: dict[str, str] = {}
+        self.pending: dict[str, str] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, producer_settings: Settings | None = None) -> None:
+        """Create the compacted topic if needed, load it whole, then follow it."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(self.settings))
+        await admin.start()
+        try:
+            if self.topic not in set(await admin.list_topics()):
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(
+                        [
+                            NewTopic(
+                                self.topic,
+                                num_partitions=self.settings.topic_partitions,
+                                replication_factor=self.settings.topic_replication,
+                                topic_configs={"cleanup.policy": "compact"},
+                            )
+                        ]
+                    )
+            partitions = await _wait_partitions(admin, self.topic)
+        finally:
+            await admin.close()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap(self.settings),
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        while await _behind(consumer, end):
+            self._apply(await consumer.getmany(timeout_ms=500))
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._follow(), name=f"table-{self.topic}")
+        log.info("table.loaded", topic=self.topic, keys=len(self.data))
+
+    async def _follow(self) -> None:
+        assert self._consumer is not None
+        while True:
+            self._apply(await self._consumer.getmany(timeout_ms=1000))
+
+    def _apply(self, batch: dict[Any, list[Any]]) -> None:
+        for messages in batch.values():
+            for message in messages:
+                key = message.key.decode("utf-8")
+                if key in self.pending:
+                    continue  # our own newer write wins until it is flushed
+                if message.value is None:
+                    self.data.pop(key, None)
+                else:
+                    self.data[key] = message.value.decode("utf-8")
+
+    async def flush(self, producer: AIOKafkaProducer) -> int:
+        """Publish the local writes and wait for the broker's acknowledgement."""
+        pending, self.pending = self.pending, {}
+        futures = [
+            await producer.send(self.topic, key=k.encode("utf-8"), value=v.encode("utf-8"))
+            for k, v in pending.items()
+        ]
+        for future in futures:
+            await future
+        return len(futures)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    def __getitem__(self, key: str) -> str:
+        return self.data[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.data[key] = value
+        self.pending[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise NotImplementedError("the table only grows; use a new topic to reset it")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+async def _behind(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:
+    for tp, offset in end.items():
+        if await consumer.position(tp) < offset:
+            return True
+    return False
+
+
+async def _wait_partitions(admin: AIOKafkaAdminClient, topic: str) -> list[TopicPartition]:
+    """The partitions of a topic, waiting briefly for a just-created one to appear."""
+    for _ in range(50):
+        for described in await admin.describe_topics([topic]):
+            if described.get("topic") == topic and described.get("partitions"):
+                ids = sorted(p["partition"] for p in described["partitions"])
+                return [TopicPartition(topic, p) for p in ids]
+        await asyncio.sleep(0.2)
+    raise ConfigError(f"topic {topic} has no partitions (is it created?)")

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     topic_raw: str = Field("newswire.articles.raw", description="NEWSWIRE_TOPIC_RAW")
     topic_enriched: str = Field("newswire.articles.enriched", description="NEWSWIRE_TOPIC_ENRICHED")
     topic_dlq: str = Field("newswire.articles.dlq", description="NEWSWIRE_TOPIC_DLQ")
+    topic_stories: str = Field(
+        "newswire.stories",
+        description="NEWSWIRE_TOPIC_STORIES: compacted topic of duplicate and story-cluster keys.",
+    )
     topic_partitions: int = Field(4, description="NEWSWIRE_TOPIC_PARTITIONS: for `setup`.")
     topic_replication: int = Field(
         1, description="NEWSWIRE_TOPIC_REPLICATION: replication factor of created topics."
@@ -157,6 +161,20 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = Field(
         "console", description="NEWSWIRE_LOG_FORMAT: console or json lines."
     )
+
+
+def markdown_table() -> str:
+    """The README's configuration table, generated from the fields (``make docs``)."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        _, _, text = (field.description or "").partition(":")
+        default = field.default
+        if isinstance(default, Path):
+            default = default.as_posix()
+        shown = "unset" if default is None else f"`{default}`"
+        secret = " Secret: never printed." if "Secret" in str(field.annotation) else ""
+        rows.append(f"| `NEWSWIRE_{name.upper()}` | {shown} | {text.strip() or '-'}{secret} |")
+    return "\n".join(rows) + "\n"
 
 
 @lru_cache(maxsize=1)

@@ -43,6 +43,7 @@ from pipeline.sources.feeds import FeedConfig, FeedList, load_feeds
 from pipeline.sources.parse import ParsedFeed, parse_feed_safely
 from pipeline.sources.safety import UnsafeURLError, check_addresses, check_url
 from pipeline.sources.state import (
+    AtomicKafkaStateStore,
     FeedState,
     KafkaStateStore,
     MemoryStateStore,
@@ -498,7 +499,24 @@ class PollSummary:
     skipped: int = 0
 
 
-def _make_publish(settings: Settings, target: Any) -> PublishCallable:
+def encode_article(article: RawArticle) -> bytes:
+    return article.model_dump_json().encode("utf-8")
+
+
+def restore_state(state: FeedState, snapshot: bytes) -> None:
+    """Put ``state`` back to what ``state.to_json()`` returned as ``snapshot``."""
+    old = FeedState.from_json(snapshot)
+    for name in FeedState.__dataclass_fields__:
+        setattr(state, name, getattr(old, name))
+
+
+async def _no_publish(articles: list[RawArticle]) -> Any:
+    raise RuntimeError("the atomic state store publishes the articles")
+
+
+def _make_publish(settings: Settings, target: Any, *, atomic: bool = False) -> PublishCallable:
+    if target is None and atomic:
+        return _no_publish
     if hasattr(target, "send") and hasattr(target, "start"):
         from pipeline.kafka import publish_raw
 
@@ -539,8 +557,9 @@ class Poller:
         self.config = config or PollerConfig.from_settings(settings)
         all_feeds = feeds.feeds if isinstance(feeds, FeedList) else list(feeds)
         self.feeds: dict[str, FeedConfig] = {f.key: f for f in all_feeds}
-        self._publish = _make_publish(settings, publish)
         self.store: StateStore = state_store or MemoryStateStore(self.config.poller_partitions)
+        self._atomic = self.store if isinstance(self.store, AtomicKafkaStateStore) else None
+        self._publish = _make_publish(settings, publish, atomic=self._atomic is not None)
         self.states: dict[str, FeedState] = {}
         self.fetcher = Fetcher(self.config)
         self._executor = executor
@@ -644,6 +663,7 @@ class Poller:
     ) -> None:
         hints: list[float | None] = [parse_max_age(result.headers.get("cache-control"))]
         published: list[RawArticle] = []
+        snapshot = state.to_json()
         if result.not_modified:
             outcome = "not_modified"
             metrics.FEED_NOT_MODIFIED.inc()
@@ -657,15 +677,15 @@ class Poller:
                 hints.append(parsed.min_interval_hint)
                 published = new_articles(parsed.articles, state.seen_ids)
                 if published:
-                    await self._publish(published)  # waits for Kafka's acks
                     state.remember(
                         (a.id for a in published),
                         max(self.config.poll_seen_ids, 3 * len(parsed.articles)),
                     )
                 state.body_hash = digest
                 outcome = "new" if published else "unchanged"
-            # Validators only after the articles were acknowledged: a failed publish
-            # must not turn the next poll into a 304 that hides the items.
+            # The new validators, seen ids and body hash only count once the articles
+            # are acknowledged (``_commit`` restores the old state if that fails): a
+            # failed publish must not turn the next poll into a 304 that hides the items.
             state.etag = result.headers.get("etag") or None
             state.last_modified = result.headers.get("last-modified") or None
         if result.not_modified:
@@ -689,9 +709,9 @@ class Poller:
         state.total_items += len(published)
         if changed:
             state.last_change_at = now
+        await self._commit(feed, state, published, snapshot)
         metrics.FEED_FETCHES.labels(outcome=outcome).inc()
         metrics.FEED_NEW_ITEMS.inc(len(published))
-        await self._save(feed, state)
         log.debug("poller.polled", feed=feed.url, outcome=outcome, new=len(published))
 
     async def _failure(
@@ -731,6 +751,23 @@ class Poller:
         )
         with contextlib.suppress(Exception):
             await self._save(feed, state)
+
+    async def _commit(
+        self, feed: FeedConfig, state: FeedState, articles: list[RawArticle], snapshot: bytes
+    ) -> None:
+        """Publish ``articles`` and save ``state``: in one Kafka transaction with an
+        atomic store, else publish (waiting for the acks) then save. On failure the
+        state goes back to ``snapshot`` and the error propagates (the poll failed)."""
+        try:
+            if self._atomic is not None:
+                await self._atomic.commit(state, ((a.id, encode_article(a)) for a in articles))
+                return
+            if articles:
+                await self._publish(articles)  # waits for Kafka's acks
+            await self._save(feed, state)
+        except BaseException:
+            restore_state(state, snapshot)
+            raise
 
     async def _save(self, feed: FeedConfig, state: FeedState) -> None:
         try:
@@ -876,6 +913,12 @@ class _GroupMembership:
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 parts = {tp.partition for tp in assigned}
+                atomic = poller._atomic
+                if atomic is not None:
+                    # Fence the previous owners (aborting what a dead one left open)
+                    # before reading the state they wrote.
+                    await atomic.release(atomic.claimed - parts)
+                    await atomic.claim(parts)
                 await poller.load_state(parts)
                 poller.assigned = {
                     k for k in poller.feeds if partition_for(k, config.poller_partitions) in parts
@@ -928,7 +971,7 @@ async def poll_command(
     settings: Settings, feeds_file: Path | None = None, once: bool = False
 ) -> int:
     """``newswire poll [--once] [--feeds FILE]``. Returns the process exit code."""
-    from pipeline.kafka import bootstrap, make_producer
+    from pipeline.kafka import bootstrap
 
     config = PollerConfig.from_settings(settings)
     feeds = _load_or_fail(feeds_file or settings.feeds_file)
@@ -937,10 +980,9 @@ async def poll_command(
         return 2
     servers = bootstrap(settings)
     await ensure_poller_topics(servers, config)
-    producer = make_producer(settings)
-    await producer.start()
-    store = KafkaStateStore(servers, config)
-    poller = Poller(settings, feeds, producer, store, config=config)
+    prefix = None if once else f"{config.poller_group}-txn"
+    store = AtomicKafkaStateStore(servers, config, settings.topic_raw, prefix=prefix)
+    poller = Poller(settings, feeds, None, store, config=config)
     runner = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -967,7 +1009,6 @@ async def poll_command(
             await runner.cleanup()
         await poller.close()
         await store.close()
-        await producer.stop()
 
 
 async def feeds_status_command(settings: Settings, feeds_file: Path | None = None) -> int:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
+import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
@@ -25,25 +25,12 @@ from pipeline.settings import Settings
 log = structlog.get_logger(__name__)
 
 
-def _env(name: str, default: Any, settings: Settings | None) -> Any:
-    """A setting from Settings if it has the field, else ``NEWSWIRE_<NAME>``, else default."""
-    if settings is not None and name in type(settings).model_fields:
-        return getattr(settings, name)
-    raw = os.environ.get(f"NEWSWIRE_{name.upper()}")
-    if raw is None:
-        return default
-    if isinstance(default, bool):
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
-    return raw
-
-
 @dataclass(frozen=True, slots=True)
 class PollerConfig:
-    """Poller settings not (yet) in :class:`Settings`; each reads ``NEWSWIRE_<FIELD>``."""
+    """The poller's settings, a flat copy of the poller fields of :class:`Settings`.
+
+    Tests and the benchmark build one directly; ``from_settings`` copies the fields of the
+    same name from a :class:`Settings` (itself read from ``NEWSWIRE_*``)."""
 
     allow_private_feeds: bool = False
     poll_min_interval: float = 60.0
@@ -72,7 +59,8 @@ class PollerConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> PollerConfig:
-        values = {f.name: _env(f.name, f.default, settings) for f in fields(cls)}
+        source = settings if settings is not None else Settings()
+        values = {f.name: getattr(source, f.name) for f in fields(cls)}
         values.update(overrides)
         return cls(**values)
 
@@ -253,6 +241,190 @@ class KafkaStateStore:
             self._producer = None
 
 
+#: Records a transaction of the atomic store may carry at most (a batch is split beyond).
+MAX_TRANSACTION_RECORDS = 2000
+#: An open transaction of a dead poller blocks read_committed readers at most this long
+#: when nobody fences it (the next owner of the partition fences it at once).
+TRANSACTION_TIMEOUT_MS = 60_000
+
+Record = tuple[bytes, bytes]  # (key, value)
+
+
+class _PartitionCommitter:
+    """The transactional producer of one state partition, with group commit.
+
+    Its ``transactional.id`` is derived from the partition number, so the next poller
+    that is assigned the partition fences this one (``init_transactions`` aborts what a
+    dead or paused owner left open and makes its later commits fail): the articles and
+    the state of a feed become visible together or not at all.
+    """
+
+    def __init__(self, store: AtomicKafkaStateStore, partition: int, transactional_id: str) -> None:
+        self.store = store
+        self.partition = partition
+        self.transactional_id = transactional_id
+        self.producer: Any = None
+        self.pending: list[tuple[Record, list[Record], asyncio.Future[None]]] = []
+        self.task: asyncio.Task[None] | None = None
+        self.failed: BaseException | None = None
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.store.bootstrap,
+            transactional_id=self.transactional_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            compression_type="gzip",
+            max_request_size=4 * 1024 * 1024,
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+            client_id=f"newswire-poller-{self.partition}",
+        )
+        await self.producer.start()  # init_transactions: fences the previous owner
+
+    async def commit(self, state: Record, articles: list[Record]) -> None:
+        if self.failed is not None:
+            raise self.failed
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((state, articles, future))
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run(), name=f"commit:{self.partition}")
+        await future
+
+    def _next_batch(self) -> list[tuple[Record, list[Record], asyncio.Future[None]]]:
+        batch: list[tuple[Record, list[Record], asyncio.Future[None]]] = []
+        size = 0
+        while self.pending and (
+            not batch or size + 1 + len(self.pending[0][1]) <= MAX_TRANSACTION_RECORDS
+        ):
+            item = self.pending.pop(0)
+            batch.append(item)
+            size += 1 + len(item[1])
+        return batch
+
+    async def _run(self) -> None:
+        from aiokafka.errors import ProducerFenced
+
+        config = self.store.config
+        while self.pending:
+            batch = self._next_batch()
+            try:
+                if self.failed is not None:
+                    raise self.failed
+                await self.producer.begin_transaction()
+                sent = []
+                for (key, value), articles, _ in batch:
+                    for article_key, article_value in articles:
+                        sent.append(
+                            await self.producer.send(
+                                self.store.raw_topic, value=article_value, key=article_key
+                            )
+                        )
+                    sent.append(
+                        await self.producer.send(
+                            config.topic_poller_state,
+                            value=value,
+                            key=key,
+                            partition=self.partition,
+                        )
+                    )
+                for future in sent:
+                    await future
+                await self.producer.commit_transaction()
+            except Exception as exc:
+                if isinstance(exc, ProducerFenced):
+                    # Another poller owns the partition now: nothing of ours may land.
+                    self.failed = exc
+                    log.warning("poller.fenced", partition=self.partition)
+                else:
+                    with contextlib.suppress(Exception):
+                        await self.producer.abort_transaction()
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            with contextlib.suppress(Exception):
+                await self.task
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+            self.producer = None
+
+
+class AtomicKafkaStateStore(KafkaStateStore):
+    """Kafka state with the articles of a poll published in the same transaction.
+
+    ``commit(state, articles)`` writes the new articles to the raw topic and the feed's
+    state record to the state topic in one Kafka transaction (one transactional producer
+    per state partition, batching concurrent commits), so read_committed readers see an
+    item if and only if the state that remembers it as published is there too: a poller
+    killed at any moment leaves no item that the next owner publishes again, and loses
+    none. ``claim`` (on partition assignment) fences the previous owner of the partitions
+    before their state is loaded; ``release`` drops the producers of partitions given up.
+    """
+
+    atomic = True
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        config: PollerConfig,
+        raw_topic: str,
+        *,
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(bootstrap_servers, config)
+        self.raw_topic = raw_topic
+        # Coordinated pollers share the prefix (so a partition's next owner fences its
+        # last one); an uncoordinated run (``poll --once``) gets its own.
+        self.prefix = prefix or f"{config.poller_group}-once-{uuid.uuid4().hex[:8]}"
+        self._committers: dict[int, _PartitionCommitter] = {}
+        self._claim_lock = asyncio.Lock()
+
+    async def claim(self, partitions: Iterable[int]) -> None:
+        """Start (and so fence any other holder of) the producers of ``partitions``."""
+        async with self._claim_lock:
+            wanted = [p for p in partitions if p not in self._committers]
+            committers = [_PartitionCommitter(self, p, f"{self.prefix}-{p}") for p in wanted]
+            await asyncio.gather(*(c.start() for c in committers))
+            for committer in committers:
+                self._committers[committer.partition] = committer
+
+    async def release(self, partitions: Iterable[int]) -> None:
+        async with self._claim_lock:
+            gone = [self._committers.pop(p) for p in list(partitions) if p in self._committers]
+        await asyncio.gather(*(c.stop() for c in gone))
+
+    @property
+    def claimed(self) -> set[int]:
+        return set(self._committers)
+
+    async def commit(self, state: FeedState, articles: Iterable[tuple[str, bytes]]) -> None:
+        """Publish ``articles`` ((id, JSON value) pairs) and save ``state``, atomically."""
+        partition = partition_for(state.key, self.config.poller_partitions)
+        committer = self._committers.get(partition)
+        if committer is None:
+            await self.claim([partition])
+            committer = self._committers[partition]
+        record = (state.key.encode("utf-8"), state.to_json())
+        await committer.commit(record, [(k.encode("utf-8"), v) for k, v in articles])
+
+    async def save(self, state: FeedState) -> None:
+        await self.commit(state, ())
+
+    async def close(self) -> None:
+        await self.release(list(self._committers))
+        await super().close()
+
+
 async def ensure_poller_topics(bootstrap_servers: str, config: PollerConfig) -> list[str]:
     """Create the compacted state topic and the assignment topic if missing."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -295,6 +467,7 @@ async def ensure_poller_topics(bootstrap_servers: str, config: PollerConfig) -> 
 
 
 __all__ = [
+    "AtomicKafkaStateStore",
     "FeedState",
     "KafkaStateStore",
     "MemoryStateStore",

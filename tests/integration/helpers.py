@@ -23,6 +23,7 @@ def isolated(settings: Settings, name: str, **extra: Any) -> Settings:
             "topic_raw": f"nwtest.{tag}.raw",
             "topic_enriched": f"nwtest.{tag}.enriched",
             "topic_dlq": f"nwtest.{tag}.dlq",
+            "topic_stories": f"nwtest.{tag}.stories",
             "worker_id": f"nwtest-{tag}",
             **extra,
         }
@@ -33,8 +34,8 @@ def env_for(settings: Settings) -> dict[str, str]:
     """NEWSWIRE_* variables that reproduce ``settings`` in a child process."""
     names = (
         "kafka_bootstrap", "opensearch_url", "elasticsearch_url", "index_alias", "topic_raw",
-        "topic_enriched", "topic_dlq", "worker_id", "worker_web_port", "batch_size",
-        "batch_seconds", "home", "topic_partitions",
+        "topic_enriched", "topic_dlq", "topic_stories", "worker_id", "worker_web_port",
+        "batch_size", "batch_seconds", "home", "topic_partitions",
     )  # fmt: skip
     env: dict[str, str] = {}
     for name in names:

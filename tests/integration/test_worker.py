@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.kafka import encode, make_producer
-from pipeline.models import EnrichedArticle
+from pipeline.enrich.dedup import fingerprint
+from pipeline.kafka import encode, make_producer, publish_raw
+from pipeline.models import EnrichedArticle, RawArticle, Source
 from pipeline.settings import Settings
 from pipeline.setup import run_setup
 from pipeline.sinks.backend import open_backend
@@ -132,8 +133,15 @@ async def test_sigkill_halfway_leaves_every_article_indexed_exactly_once(
     bbc = stack.settings.eval_dir / "bbc-dev"
     if not bbc.is_dir():
         pytest.skip(f"evaluation data not found at {bbc} (set NEWSWIRE_EVAL_DIR)")
-    expected = {a.id for a in collect([bbc], worker_settings, ReplayReport())}
-    assert len(expected) > 1000
+    # Distinct articles: one per id, and exact duplicates (same normalised text under
+    # another id) count once, since the worker drops them before enrichment.
+    groups: dict[str, set[str]] = {}
+    for article in collect([bbc], worker_settings, ReplayReport()):
+        key = fingerprint(article.title, article.summary, article.body)
+        groups.setdefault(key, set()).add(article.id)
+    expected = set().union(*groups.values())
+    distinct = len(groups)
+    assert distinct > 1000
     await run_setup(worker_settings)
     worker.start()
     report = await replay([bbc], worker_settings)
@@ -141,21 +149,23 @@ async def test_sigkill_halfway_leaves_every_article_indexed_exactly_once(
 
     async def halfway() -> bool:
         assert worker.alive(), worker.tail()
-        return await _count(worker_settings) >= len(expected) // 3
+        return await _count(worker_settings) >= distinct // 3
 
     await wait_for(halfway, 400, "a third of bbc-dev to be indexed", every=0.5)
     worker.kill()
     killed_at = await _count(worker_settings)
-    assert killed_at < len(expected), "the worker finished before it could be killed"
+    assert killed_at < distinct, "the worker finished before it could be killed"
     worker.start()
 
     async def complete() -> bool:
         assert worker.alive(), worker.tail()
-        return await _count(worker_settings) >= len(expected)
+        return await _count(worker_settings) >= distinct
 
     await wait_for(complete, 600, "every bbc-dev article to be indexed", every=2)
-    assert await _count(worker_settings) == len(expected)
-    assert await _count(worker_settings, sorted(expected)) == len(expected)
+    assert await _count(worker_settings) == distinct
+    assert await _count(worker_settings, sorted(expected)) == distinct
+    for ids in groups.values():  # exactly one article of each duplicate group
+        assert await _count(worker_settings, sorted(ids)) == 1, ids
 
 
 async def test_unindexable_records_go_to_the_dlq_and_the_worker_goes_on(
@@ -193,3 +203,56 @@ async def test_unindexable_records_go_to_the_dlq_and_the_worker_goes_on(
         return await _count(worker_settings, ["good"]) == 1
 
     await wait_for(good_indexed, 120, "the good record to be indexed after the bad ones")
+
+
+STORY = (
+    "The European Central Bank raised its main interest rate by a quarter point on Thursday, "
+    "its third increase this year, saying inflation in the euro zone remained too high. "
+    "Bank president Christine Lagarde told reporters in Frankfurt that further rises were "
+    "possible if energy prices kept pushing consumer prices up, and markets fell after the "
+    "announcement as investors priced in a longer period of tight money."
+)
+
+
+async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
+    worker_settings: Settings, worker: WorkerProcess
+) -> None:
+    rewrite = (
+        STORY.replace("on Thursday", "on Thursday afternoon")
+        .replace("told reporters in Frankfurt", "said in Frankfurt")
+        .replace("markets fell", "European shares fell")
+    )
+    other = (
+        "Manchester United beat Liverpool 2-1 at Old Trafford on Sunday, with a late header "
+        "from the captain deciding a tense match in front of a sell-out crowd of 74,000."
+    )
+    articles = [
+        RawArticle(id="wire-a", title="ECB raises rates again", body=STORY,
+                   source=Source(name="Wire A")),
+        RawArticle(id="wire-b", title="ECB lifts interest rates for third time", body=rewrite,
+                   source=Source(name="Wire B")),
+        RawArticle(id="copy-a", title="ECB raises rates again", body=STORY + "  ",
+                   source=Source(name="Aggregator")),
+        RawArticle(id="match", title="United edge Liverpool", body=other,
+                   source=Source(name="Sport")),
+    ]  # fmt: skip
+    await run_setup(worker_settings)
+    worker.start()
+    producer = make_producer(worker_settings)
+    await producer.start()
+    try:
+        await publish_raw(producer, worker_settings.topic_raw, articles)
+    finally:
+        await producer.stop()
+
+    async def indexed() -> bool:
+        assert worker.alive(), worker.tail()
+        return await _count(worker_settings, ["wire-a", "wire-b", "match"]) == 3
+
+    await wait_for(indexed, 180, "the three distinct stories to be indexed")
+    sources = {i: await _source(worker_settings, i) for i in ("wire-a", "wire-b", "match")}
+    clusters = {i: s["cluster_id"] for i, s in sources.items() if s is not None}
+    assert clusters["wire-a"] == clusters["wire-b"]
+    assert clusters["match"] != clusters["wire-a"]
+    assert await _count(worker_settings, ["copy-a"]) == 0  # exact duplicate, dropped
+    assert "duplicate_dropped" in worker.tail()
