@@ -26,7 +26,7 @@ from pipeline.enrich.dedup import (
     fingerprint,
     story_signature,
 )
-from pipeline.kafka import ReplicatedTable, bootstrap, encode, make_producer
+from pipeline.kafka import ReplicatedTable, bootstrap, encode, make_producer, send_all
 from pipeline.models import EnrichedArticle, RawArticle, utcnow
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
@@ -119,16 +119,11 @@ class Worker:
     async def send_dlq(self, records: Sequence[dict[str, Any]]) -> None:
         """Publish DLQ records and wait for the broker's acknowledgement."""
         assert self.producer is not None
-        futures = [
-            await self.producer.send(
-                self.settings.topic_dlq,
-                value=encode(r),
-                key=(r.get("key") or "").encode("utf-8") or None,
-            )
-            for r in records
-        ]
-        for future in futures:
-            await future
+        await send_all(
+            self.producer,
+            self.settings.topic_dlq,
+            (((r.get("key") or "").encode("utf-8") or None, encode(r)) for r in records),
+        )
         for record in records:
             metrics.WORKER_RECORDS.labels(record["stage"], "dlq").inc()
             log.error(
@@ -173,16 +168,11 @@ class Worker:
                         ),
                     )
                 )
-        futures = [
-            await self.producer.send(
-                self.settings.topic_enriched,
-                value=a.model_dump_json().encode("utf-8"),
-                key=a.id.encode("utf-8"),
-            )
-            for a in enriched
-        ]
-        for future in futures:
-            await future
+        await send_all(
+            self.producer,
+            self.settings.topic_enriched,
+            ((a.id.encode("utf-8"), a.model_dump_json().encode("utf-8")) for a in enriched),
+        )
         await stories.flush(self.producer)
         metrics.WORKER_RECORDS.labels("enrich", "enriched").inc(len(enriched))
         if dead:

@@ -302,9 +302,11 @@ def search(
         _print_json(result.as_json())
         return
     table = Table(title=f"{result.total} article(s)", show_lines=False)
-    for column in ("published", "title", "source", "lang", "topics", "people"):
+    for column in ("published", "title", "source", "lang", "topics", "people", "match"):
         table.add_column(column, overflow="fold")
     for hit in result.hits:
+        highlight = hit.get("highlight") or {}
+        fragments = highlight.get("body") or highlight.get("summary") or []
         table.add_row(
             (hit.get("published_at") or "")[:10],
             hit.get("title") or "",
@@ -312,6 +314,7 @@ def search(
             hit.get("language") or "",
             ", ".join(t["label"] for t in (hit.get("topics") or [])[:2]),
             ", ".join(((hit.get("entities") or {}).get("person") or [])[:4]),
+            " … ".join(fragments[:1]),
         )
     out.print(table)
     for name, buckets in result.facets.items():

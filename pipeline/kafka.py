@@ -60,17 +60,21 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options)
 
 
+async def send_all(
+    producer: AIOKafkaProducer, topic: str, records: Iterable[tuple[bytes | None, bytes]]
+) -> int:
+    """Send (key, value) records and wait until the broker acknowledged every one."""
+    futures = [await producer.send(topic, value=value, key=key) for key, value in records]
+    for future in futures:
+        await future
+    return len(futures)
+
+
 async def publish_raw(
     producer: AIOKafkaProducer, topic: str, articles: Iterable[RawArticle]
 ) -> int:
     """Send raw articles keyed by id and wait until the broker acknowledged all of them."""
-    futures = [
-        await producer.send(topic, value=encode(article), key=article.id.encode("ascii"))
-        for article in articles
-    ]
-    for future in futures:
-        await future
-    return len(futures)
+    return await send_all(producer, topic, ((a.id.encode("ascii"), encode(a)) for a in articles))
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
@@ -172,13 +176,11 @@ class ReplicatedTable(MutableMapping[str, str]):
     async def flush(self, producer: AIOKafkaProducer) -> int:
         """Publish the local writes and wait for the broker's acknowledgement."""
         pending, self.pending = self.pending, {}
-        futures = [
-            await producer.send(self.topic, key=k.encode("utf-8"), value=v.encode("utf-8"))
-            for k, v in pending.items()
-        ]
-        for future in futures:
-            await future
-        return len(futures)
+        return await send_all(
+            producer,
+            self.topic,
+            ((k.encode("utf-8"), v.encode("utf-8")) for k, v in pending.items()),
+        )
 
     async def stop(self) -> None:
         if self._task is not None:

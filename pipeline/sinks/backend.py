@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, Protocol, TypeVar
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, SearchBackendError
 from pipeline.settings import Settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Method = Callable[P, Coroutine[Any, Any, T]]
+
+
+def translate_errors(
+    errors: tuple[type[Exception], ...], wrap: Callable[[Exception], SearchBackendError]
+) -> Callable[[Method[P, T]], Method[P, T]]:
+    """A decorator turning a client's ``errors`` into Newswire's (retryable or not)."""
+
+    def decorator(
+        method: Callable[P, Coroutine[Any, Any, T]],
+    ) -> Callable[P, Coroutine[Any, Any, T]]:
+        @functools.wraps(method)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return await method(*args, **kwargs)
+            except errors as exc:
+                raise wrap(exc) from exc
+
+        return wrapper
+
+    return decorator
 
 
 class SearchBackend(Protocol):

@@ -15,6 +15,7 @@ from elasticsearch import (
 
 from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.settings import Settings
+from pipeline.sinks.backend import translate_errors
 
 
 def _wrap(exc: Exception) -> SearchBackendError:
@@ -31,6 +32,9 @@ def _seconds(value: str | None) -> float | None:
         return float(value) if value else None
     except ValueError:
         return None
+
+
+_translated = translate_errors((ApiError, TransportError), _wrap)
 
 
 class ElasticsearchBackend:
@@ -50,11 +54,9 @@ class ElasticsearchBackend:
             )
         self.client = AsyncElasticsearch(url, **options)
 
+    @_translated
     async def info(self) -> dict[str, Any]:
-        try:
-            return dict((await self.client.info()).body)
-        except (ApiError, TransportError) as exc:
-            raise _wrap(exc) from exc
+        return dict((await self.client.info()).body)
 
     async def has_analyzer(self, name: str) -> bool:
         try:
@@ -65,53 +67,37 @@ class ElasticsearchBackend:
             raise _wrap(exc) from exc
         return True
 
+    @_translated
     async def put_component_template(self, name: str, body: dict[str, Any]) -> None:
-        try:
-            await self.client.cluster.put_component_template(name=name, body=body)
-        except (ApiError, TransportError) as exc:
-            raise _wrap(exc) from exc
+        await self.client.cluster.put_component_template(name=name, body=body)
 
+    @_translated
     async def put_index_template(self, name: str, body: dict[str, Any]) -> None:
-        try:
-            await self.client.indices.put_index_template(name=name, body=body)
-        except (ApiError, TransportError) as exc:
-            raise _wrap(exc) from exc
+        await self.client.indices.put_index_template(name=name, body=body)
 
+    @_translated
     async def alias_exists(self, alias: str) -> bool:
-        try:
-            return bool(await self.client.indices.exists_alias(name=alias))
-        except (ApiError, TransportError) as exc:
-            raise _wrap(exc) from exc
+        return bool(await self.client.indices.exists_alias(name=alias))
 
+    @_translated
     async def create_index(self, name: str, body: dict[str, Any]) -> None:
-        try:
-            await self.client.indices.create(index=name, body=body)
-        except (ApiError, TransportError) as exc:
-            raise _wrap(exc) from exc
+        await self.client.indices.create(index=name, body=body)
 
+    @_translated
     async def bulk(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
-        try:
-            return dict((await self.client.bulk(operations=operations)).body)
-        except (ApiError, TransportError) as exc:
-            raise _wrap(exc) from exc
+        return dict((await self.client.bulk(operations=operations)).body)
 
+    @_translated
     async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return dict((await self.client.search(index=index, body=body)).body)
-        except (ApiError, TransportError) as exc:
-            raise _wrap(exc) from exc
+        return dict((await self.client.search(index=index, body=body)).body)
 
+    @_translated
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int:
-        try:
-            return int((await self.client.count(index=index, body=body))["count"])
-        except (ApiError, TransportError) as exc:
-            raise _wrap(exc) from exc
+        return int((await self.client.count(index=index, body=body))["count"])
 
+    @_translated
     async def refresh(self, index: str) -> None:
-        try:
-            await self.client.indices.refresh(index=index)
-        except (ApiError, TransportError) as exc:
-            raise _wrap(exc) from exc
+        await self.client.indices.refresh(index=index)
 
     async def get_source(self, index: str, doc_id: str) -> dict[str, Any] | None:
         try:

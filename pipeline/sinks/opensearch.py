@@ -15,6 +15,7 @@ from opensearchpy.exceptions import (
 
 from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.settings import Settings
+from pipeline.sinks.backend import translate_errors
 
 
 def _wrap(exc: Exception) -> SearchBackendError:
@@ -24,6 +25,9 @@ def _wrap(exc: Exception) -> SearchBackendError:
     if isinstance(status, int) and (status == 429 or status >= 500):
         return RetryableError(f"opensearch {status}: {exc}")
     return SearchBackendError(f"opensearch: {exc}")
+
+
+_translated = translate_errors((TransportError,), _wrap)
 
 
 class OpenSearchBackend:
@@ -41,11 +45,9 @@ class OpenSearchBackend:
             )
         self.client = AsyncOpenSearch(hosts=[url], **options)
 
+    @_translated
     async def info(self) -> dict[str, Any]:
-        try:
-            return dict(await self.client.info())
-        except TransportError as exc:
-            raise _wrap(exc) from exc
+        return dict(await self.client.info())
 
     async def has_analyzer(self, name: str) -> bool:
         try:
@@ -56,53 +58,37 @@ class OpenSearchBackend:
             raise _wrap(exc) from exc
         return True
 
+    @_translated
     async def put_component_template(self, name: str, body: dict[str, Any]) -> None:
-        try:
-            await self.client.cluster.put_component_template(name=name, body=body)
-        except TransportError as exc:
-            raise _wrap(exc) from exc
+        await self.client.cluster.put_component_template(name=name, body=body)
 
+    @_translated
     async def put_index_template(self, name: str, body: dict[str, Any]) -> None:
-        try:
-            await self.client.indices.put_index_template(name=name, body=body)
-        except TransportError as exc:
-            raise _wrap(exc) from exc
+        await self.client.indices.put_index_template(name=name, body=body)
 
+    @_translated
     async def alias_exists(self, alias: str) -> bool:
-        try:
-            return bool(await self.client.indices.exists_alias(name=alias))
-        except TransportError as exc:
-            raise _wrap(exc) from exc
+        return bool(await self.client.indices.exists_alias(name=alias))
 
+    @_translated
     async def create_index(self, name: str, body: dict[str, Any]) -> None:
-        try:
-            await self.client.indices.create(index=name, body=body)
-        except TransportError as exc:
-            raise _wrap(exc) from exc
+        await self.client.indices.create(index=name, body=body)
 
+    @_translated
     async def bulk(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
-        try:
-            return dict(await self.client.bulk(body=operations))
-        except TransportError as exc:
-            raise _wrap(exc) from exc
+        return dict(await self.client.bulk(body=operations))
 
+    @_translated
     async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return dict(await self.client.search(index=index, body=body))
-        except TransportError as exc:
-            raise _wrap(exc) from exc
+        return dict(await self.client.search(index=index, body=body))
 
+    @_translated
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int:
-        try:
-            return int((await self.client.count(index=index, body=body))["count"])
-        except TransportError as exc:
-            raise _wrap(exc) from exc
+        return int((await self.client.count(index=index, body=body))["count"])
 
+    @_translated
     async def refresh(self, index: str) -> None:
-        try:
-            await self.client.indices.refresh(index=index)
-        except TransportError as exc:
-            raise _wrap(exc) from exc
+        await self.client.indices.refresh(index=index)
 
     async def get_source(self, index: str, doc_id: str) -> dict[str, Any] | None:
         try:
