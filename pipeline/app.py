@@ -26,7 +26,7 @@ from pipeline.enrich.dedup import (
     fingerprint,
     story_signature,
 )
-from pipeline.kafka import ReplicatedTable, bootstrap, encode, make_producer, send_all
+from pipeline.kafka import ReplicatedTable, bootstrap, encode, make_producer, send_all, start_client
 from pipeline.models import EnrichedArticle, RawArticle, utcnow
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
@@ -84,7 +84,7 @@ class Worker:
         """Connect the producer and the search backend (idempotent)."""
         if self.producer is None:
             self.producer = make_producer(self.settings)
-            await self.producer.start()
+            await start_client(self.producer, bootstrap(self.settings))
         if self.indexer is None:
             self.indexer = Indexer(open_backend(self.settings), self.settings.index_alias)
 

@@ -31,6 +31,17 @@ class StackError(NewswireError):
         self.log_file = log_file
 
 
+class KafkaUnavailableError(NewswireError):
+    """Kafka did not answer at the configured bootstrap servers."""
+
+    def __init__(self, bootstrap: str, reason: str) -> None:
+        super().__init__(
+            f"Kafka at {bootstrap} is unreachable ({reason}); start the local stack with "
+            "`newswire stack up` or set NEWSWIRE_KAFKA_BOOTSTRAP"
+        )
+        self.bootstrap = bootstrap
+
+
 class BadInputError(NewswireError):
     """A file, feed or record that cannot be turned into an article."""
 

@@ -11,9 +11,9 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, KafkaUnavailableError
 from pipeline.models import RawArticle
 from pipeline.settings import Settings
 
@@ -60,6 +60,17 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options)
 
 
+async def start_client(client: Any, servers: str) -> None:
+    """Start an aiokafka client; an unreachable broker becomes a clear error (and the
+    half-started client is closed)."""
+    try:
+        await client.start()
+    except (KafkaConnectionError, KafkaError, OSError) as exc:
+        with contextlib.suppress(Exception):
+            await (client.close() if hasattr(client, "close") else client.stop())
+        raise KafkaUnavailableError(servers, str(exc) or type(exc).__name__) from exc
+
+
 async def send_all(
     producer: AIOKafkaProducer, topic: str, records: Iterable[tuple[bytes | None, bytes]]
 ) -> int:
@@ -79,8 +90,9 @@ async def publish_raw(
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the raw, enriched and DLQ topics if missing; returns the ones created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(settings))
-    await admin.start()
+    servers = bootstrap(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    await start_client(admin, servers)
     created: list[str] = []
     try:
         existing = set(await admin.list_topics())
@@ -123,8 +135,9 @@ class ReplicatedTable(MutableMapping[str, str]):
 
     async def start(self, producer_settings: Settings | None = None) -> None:
         """Create the compacted topic if needed, load it whole, then follow it."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(self.settings))
-        await admin.start()
+        servers = bootstrap(self.settings)
+        admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+        await start_client(admin, servers)
         try:
             if self.topic not in set(await admin.list_topics()):
                 with contextlib.suppress(TopicAlreadyExistsError):

@@ -18,7 +18,9 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -36,5 +38,9 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "kafka", "elastic_transport", "opensearch", "urllib3", "httpx"):
+    for noisy in ("aiokafka", "kafka", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # The search clients log every failed request with a traceback before raising; the
+    # error is raised (and reported once) by the caller, so keep theirs quiet.
+    for client in ("elastic_transport", "elasticsearch", "opensearch"):
+        logging.getLogger(client).setLevel(max(logging.ERROR, root.level))

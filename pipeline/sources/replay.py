@@ -12,7 +12,7 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipeline.kafka import make_producer, publish_raw
+from pipeline.kafka import bootstrap, make_producer, publish_raw, start_client
 from pipeline.models import RawArticle
 from pipeline.settings import Settings
 from pipeline.sources.seeds import SeedError, discover, read_file
@@ -69,7 +69,7 @@ async def replay(
     articles = collect(paths, settings, report)
     report.ids = [a.id for a in articles]
     producer = make_producer(settings)
-    await producer.start()
+    await start_client(producer, bootstrap(settings))
     try:
         with Progress(
             TextColumn("[bold]replay"),

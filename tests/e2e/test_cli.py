@@ -103,3 +103,20 @@ def test_search_reports_a_clear_error_when_nothing_is_configured(tmp_path: Path)
     result = newswire(env, "search", "anything")
     assert result.returncode == 2
     assert "no search engine configured" in result.stderr
+
+
+def test_servers_that_are_down_get_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWIRE_")}
+    env.update(
+        NEWSWIRE_HOME=str(tmp_path),
+        NEWSWIRE_KAFKA_BOOTSTRAP="127.0.0.1:1",
+        NEWSWIRE_OPENSEARCH_URL="http://127.0.0.1:1",
+    )
+    replayed = newswire(env, "replay", str(REPO / "seeds"))
+    assert replayed.returncode == 2
+    assert "Kafka at 127.0.0.1:1 is unreachable" in replayed.stderr
+    searched = newswire(env, "search", "x")
+    assert searched.returncode == 2
+    assert "opensearch unreachable" in searched.stderr
+    for result in (replayed, searched):
+        assert "Traceback" not in result.stderr
