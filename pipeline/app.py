@@ -236,6 +236,19 @@ class Worker:
         return len(result.indexed) + len(result.stale)
 
 
+class FaustWorker(faust.Worker):
+    """Faust's worker with Newswire's structured logging instead of Faust's own format."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.newswire_settings = settings
+        super().__init__(app, loglevel=settings.log_level.lower(), redirect_stdouts=False)
+
+    def on_setup_root_logger(self, logger: Any, level: int) -> None:
+        from pipeline.logs import configure
+
+        configure(self.newswire_settings.log_level, self.newswire_settings.log_format)
+
+
 def create_app(settings: Settings) -> faust.App:
     """The Faust app with the topics of DESIGN.md and the two agents."""
     app = faust.App(

@@ -147,15 +147,10 @@ def setup(as_json: JsonOption = False) -> None:
 @app.command()
 def worker() -> None:
     """Run the Faust worker: the enrichment and sink agents."""
-    from faust import Worker
-
-    from pipeline.app import create_app
+    from pipeline.app import FaustWorker, create_app
 
     settings = _settings()
-    faust_app = create_app(settings)
-    Worker(
-        faust_app, loglevel=settings.log_level.lower(), redirect_stdouts=False
-    ).execute_from_commandline()
+    FaustWorker(create_app(settings), settings).execute_from_commandline()
 
 
 @app.command()
