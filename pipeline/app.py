@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import faust
 import structlog
@@ -30,7 +32,7 @@ from pipeline.kafka import ReplicatedTable, bootstrap, encode, make_producer, se
 from pipeline.models import EnrichedArticle, RawArticle, utcnow
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
-from pipeline.sinks.indexer import Indexer
+from pipeline.sinks.indexer import Indexer, install_index
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +88,13 @@ class Worker:
             self.producer = make_producer(self.settings)
             await start_client(self.producer, bootstrap(self.settings))
         if self.indexer is None:
-            self.indexer = Indexer(open_backend(self.settings), self.settings.index_alias)
+            backend = open_backend(self.settings)
+            # Idempotent: a worker started before `newswire setup` still writes into the
+            # strict, templated index behind the alias, never an auto-created one.
+            await install_index(backend, self.settings.index_alias)
+            self.indexer = Indexer(
+                backend, self.settings.index_alias, escalate_after=self.settings.max_retries
+            )
 
     async def start_stories(self) -> ReplicatedTable:
         """The duplicate / story-cluster table, loaded whole on first use."""
@@ -236,6 +244,31 @@ class Worker:
         return len(result.indexed) + len(result.stale)
 
 
+#: Exit status of a worker that stopped itself on an unexpected error (EX_SOFTWARE).
+FAIL_STOP_EXIT = 70
+
+
+def fail_stop(stage: str, exc: BaseException, records: int) -> NoReturn:
+    """Stop the process at once on an unexpected error in a batch.
+
+    Faust would restart the agent and go on acknowledging later events, and its commit
+    logic can then move the committed offset past the failed batch: records lost. Exiting
+    without acknowledging anything more is what a SIGKILL does, which the delivery
+    guarantees already cover: the batch is redelivered when the worker is restarted (by
+    docker compose, Kubernetes, or `newswire run`'s report).
+    """
+    log.critical(
+        "worker.fail_stop",
+        stage=stage,
+        records=records,
+        error=f"{type(exc).__name__}: {exc}",
+        exc_info=exc,
+        exit_code=FAIL_STOP_EXIT,
+    )
+    logging.shutdown()
+    os._exit(FAIL_STOP_EXIT)
+
+
 class FaustWorker(faust.Worker):
     """Faust's worker with Newswire's structured logging instead of Faust's own format."""
 
@@ -262,6 +295,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         processing_guarantee="at_least_once",
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.worker_session_timeout,
         web_host="127.0.0.1",
         web_port=settings.worker_web_port or 6066,
         web_enabled=settings.worker_web_port > 0,
@@ -279,7 +313,10 @@ def create_app(settings: Settings) -> faust.App:
     async def enrich(stream: Any) -> None:
         async for events in stream.noack_take(settings.batch_size, within=within):
             values = [(e.value, _where(e)) for e in events]
-            sent = await worker.enrich_batch(values)
+            try:
+                sent = await worker.enrich_batch(values)
+            except Exception as exc:
+                fail_stop("enrich", exc, len(events))
             for event in events:
                 await stream.ack(event)
             log.info("enrich.batch", records=len(events), enriched=sent)
@@ -288,7 +325,10 @@ def create_app(settings: Settings) -> faust.App:
     async def sink(stream: Any) -> None:
         async for events in stream.noack_take(settings.batch_size, within=within):
             values = [(e.value, _where(e)) for e in events]
-            acked = await worker.index_batch(values)
+            try:
+                acked = await worker.index_batch(values)
+            except Exception as exc:
+                fail_stop("sink", exc, len(events))
             for event in events:
                 await stream.ack(event)
             log.info("sink.batch", records=len(events), indexed=acked)

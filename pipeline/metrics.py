@@ -118,6 +118,10 @@ WORKER_BAD_INPUT = Counter(
 INDEX_RETRIES = Counter(
     "newswire_index_retries_total", "Bulk requests retried after retryable failures."
 )
+INDEX_STALLED = Gauge(
+    "newswire_index_stalled",
+    "1 while a bulk write has failed more than NEWSWIRE_MAX_RETRIES times in a row.",
+)
 ENRICH_SECONDS = Histogram(
     "newswire_enrich_batch_seconds",
     "Time to enrich one micro-batch (NLP in the executor).",

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(
         6066, description="NEWSWIRE_WORKER_WEB_PORT: Faust web (metrics, health)."
     )
+    worker_session_timeout: float = Field(
+        20.0,
+        description="NEWSWIRE_WORKER_SESSION_TIMEOUT: seconds before a dead worker's partitions "
+        "are given to the others.",
+    )
     batch_size: int = Field(
         64, description="NEWSWIRE_BATCH_SIZE: records per enrichment / bulk batch."
     )
@@ -77,7 +82,9 @@ class Settings(BaseSettings):
         description="NEWSWIRE_MAX_BODY_CHARS: longer bodies are cut (and counted), not dropped.",
     )
     max_retries: int = Field(
-        8, description="NEWSWIRE_MAX_RETRIES: retryable bulk failures before backing off longer."
+        8,
+        description="NEWSWIRE_MAX_RETRIES: failed bulk tries before the sink reports itself stalled "
+        "(it keeps retrying; nothing is dropped).",
     )
     feeds_file: Path = Field(
         Path("feeds.yaml"), description="NEWSWIRE_FEEDS_FILE: YAML or OPML feed list."

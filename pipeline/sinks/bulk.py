@@ -10,22 +10,28 @@ from typing import Any
 from pipeline.models import EnrichedArticle
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Statuses that say the cluster or our access to it is broken, not the document:
+#: unauthorised, forbidden (read-only blocks, disk full), index or alias missing.
+OUTAGE_STATUSES = frozenset({401, 403, 404})
+#: 400s that are about the index, not the document.
+OUTAGE_REASONS = ("no write index", "cluster_block_exception", "index_closed_exception")
 
 
 class Outcome(Enum):
     """What happened to one document of a bulk request."""
 
     INDEXED = "indexed"
-    STALE = "stale"  # 409: the index already holds this revision or a newer one
-    RETRY = "retry"  # 429, 5xx, timeouts: send again later, never drop
+    STALE = "stale"  # 409: the index already holds a newer revision
+    RETRY = "retry"  # 429, 5xx, timeouts, outages (401/403/404): send again, never drop
     REJECTED = "rejected"  # mapping and other permanent errors: to the DLQ
 
 
 def external_version(article: EnrichedArticle) -> int:
     """The document version: the revision time of the raw article, in epoch milliseconds.
 
-    A redelivered or replayed older revision gets a version that is not greater than the
-    indexed one and is refused with 409, so it never overwrites newer content.
+    With ``external_gte`` a redelivery of the same revision overwrites it harmlessly (so a
+    re-enrichment by a newer pipeline lands), and an older revision is refused with 409, so
+    it never overwrites newer content.
     """
     stamp: datetime = article.fetched_at
     return int(stamp.timestamp() * 1000)
@@ -34,7 +40,11 @@ def external_version(article: EnrichedArticle) -> int:
 def bulk_operations(
     alias: str, docs: list[tuple[str, int, dict[str, Any]]]
 ) -> list[dict[str, Any]]:
-    """Bulk body lines: ``index`` with deterministic ``_id`` and external versioning."""
+    """Bulk body lines: ``index`` with deterministic ``_id`` and external versioning.
+
+    ``require_alias`` makes a missing alias an item error (retried) instead of letting the
+    engine auto-create a concrete index with a dynamic mapping under the alias's name.
+    """
     operations: list[dict[str, Any]] = []
     for doc_id, version, source in docs:
         operations.append(
@@ -42,8 +52,9 @@ def bulk_operations(
                 "index": {
                     "_index": alias,
                     "_id": doc_id,
+                    "require_alias": True,
                     "version": version,
-                    "version_type": "external",
+                    "version_type": "external_gte",
                 }
             }
         )
@@ -81,7 +92,9 @@ def classify_item(item: dict[str, Any]) -> ItemResult:
     reason = _reason(body.get("error"))
     if status == 409:
         return ItemResult(doc_id, Outcome.STALE, status, reason)
-    if status in RETRYABLE_STATUSES or status == 0:
+    if status in RETRYABLE_STATUSES or status in OUTAGE_STATUSES or status == 0:
+        return ItemResult(doc_id, Outcome.RETRY, status, reason)
+    if any(marker in reason for marker in OUTAGE_REASONS):
         return ItemResult(doc_id, Outcome.RETRY, status, reason)
     return ItemResult(doc_id, Outcome.REJECTED, status, reason)
 

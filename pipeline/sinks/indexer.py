@@ -9,7 +9,8 @@ from typing import Any
 
 import structlog
 
-from pipeline.errors import RetryableError
+from pipeline.errors import RetryableError, SearchBackendError
+from pipeline.metrics import INDEX_STALLED as STALLED
 from pipeline.models import EnrichedArticle
 from pipeline.sinks.backend import SearchBackend
 from pipeline.sinks.bulk import backoff_delay, bulk_operations, classify_response, external_version
@@ -59,7 +60,12 @@ async def install_index(backend: SearchBackend, alias: str) -> IndexSetup:
     created = None
     if not await backend.alias_exists(alias):
         created = first_index(alias)
-        await backend.create_index(created, {"aliases": {alias: {"is_write_index": True}}})
+        try:
+            await backend.create_index(created, {"aliases": {alias: {"is_write_index": True}}})
+        except SearchBackendError as exc:
+            if "resource_already_exists" not in str(exc):
+                raise
+            created = None  # another worker or setup created it a moment ago
     log.info("index.ready", engine=backend.engine, alias=alias, variant=variant, created=created)
     return IndexSetup(backend.engine, version, variant, alias, created)
 
@@ -74,11 +80,13 @@ class Indexer:
         *,
         backoff_base: float = 0.5,
         backoff_cap: float = 60.0,
+        escalate_after: int = 8,
     ) -> None:
         self.backend = backend
         self.alias = alias
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        self.escalate_after = escalate_after
 
     async def write(self, articles: Sequence[EnrichedArticle]) -> WriteResult:
         """Index ``articles``; returns only when every one is acknowledged or rejected."""
@@ -93,13 +101,8 @@ class Indexer:
             try:
                 response = await self.backend.bulk(self._operations(pending.values()))
             except RetryableError as exc:
-                delay = exc.retry_after or backoff_delay(
-                    attempt, self.backoff_base, self.backoff_cap
-                )
-                log.warning("sink.bulk_retry", error=str(exc), delay=delay, docs=len(pending))
-                attempt += 1
+                attempt = await self._wait(attempt, str(exc), len(pending), exc.retry_after)
                 result.retries += 1
-                await asyncio.sleep(delay)
                 continue
             report = classify_response(response)
             result.indexed += report.indexed
@@ -110,17 +113,25 @@ class Indexer:
             done = set(report.indexed) | set(report.stale) | {r.doc_id for r in report.rejected}
             pending = {k: v for k, v in pending.items() if k not in done}
             if pending:
-                delay = backoff_delay(attempt, self.backoff_base, self.backoff_cap)
-                log.warning(
-                    "sink.items_retry",
-                    docs=len(pending),
-                    delay=delay,
-                    reason=report.retry[0].reason if report.retry else None,
-                )
-                attempt += 1
+                reason = report.retry[0].reason if report.retry else "no answer for some items"
+                attempt = await self._wait(attempt, str(reason), len(pending))
                 result.retries += 1
-                await asyncio.sleep(delay)
+        STALLED.set(0)
         return result
+
+    async def _wait(
+        self, attempt: int, reason: str, docs: int, retry_after: float | None = None
+    ) -> int:
+        """Back off before the next try; past ``escalate_after`` tries, say so loudly (the
+        documents are still never dropped: the worker holds their offsets meanwhile)."""
+        delay = retry_after or backoff_delay(attempt, self.backoff_base, self.backoff_cap)
+        if attempt + 1 >= self.escalate_after:
+            STALLED.set(1)
+            log.error("sink.stalled", attempts=attempt + 1, docs=docs, reason=reason, delay=delay)
+        else:
+            log.warning("sink.retry", attempt=attempt + 1, docs=docs, reason=reason, delay=delay)
+        await asyncio.sleep(delay)
+        return attempt + 1
 
     def _operations(self, articles: Any) -> list[dict[str, Any]]:
         return bulk_operations(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.app import FAIL_STOP_EXIT
 from pipeline.enrich.dedup import fingerprint
 from pipeline.kafka import encode, make_producer, publish_raw
 from pipeline.models import EnrichedArticle, RawArticle, Source
@@ -34,8 +35,13 @@ class WorkerProcess:
         self.log_file = log_file
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        env = {**os.environ, **env_for(self.settings), "NEWSWIRE_WORKER_WEB_PORT": "0"}
+    def start(self, **extra_env: str) -> None:
+        env = {
+            **os.environ,
+            **env_for(self.settings),
+            "NEWSWIRE_WORKER_WEB_PORT": "0",
+            **extra_env,
+        }
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "pipeline", "worker"],
@@ -256,3 +262,38 @@ async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
     assert clusters["match"] != clusters["wire-a"]
     assert await _count(worker_settings, ["copy-a"]) == 0  # exact duplicate, dropped
     assert "duplicate_dropped" in worker.tail()
+
+
+async def test_an_unexpected_error_stops_the_worker_and_loses_nothing(
+    worker_settings: Settings, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    articles = [
+        RawArticle(id=f"fault-{n}", title=f"Story {n}", body=f"Body of story number {n}.")
+        for n in range(5)
+    ]
+    await run_setup(worker_settings)
+    producer = make_producer(worker_settings)
+    await producer.start()
+    try:
+        await publish_raw(producer, worker_settings.topic_raw, articles)
+    finally:
+        await producer.stop()
+    faults = str(REPO / "tests" / "integration" / "faults")
+    worker.start(
+        PYTHONPATH=os.pathsep.join([faults, os.environ.get("PYTHONPATH", "")]),
+        NEWSWIRE_TEST_FAULT="enrich-once",
+        NEWSWIRE_TEST_FAULT_MARKER=str(tmp_path / "fault-fired"),
+    )
+    assert worker.process is not None
+    code = worker.process.wait(120)
+    assert code == FAIL_STOP_EXIT, worker.tail()
+    assert "worker.fail_stop" in worker.tail() and "injected enrichment fault" in worker.tail()
+    assert (tmp_path / "fault-fired").exists()
+
+    worker.start()  # restarted, as a supervisor would: the failed batch comes back
+
+    async def all_indexed() -> bool:
+        assert worker.alive(), worker.tail()
+        return await _count(worker_settings, [a.id for a in articles]) == len(articles)
+
+    await wait_for(all_indexed, 180, "every article of the failed batch to be indexed")

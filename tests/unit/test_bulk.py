@@ -14,7 +14,13 @@ from pipeline.sinks.bulk import (
 def test_operations_use_deterministic_id_and_external_version() -> None:
     ops = bulk_operations("alias", [("id1", 5, {"id": "id1"})])
     assert ops[0] == {
-        "index": {"_index": "alias", "_id": "id1", "version": 5, "version_type": "external"}
+        "index": {
+            "_index": "alias",
+            "_id": "id1",
+            "require_alias": True,
+            "version": 5,
+            "version_type": "external_gte",
+        }
     }
     assert ops[1] == {"id": "id1"}
 
@@ -41,6 +47,16 @@ def test_classification() -> None:
     )
     assert rejected.outcome is Outcome.REJECTED
     assert rejected.reason is not None and "strict_dynamic_mapping_exception" in rejected.reason
+    # outages are the cluster's fault, not the document's: retried, never sent to the DLQ
+    for status, error in (
+        (403, {"type": "cluster_block_exception", "reason": "index read-only"}),
+        (404, {"type": "index_not_found_exception", "reason": "no such index [a]"}),
+        (401, {"type": "security_exception"}),
+        (400, {"type": "illegal_argument_exception", "reason": "no write index is defined"}),
+    ):
+        assert classify_item(item(status, error)).outcome is Outcome.RETRY, status
+    immense = item(400, {"type": "illegal_argument_exception", "reason": "immense term"})
+    assert classify_item(immense).outcome is Outcome.REJECTED
 
 
 def test_classify_response_groups() -> None:

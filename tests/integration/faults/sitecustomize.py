@@ -1,0 +1,19 @@
+"""Fault injection for the worker tests: imported at start-up of a child Python process
+whose PYTHONPATH starts with this folder. Does nothing unless NEWSWIRE_TEST_FAULT is set."""
+
+import os
+from pathlib import Path
+
+if os.environ.get("NEWSWIRE_TEST_FAULT") == "enrich-once":
+    import pipeline.enrich.enricher as _enricher
+
+    _marker = Path(os.environ["NEWSWIRE_TEST_FAULT_MARKER"])
+    _original = _enricher.Enricher.enrich
+
+    def _failing_once(self, articles):  # type: ignore[no-untyped-def]
+        if not _marker.exists():
+            _marker.touch()
+            raise RuntimeError("injected enrichment fault")
+        return _original(self, articles)
+
+    _enricher.Enricher.enrich = _failing_once  # type: ignore[method-assign]
