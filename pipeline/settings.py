@@ -83,8 +83,8 @@ class Settings(BaseSettings):
     )
     max_retries: int = Field(
         8,
-        description="NEWSWIRE_MAX_RETRIES: failed bulk tries before the sink reports itself stalled "
-        "(it keeps retrying; nothing is dropped).",
+        description="NEWSWIRE_MAX_RETRIES: failed bulk tries before the sink reports "
+        "itself stalled (it keeps retrying; nothing is dropped).",
     )
     feeds_file: Path = Field(
         Path("feeds.yaml"), description="NEWSWIRE_FEEDS_FILE: YAML or OPML feed list."
