@@ -26,6 +26,7 @@ from pipeline.enrich.dedup import (
     assign_cluster,
     check_exact_duplicate,
     fingerprint,
+    normalize_text,
     story_signature,
 )
 from pipeline.kafka import ReplicatedTable, bootstrap, encode, make_producer, send_all, start_client
@@ -192,10 +193,15 @@ class Worker:
         articles: Sequence[RawArticle], stories: ReplicatedTable
     ) -> list[RawArticle]:
         """Exact duplicates (same normalised text under another id) are dropped, logged and
-        counted; a revision of the same id is not a duplicate."""
+        counted; a revision of the same id is not a duplicate, and neither are short items
+        ("Morning briefing" under two URLs)."""
         kept: list[RawArticle] = []
         for article in articles:
-            key = fingerprint(article.title, article.summary, article.body)
+            parts = (article.title, article.summary, article.body)
+            if sum(len(normalize_text(p).split()) for p in parts if p) < DEDUP_MIN_WORDS:
+                kept.append(article)  # too little text to call two articles the same
+                continue
+            key = fingerprint(*parts)
             original = check_exact_duplicate(key, stories, article.id)
             if original is None:
                 kept.append(article)
@@ -243,6 +249,9 @@ class Worker:
             await self.send_dlq(dead)
         return len(result.indexed) + len(result.stale)
 
+
+#: Fewer words than this and two articles are not called exact duplicates.
+DEDUP_MIN_WORDS = 40
 
 #: Exit status of a worker that stopped itself on an unexpected error (EX_SOFTWARE).
 FAIL_STOP_EXIT = 70

@@ -85,7 +85,7 @@ async def publish_raw(
     producer: AIOKafkaProducer, topic: str, articles: Iterable[RawArticle]
 ) -> int:
     """Send raw articles keyed by id and wait until the broker acknowledged all of them."""
-    return await send_all(producer, topic, ((a.id.encode("ascii"), encode(a)) for a in articles))
+    return await send_all(producer, topic, ((a.id.encode("utf-8"), encode(a)) for a in articles))
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
@@ -171,9 +171,16 @@ class ReplicatedTable(MutableMapping[str, str]):
         log.info("table.loaded", topic=self.topic, keys=len(self.data))
 
     async def _follow(self) -> None:
+        """Apply the other workers' writes; a Kafka error is logged and the loop goes on."""
         assert self._consumer is not None
         while True:
-            self._apply(await self._consumer.getmany(timeout_ms=1000))
+            try:
+                self._apply(await self._consumer.getmany(timeout_ms=1000))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("table.follow_failed", topic=self.topic, error=str(exc))
+                await asyncio.sleep(1.0)
 
     def _apply(self, batch: dict[Any, list[Any]]) -> None:
         for messages in batch.values():
@@ -188,12 +195,16 @@ class ReplicatedTable(MutableMapping[str, str]):
 
     async def flush(self, producer: AIOKafkaProducer) -> int:
         """Publish the local writes and wait for the broker's acknowledgement."""
-        pending, self.pending = self.pending, {}
-        return await send_all(
+        pending = dict(self.pending)
+        sent = await send_all(
             producer,
             self.topic,
             ((k.encode("utf-8"), v.encode("utf-8")) for k, v in pending.items()),
         )
+        for key, value in pending.items():  # keep what was rewritten during the send
+            if self.pending.get(key) == value:
+                del self.pending[key]
+        return sent
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -14,6 +14,7 @@ from types import FrameType
 import structlog
 from rich.console import Console
 
+from pipeline.errors import SearchBackendError
 from pipeline.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -70,52 +71,66 @@ def _count_indexed(settings: Settings, ids: list[str]) -> int:
         backend = open_backend(settings)
         try:
             return await backend.count(settings.index_alias, {"query": {"ids": {"values": ids}}})
+        except SearchBackendError as exc:
+            log.warning("run.count_failed", error=str(exc))  # a hiccup: ask again next time
+            return -1
         finally:
             await backend.close()
 
     return asyncio.run(count())
 
 
+SEARCH_HINT = (
+    'Try:  newswire search "Kerry Lavrov"  |  newswire search --facet person --facet topic  '
+    '|  newswire search "Kerry" --json'
+)
+RESTARTS = 5
+
+
 def run_all(settings: Settings, *, console: Console, keep_stack: bool = False) -> int:
     """Stack (if needed), setup, worker, poller, seed replay; runs until Ctrl-C or SIGTERM."""
+    from pipeline.app import FAIL_STOP_EXIT
     from pipeline.setup import run_setup
     from pipeline.sources.replay import replay
 
+    stack = None
+    started_stack = False
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    commands: dict[str, list[str]] = {}
+    logs = settings.home / "logs"
     stop = False
+    code = 0
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         nonlocal stop
         stop = True
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    stack = None
-    if _needs_local_stack(settings):
-        from pipeline.stack import LocalStack
-
-        console.print("[bold]starting the local stack[/bold] (no cluster configured)")
-        stack = LocalStack(settings, progress=lambda line: console.print(f"[dim]{line}[/dim]"))
-        stack.up()
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    code = 0
     try:
+        if _needs_local_stack(settings):
+            from pipeline.stack import LocalStack
+
+            console.print("[bold]starting the local stack[/bold] (no cluster configured)")
+            stack = LocalStack(settings, progress=lambda line: console.print(f"[dim]{line}[/dim]"))
+            # Stop on exit only what this run started, never a stack the user had up.
+            started_stack = not stack.status().healthy
+            stack.up()  # Ctrl-C here interrupts it (KeyboardInterrupt) and cleans up below
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
         report = asyncio.run(run_setup(settings))
         if report.index is not None:
             console.print(
                 f"index [bold]{report.index.alias}[/bold] ready on {report.index.engine} "
                 f"{report.index.version} ({report.index.variant} analysis)"
             )
-        logs = settings.home / "logs"
-        services = [("worker", ["worker"])]
+        commands["worker"] = ["worker"]
         if _has_feeds(settings):
-            services.append(("poller", ["poll"]))
+            commands["poller"] = ["poll"]
         else:
             console.print(
                 f"no feeds in {settings.feeds_file}: the poller is not started "
                 "(add feeds there, or `newswire feeds import FILE.opml`, and run again)"
             )
-        for name, args in services:
+        for name, args in commands.items():
             children[name], log_file = _spawn(name, args, logs)
             console.print(f"{name} started (pid {children[name].pid}), log: {log_file}")
         seeds = [settings.seeds_dir] if settings.seeds_dir.exists() else []
@@ -128,29 +143,41 @@ def run_all(settings: Settings, *, console: Console, keep_stack: bool = False) -
                 console.print(f"[red]skipped[/red] {error}")
         console.print(f"replayed {published} seed article(s) from {settings.seeds_dir}")
         deadline = time.monotonic() + 240
-        shown = False
+        shown = published == 0
+        if shown:
+            console.print(SEARCH_HINT)
+        restarts = 0
         while not stop:
             for name, process in children.items():
-                if process.poll() is not None:
+                if process.poll() is None:
+                    continue
+                log_file = logs / f"{name}.log"
+                if process.returncode == FAIL_STOP_EXIT and restarts < RESTARTS:
+                    restarts += 1
                     console.print(
-                        f"[red]{name} exited with code {process.returncode}[/red]; "
-                        f"see {logs / (name + '.log')}"
+                        f"[yellow]{name} stopped on an error[/yellow] (see {log_file}); "
+                        f"restarting it ({restarts}/{RESTARTS}), nothing is lost"
+                    )
+                    children[name], _ = _spawn(name, commands[name], logs)
+                else:
+                    console.print(
+                        f"[red]{name} exited with code {process.returncode}[/red]; see {log_file}"
                     )
                     stop, code = True, 1
-            if not shown and (published == 0 or time.monotonic() > deadline):
-                shown = True
             if not shown and _count_indexed(settings, ids) >= len(set(ids)):
                 shown = True
+                console.print(f"[green]seeds indexed.[/green] {SEARCH_HINT}")
+            elif not shown and time.monotonic() > deadline:
+                shown = True
                 console.print(
-                    "[green]seeds indexed.[/green] Try:  "
-                    'newswire search "Kerry Lavrov"  |  newswire search --facet person '
-                    '--facet topic  |  newswire search "Kerry" --json'
+                    f"[yellow]the seeds are not searchable yet[/yellow] (see "
+                    f"{logs / 'worker.log'}). {SEARCH_HINT}"
                 )
             time.sleep(1.0)
     finally:
         for name, process in children.items():
             _terminate(process, name)
-        if stack is not None and not keep_stack:
+        if stack is not None and started_stack and not keep_stack:
             console.print("stopping the local stack")
             stack.down()
     return code

@@ -35,9 +35,23 @@ def newswire(
 
 @pytest.fixture
 def cli_env(stack: Any, tmp_path: Path) -> dict[str, str]:
-    settings = isolated(stack.settings, "cli", home=tmp_path / "home", worker_web_port=0)
-    return {**os.environ, **env_for(settings), "NEWSWIRE_SEEDS_DIR": str(REPO / "seeds"),
-            "NEWSWIRE_FEEDS_FILE": str(tmp_path / "no-feeds.yaml"), "COLUMNS": "200"}  # fmt: skip
+    """Like a user's shell: no cluster configured, so `run` takes the local-stack path and
+    finds the session's stack already up (and, not having started it, leaves it up)."""
+    settings = isolated(stack.settings, "cli", worker_web_port=0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWIRE_")}
+    env.update(env_for(settings))
+    if stack.local is not None:
+        for name in ("kafka_bootstrap", "opensearch_url"):
+            env.pop(f"NEWSWIRE_{name.upper()}", None)
+        for name in ("kafka_port", "kafka_controller_port", "search_port", "search_transport_port",
+                     "kafka_heap", "search_heap"):  # fmt: skip
+            env[f"NEWSWIRE_{name.upper()}"] = str(getattr(stack.settings, name))
+    env.update(
+        NEWSWIRE_SEEDS_DIR=str(REPO / "seeds"),
+        NEWSWIRE_FEEDS_FILE=str(tmp_path / "no-feeds.yaml"),
+        COLUMNS="200",
+    )
+    return env
 
 
 def test_replay_dry_run_prints_jsonl_and_names_bad_files(tmp_path: Path) -> None:
@@ -50,7 +64,9 @@ def test_replay_dry_run_prints_jsonl_and_names_bad_files(tmp_path: Path) -> None
     assert "bad.json" in result.stderr and "invalid JSON" in result.stderr
 
 
-def test_run_then_search_finds_the_seed_with_its_entities(cli_env: dict[str, str]) -> None:
+def test_run_then_search_finds_the_seed_with_its_entities(
+    cli_env: dict[str, str], stack: Any
+) -> None:
     run = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "run"],
         cwd=REPO,
@@ -95,6 +111,8 @@ def test_run_then_search_finds_the_seed_with_its_entities(cli_env: dict[str, str
             run.kill()
             raise
     assert code == 0, "".join(output[-40:])
+    if stack.local is not None:
+        assert stack.local.status().healthy, "run stopped a stack it had not started"
 
 
 def test_search_reports_a_clear_error_when_nothing_is_configured(tmp_path: Path) -> None:
