@@ -100,7 +100,11 @@ class Worker:
     async def start_stories(self) -> ReplicatedTable:
         """The duplicate / story-cluster table, loaded whole on first use."""
         if self.stories is None:
-            table = ReplicatedTable(self.settings, self.settings.topic_stories)
+            table = ReplicatedTable(
+                self.settings,
+                self.settings.topic_stories,
+                ttl_seconds=self.settings.story_window_days * 86400,
+            )
             await table.start()
             self.stories = table
         return self.stories

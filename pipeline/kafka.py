@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any
 
@@ -123,17 +124,22 @@ class ReplicatedTable(MutableMapping[str, str]):
     applies the writes of the other workers. This is what a Faust ``GlobalTable`` does;
     it is kept explicit here because Faust tables may only be written while a stream is
     positioned on an event, and the agents process micro-batches with manual acks.
+
+    With ``ttl_seconds`` entries expire: reads ignore them, flushes prune them from memory,
+    and the topic deletes old segments (``compact,delete``), so the table stays bounded.
     """
 
-    def __init__(self, settings: Settings, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str, ttl_seconds: float | None = None) -> None:
         self.settings = settings
         self.topic = topic
+        self.ttl = ttl_seconds
         self.data: dict[str, str] = {}
+        self.written: dict[str, float] = {}
         self.pending: dict[str, str] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self, producer_settings: Settings | None = None) -> None:
+    async def start(self) -> None:
         """Create the compacted topic if needed, load it whole, then follow it."""
         servers = bootstrap(self.settings)
         admin = AIOKafkaAdminClient(bootstrap_servers=servers)
@@ -147,7 +153,7 @@ class ReplicatedTable(MutableMapping[str, str]):
                                 self.topic,
                                 num_partitions=self.settings.topic_partitions,
                                 replication_factor=self.settings.topic_replication,
-                                topic_configs={"cleanup.policy": "compact"},
+                                topic_configs=self._topic_configs(),
                             )
                         ]
                     )
@@ -170,6 +176,27 @@ class ReplicatedTable(MutableMapping[str, str]):
         self._task = asyncio.create_task(self._follow(), name=f"table-{self.topic}")
         log.info("table.loaded", topic=self.topic, keys=len(self.data))
 
+    def _topic_configs(self) -> dict[str, str]:
+        if self.ttl is None:
+            return {"cleanup.policy": "compact"}
+        return {"cleanup.policy": "compact,delete", "retention.ms": str(int(self.ttl * 1000))}
+
+    def _expired(self, key: str, now: float | None = None) -> bool:
+        if self.ttl is None:
+            return False
+        return (now or time.time()) - self.written.get(key, 0.0) > self.ttl
+
+    def prune(self) -> int:
+        """Forget expired entries; returns how many."""
+        if self.ttl is None:
+            return 0
+        now = time.time()
+        expired = [k for k in self.data if k not in self.pending and self._expired(k, now)]
+        for key in expired:
+            del self.data[key]
+            self.written.pop(key, None)
+        return len(expired)
+
     async def _follow(self) -> None:
         """Apply the other workers' writes; a Kafka error is logged and the loop goes on."""
         assert self._consumer is not None
@@ -190,8 +217,10 @@ class ReplicatedTable(MutableMapping[str, str]):
                     continue  # our own newer write wins until it is flushed
                 if message.value is None:
                     self.data.pop(key, None)
+                    self.written.pop(key, None)
                 else:
                     self.data[key] = message.value.decode("utf-8")
+                    self.written[key] = message.timestamp / 1000.0
 
     async def flush(self, producer: AIOKafkaProducer) -> int:
         """Publish the local writes and wait for the broker's acknowledgement."""
@@ -204,6 +233,7 @@ class ReplicatedTable(MutableMapping[str, str]):
         for key, value in pending.items():  # keep what was rewritten during the send
             if self.pending.get(key) == value:
                 del self.pending[key]
+        self.prune()
         return sent
 
     async def stop(self) -> None:
@@ -215,20 +245,24 @@ class ReplicatedTable(MutableMapping[str, str]):
             await self._consumer.stop()
 
     def __getitem__(self, key: str) -> str:
+        if self._expired(key):
+            raise KeyError(key)
         return self.data[key]
 
     def __setitem__(self, key: str, value: str) -> None:
         self.data[key] = value
+        self.written[key] = time.time()
         self.pending[key] = value
 
     def __delitem__(self, key: str) -> None:
         raise NotImplementedError("the table only grows; use a new topic to reset it")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.data)
+        now = time.time()
+        return iter([k for k in self.data if not self._expired(k, now)])
 
     def __len__(self) -> int:
-        return len(self.data)
+        return sum(1 for _ in self)
 
 
 async def _behind(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(
         6066, description="NEWSWIRE_WORKER_WEB_PORT: Faust web (metrics, health)."
     )
+    story_window_days: float = Field(
+        7.0,
+        description="NEWSWIRE_STORY_WINDOW_DAYS: how long duplicate fingerprints and story "
+        "clusters are remembered.",
+    )
     worker_session_timeout: float = Field(
         20.0,
         description="NEWSWIRE_WORKER_SESSION_TIMEOUT: seconds before a dead worker's partitions "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -47,3 +48,24 @@ async def test_writes_are_shared_and_survive_a_restart(stack: Any) -> None:
 
 async def _equals(table: ReplicatedTable, key: str, value: str) -> bool:
     return table.get(key) == value
+
+
+async def test_entries_expire_from_reads_memory_and_topic_config(stack: Any) -> None:
+    settings = isolated(stack.settings, "ttl")
+    table = ReplicatedTable(settings, settings.topic_stories, ttl_seconds=0.5)
+    await table.start()
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        table["old"] = "1"
+        await table.flush(producer)
+        assert table.get("old") == "1"
+        await asyncio.sleep(0.7)
+        assert table.get("old") is None and "old" not in list(table)
+        table["new"] = "2"
+        await table.flush(producer)  # prunes what expired
+        assert "old" not in table.data and table.get("new") == "2"
+    finally:
+        await table.stop()
+        await producer.stop()
+    assert table._topic_configs() == {"cleanup.policy": "compact,delete", "retention.ms": "500"}
