@@ -295,8 +295,9 @@ class FaustWorker(faust.Worker):
         configure(self.newswire_settings.log_level, self.newswire_settings.log_format)
 
 
-def create_app(settings: Settings) -> faust.App:
-    """The Faust app with the topics of DESIGN.md and the two agents."""
+def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
+    """The Faust app with the topics of DESIGN.md and the two agents (``worker`` is the
+    work they call; tests pass a stand-in)."""
     app = faust.App(
         settings.worker_id,
         broker=f"kafka://{bootstrap(settings)}",
@@ -319,7 +320,7 @@ def create_app(settings: Settings) -> faust.App:
     enriched_topic = app.topic(
         settings.topic_enriched, key_type=bytes, value_type=bytes, value_serializer="raw"
     )
-    worker = Worker(settings)
+    worker = worker or Worker(settings)
     within = timedelta(seconds=settings.batch_seconds)
 
     @app.agent(raw, name="enrich")
