@@ -298,11 +298,13 @@ class FaustWorker(faust.Worker):
 def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     """The Faust app with the topics of DESIGN.md and the two agents (``worker`` is the
     work they call; tests pass a stand-in)."""
+    datadir = settings.home / "worker"
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust does not create it
     app = faust.App(
         settings.worker_id,
         broker=f"kafka://{bootstrap(settings)}",
         store="memory://",
-        datadir=str(settings.home / "worker"),
+        datadir=str(datadir),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         consumer_auto_offset_reset="earliest",
@@ -310,7 +312,8 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
         processing_guarantee="at_least_once",
         broker_commit_interval=1.0,
         broker_session_timeout=settings.worker_session_timeout,
-        web_host="127.0.0.1",
+        web_host=settings.worker_web_host,
+        web_bind=settings.worker_web_host,
         web_port=settings.worker_web_port or 6066,
         web_enabled=settings.worker_web_port > 0,
         stream_wait_empty=True,

@@ -148,8 +148,10 @@ def setup(as_json: JsonOption = False) -> None:
 def worker() -> None:
     """Run the Faust worker: the enrichment and sink agents."""
     from pipeline.app import FaustWorker, create_app
+    from pipeline.kafka import ensure_topics
 
     settings = _settings()
+    asyncio.run(ensure_topics(settings))  # idempotent; the worker may start before setup
     FaustWorker(create_app(settings), settings).execute_from_commandline()
 
 

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         1, description="NEWSWIRE_TOPIC_REPLICATION: replication factor of created topics."
     )
     worker_id: str = Field("newswire", description="NEWSWIRE_WORKER_ID: Faust app id.")
+    worker_web_host: str = Field(
+        "127.0.0.1",
+        description="NEWSWIRE_WORKER_WEB_HOST: address of the worker's web port; 0.0.0.0 in "
+        "containers so probes reach it.",
+    )
     worker_web_port: int = Field(
         6066, description="NEWSWIRE_WORKER_WEB_PORT: Faust web (metrics, health)."
     )
