@@ -29,6 +29,7 @@ import feedparser
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline.logs import configure  # noqa: E402
 from pipeline.models import RawArticle  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.sources.feeds import FeedConfig  # noqa: E402
@@ -106,6 +107,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    configure("INFO")  # as the poller runs in production (per-feed debug lines are off)
     proc, urls = start_server(args.feeds)
     try:
         naive_s, naive_entries = naive(urls)

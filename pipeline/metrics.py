@@ -39,6 +39,11 @@ FEED_FAILURES = Counter(
 FEED_NEW_ITEMS = Counter(
     "newswire_feed_new_items_total", "Articles published for the first time by the poller."
 )
+FULLTEXT_FETCHES = Counter(
+    "newswire_fulltext_fetches_total",
+    "Article pages fetched for full text (fulltext feeds), by outcome (ok, no_text, reason).",
+    ["outcome"],
+)
 FEEDS_IN_BACKOFF = Gauge(
     "newswire_feeds_in_backoff", "Assigned feeds whose last poll failed (backing off)."
 )

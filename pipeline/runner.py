@@ -123,12 +123,11 @@ def run_all(settings: Settings, *, console: Console, keep_stack: bool = False) -
                 f"{report.index.version} ({report.index.variant} analysis)"
             )
         commands["worker"] = ["worker"]
-        if _has_feeds(settings):
-            commands["poller"] = ["poll"]
-        else:
+        commands["poller"] = ["poll"]
+        if not _has_feeds(settings):
             console.print(
-                f"no feeds in {settings.feeds_file}: the poller is not started "
-                "(add feeds there, or `newswire feeds import FILE.opml`, and run again)"
+                f"no feeds in {settings.feeds_file} yet: the poller waits for them "
+                "(add feeds there, or `newswire feeds import FILE.opml`)"
             )
         for name, args in commands.items():
             children[name], log_file = _spawn(name, args, logs)

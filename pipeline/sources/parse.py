@@ -148,6 +148,9 @@ def html_to_text(html_text: str) -> str:
     ``<br>`` kept as a line break."""
     if not html_text:
         return ""
+    if "<" not in html_text and "&" not in html_text:
+        # No markup and no entities: what the HTML parser would give, without it.
+        return _SPACES.sub(" ", _INVISIBLE.sub("", html_text).replace("\n", " ")).strip()
     text = _run_extractor(html_text)
     # Escaped HTML inside HTML ("&lt;p&gt;...") shows up as tags after one pass.
     if _LOOKS_LIKE_HTML.search(text):

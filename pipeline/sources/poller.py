@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib.util
 import multiprocessing
 import os
 import random
@@ -36,11 +37,11 @@ from aiohttp.abc import ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from pipeline import metrics
-from pipeline.errors import BadInputError, FetchError
+from pipeline.errors import BadInputError, ConfigError, FetchError
 from pipeline.models import RawArticle
 from pipeline.settings import Settings
 from pipeline.sources.feeds import FeedConfig, FeedList, load_feeds
-from pipeline.sources.parse import ParsedFeed, parse_feed_safely
+from pipeline.sources.parse import ParsedFeed, parse_feed_safely, plain_text
 from pipeline.sources.safety import UnsafeURLError, check_addresses, check_url
 from pipeline.sources.state import (
     AtomicKafkaStateStore,
@@ -52,6 +53,9 @@ from pipeline.sources.state import (
     ensure_poller_topics,
     partition_for,
 )
+
+# The per-feed ``fulltext`` flag needs trafilatura (imported where used: it is slow to load).
+HAVE_TRAFILATURA = importlib.util.find_spec("trafilatura") is not None
 
 try:  # optional: brotli ("br") is only advertised when the package is installed
     import brotli  # type: ignore[import-untyped]
@@ -67,6 +71,7 @@ ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9,"
     " application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
 )
+HTML_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 MAX_RETRY_AFTER = 7 * 86400.0
 _RNG = random.Random()
 
@@ -571,6 +576,7 @@ class Poller:
         self._loaded = False
         self.last_activity: float | None = None
         self.started_at = clock()
+        self._warned_fulltext = False
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -638,6 +644,49 @@ class Poller:
             raise parsed
         return parsed
 
+    async def _with_fulltext(
+        self, feed: FeedConfig, articles: list[RawArticle]
+    ) -> list[RawArticle]:
+        """Articles with the main text of their page as body (feeds with ``fulltext``).
+
+        Pages are fetched by the same :class:`Fetcher` as feeds (per-host and global
+        limits, timeouts, size cap, private-address refusal, checked redirects) and the
+        text is extracted with trafilatura in the parse pool. A page that cannot be
+        fetched or yields no text leaves the article as the feed gave it."""
+        if not HAVE_TRAFILATURA:
+            if not self._warned_fulltext:
+                log.warning("poller.fulltext_unavailable", reason="trafilatura is not installed")
+                self._warned_fulltext = True
+            return articles
+        return list(await asyncio.gather(*(self._fulltext(feed, a) for a in articles)))
+
+    async def _fulltext(self, feed: FeedConfig, article: RawArticle) -> RawArticle:
+        if not article.url:
+            return article
+        try:
+            page = await self.fetcher.fetch(article.url, {"Accept": HTML_ACCEPT})
+            if page.not_modified or not page.body:
+                return article
+            loop = asyncio.get_running_loop()
+            text = await loop.run_in_executor(
+                self.executor, _extract_job, page.body, page.final_url
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            reason = failure_reason(exc)
+            metrics.FULLTEXT_FETCHES.labels(outcome=reason).inc()
+            log.warning(
+                "poller.fulltext_failed", feed=feed.url, url=article.url, reason=reason,
+                error=(str(exc) if isinstance(exc, FetchError) else repr(exc))[:300],
+            )  # fmt: skip
+            return article
+        if not text or len(text) <= len(article.body or ""):
+            metrics.FULLTEXT_FETCHES.labels(outcome="no_text").inc()
+            return article
+        metrics.FULLTEXT_FETCHES.labels(outcome="ok").inc()
+        return article.model_copy(update={"body": text[: self.config.max_body_chars]})
+
     async def poll_feed(self, feed: FeedConfig) -> FeedState:
         """Poll one feed now: fetch, parse, publish what is new, save state. Never raises
         for feed problems (they become backoff); cancellation propagates."""
@@ -676,6 +725,8 @@ class Poller:
                 parsed = await self._parse(feed, result)
                 hints.append(parsed.min_interval_hint)
                 published = new_articles(parsed.articles, state.seen_ids)
+                if published and feed.fulltext:
+                    published = await self._with_fulltext(feed, published)
                 if published:
                     state.remember(
                         (a.id for a in published),
@@ -880,6 +931,29 @@ def _parse_job(content: bytes, kwargs: dict[str, Any]) -> ParsedFeed | BadInputE
     return parse_feed_safely(content, **kwargs)
 
 
+def _extract_job(page: bytes, url: str) -> str | None:
+    """The main text of an article page (trafilatura), run in the parse pool."""
+    return extract_main_text(page, url)
+
+
+def extract_main_text(page: bytes, url: str | None = None) -> str | None:
+    """Main text of an HTML page without navigation, comments or boilerplate."""
+    if not HAVE_TRAFILATURA:
+        return None
+    import trafilatura
+
+    text = trafilatura.extract(
+        page,
+        url=url,
+        include_comments=False,
+        include_tables=False,
+        include_images=False,
+        favor_precision=True,
+        deduplicate=True,
+    )
+    return plain_text(text) if text else None
+
+
 class _GroupMembership:
     """Consumer-group membership on the assignment topic and the rebalance hand-over."""
 
@@ -967,33 +1041,96 @@ def _load_or_fail(feeds_file: Path) -> FeedList:
     return feeds
 
 
+#: How often an idle poller (no enabled feed) reads its feed list again.
+FEEDS_RECHECK_SECONDS = 60.0
+
+
+def _try_load(feeds_file: Path) -> tuple[FeedList | None, str]:
+    """The feed list and, when it has no enabled feed, why (for the idle warning)."""
+    try:
+        feeds = _load_or_fail(feeds_file)
+    except ConfigError as exc:
+        return None, str(exc)
+    if not feeds.enabled:
+        return None, "no enabled feed in the list"
+    return feeds, ""
+
+
+async def wait_for_feeds(
+    feeds_file: Path, stop: asyncio.Event, recheck: float = FEEDS_RECHECK_SECONDS
+) -> FeedList | None:
+    """Read the feed list every ``recheck`` seconds until it has an enabled feed (then
+    return it) or ``stop`` is set (then None). Logs one warning, not one per check."""
+    warned = ""
+    while not stop.is_set():
+        feeds, problem = _try_load(feeds_file)
+        if feeds is not None:
+            if warned:
+                log.info("poller.feeds_found", file=str(feeds_file), feeds=len(feeds.enabled))
+            return feeds
+        if problem != warned:
+            log.warning(
+                "poller.idle", file=str(feeds_file), reason=problem,
+                recheck_s=recheck, hint="add feeds (newswire feeds import FILE.opml)",
+            )  # fmt: skip
+            warned = problem
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=recheck)
+    return None
+
+
 async def poll_command(
-    settings: Settings, feeds_file: Path | None = None, once: bool = False
+    settings: Settings,
+    feeds_file: Path | None = None,
+    once: bool = False,
+    *,
+    recheck: float = FEEDS_RECHECK_SECONDS,
 ) -> int:
-    """``newswire poll [--once] [--feeds FILE]``. Returns the process exit code."""
+    """``newswire poll [--once] [--feeds FILE]``. Returns the process exit code.
+
+    With ``--once`` an empty or unreadable feed list is an error (exit 2). The
+    long-running poller instead warns and stays up idle, reading the list again every
+    ``recheck`` seconds, until feeds appear or SIGTERM / SIGINT stops it (exit 0), so a
+    deployment can always start it."""
     from pipeline.kafka import bootstrap
 
     config = PollerConfig.from_settings(settings)
-    feeds = _load_or_fail(feeds_file or settings.feeds_file)
-    if not feeds.enabled:
-        log.error("poller.no_feeds", file=str(feeds_file or settings.feeds_file))
-        return 2
-    servers = bootstrap(settings)
-    await ensure_poller_topics(servers, config)
-    prefix = None if once else f"{config.poller_group}-txn"
-    store = AtomicKafkaStateStore(servers, config, settings.topic_raw, prefix=prefix)
-    poller = Poller(settings, feeds, None, store, config=config)
-    runner = None
+    path = feeds_file or settings.feeds_file
+    if once:
+        feeds = _load_or_fail(path)
+        if not feeds.enabled:
+            log.error("poller.no_feeds", file=str(path), reason="no enabled feed in the list")
+            return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    poller: Poller | None = None
+    started = time.time()
+
+    def health() -> tuple[bool, dict[str, Any]]:
+        if poller is None:
+            return True, {"feeds_assigned": 0, "idle": True, "idle_s": time.time() - started}
+        return poller.health()
+
+    runner = None
+    store: AtomicKafkaStateStore | None = None
     try:
         if config.poller_metrics_port and not once:
             runner = await metrics.start_http_server(
-                poller.health, config.poller_metrics_host, config.poller_metrics_port
+                health, config.poller_metrics_host, config.poller_metrics_port
             )
+        if not once:
+            found = await wait_for_feeds(path, stop, recheck)
+            if found is None:
+                return 0
+            feeds = found
+        servers = bootstrap(settings)
+        await ensure_poller_topics(servers, config)
+        prefix = None if once else f"{config.poller_group}-txn"
+        store = AtomicKafkaStateStore(servers, config, settings.topic_raw, prefix=prefix)
+        poller = Poller(settings, feeds, None, store, config=config)
         if once:
             summary = await poller.run_once()
             log.info(
@@ -1005,10 +1142,15 @@ async def poll_command(
         await poller.run_forever(stop, coordinate=True)
         return 0
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
         if runner is not None:
             await runner.cleanup()
-        await poller.close()
-        await store.close()
+        if poller is not None:
+            await poller.close()
+        if store is not None:
+            await store.close()
 
 
 async def feeds_status_command(settings: Settings, feeds_file: Path | None = None) -> int:
@@ -1054,6 +1196,7 @@ __all__ = [
     "backoff_delay",
     "body_hash",
     "conditional_headers",
+    "extract_main_text",
     "failure_reason",
     "feed_status_rows",
     "feeds_status_command",
@@ -1062,4 +1205,5 @@ __all__ = [
     "parse_max_age",
     "parse_retry_after",
     "poll_command",
+    "wait_for_feeds",
 ]

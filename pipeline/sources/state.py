@@ -15,7 +15,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 import structlog
@@ -93,7 +93,9 @@ class FeedState:
     seen_ids: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode("utf-8")
+        # Every field is a JSON scalar or a list of strings: no deep copy (asdict) needed.
+        values = {name: getattr(self, name) for name in _STATE_FIELDS}
+        return json.dumps(values, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes) -> FeedState:
@@ -108,6 +110,9 @@ class FeedState:
             seen.pop(ident, None)
             seen[ident] = None
         self.seen_ids = list(seen)[-limit:]
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(FeedState))
 
 
 class StateStore(Protocol):
@@ -385,6 +390,7 @@ class AtomicKafkaStateStore(KafkaStateStore):
         self.raw_topic = raw_topic
         # Coordinated pollers share the prefix (so a partition's next owner fences its
         # last one); an uncoordinated run (``poll --once``) gets its own.
+        self._coordinated = prefix is not None
         self.prefix = prefix or f"{config.poller_group}-once-{uuid.uuid4().hex[:8]}"
         self._committers: dict[int, _PartitionCommitter] = {}
         self._claim_lock = asyncio.Lock()
@@ -412,6 +418,9 @@ class AtomicKafkaStateStore(KafkaStateStore):
         partition = partition_for(state.key, self.config.poller_partitions)
         committer = self._committers.get(partition)
         if committer is None:
+            if self._coordinated:
+                # Claiming here would fence the poller that owns the partition now.
+                raise RuntimeError(f"state partition {partition} is not assigned to this poller")
             await self.claim([partition])
             committer = self._committers[partition]
         record = (state.key.encode("utf-8"), state.to_json())

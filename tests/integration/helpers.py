@@ -24,6 +24,10 @@ def isolated(settings: Settings, name: str, **extra: Any) -> Settings:
             "topic_enriched": f"nwtest.{tag}.enriched",
             "topic_dlq": f"nwtest.{tag}.dlq",
             "topic_stories": f"nwtest.{tag}.stories",
+            "topic_feeds": f"nwtest.{tag}.feeds",
+            "topic_poller_state": f"nwtest.{tag}.poller-state",
+            "poller_group": f"nwtest-{tag}-poller",
+            "poller_metrics_port": 0,
             "worker_id": f"nwtest-{tag}",
             **extra,
         }
@@ -35,7 +39,8 @@ def env_for(settings: Settings) -> dict[str, str]:
     names = (
         "kafka_bootstrap", "opensearch_url", "elasticsearch_url", "index_alias", "topic_raw",
         "topic_enriched", "topic_dlq", "topic_stories", "worker_id", "worker_web_port",
-        "batch_size", "batch_seconds", "home", "topic_partitions",
+        "batch_size", "batch_seconds", "home", "topic_partitions", "topic_feeds",
+        "topic_poller_state", "poller_group", "poller_metrics_port",
     )  # fmt: skip
     env: dict[str, str] = {}
     for name in names:

@@ -19,6 +19,7 @@ What is checked, and how:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -89,6 +90,7 @@ class Poller:
             cwd=REPO,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the parse pool goes with it
         )
 
     def events(self, event: str) -> list[dict[str, Any]]:
@@ -108,13 +110,20 @@ class Poller:
         return int(found[-1]["feeds"]) if found else None
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        """SIGTERM: a clean stop. SIGKILL: a crash of the whole process group (poller,
+        forkserver and parse workers), as when a container or machine dies."""
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            if sig == signal.SIGKILL:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            else:
+                self.proc.send_signal(sig)
         try:
             code = self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             code = self.proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):  # anything the poller left behind
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self._log.close()
         return code
 

@@ -8,7 +8,9 @@ import dataclasses
 import gzip
 import itertools
 import json
+import os
 import random
+import signal
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +22,7 @@ import pytest
 from pipeline.errors import FetchError
 from pipeline.models import RawArticle
 from pipeline.settings import Settings
+from pipeline.sources import poller as poller_module
 from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.poller import (
     BoundedDecoder,
@@ -418,3 +421,95 @@ async def test_run_forever_polls_when_due_and_stops(server: FeedServer) -> None:
     stop.set()
     await asyncio.wait_for(task, timeout=10)
     assert len(collector.articles) == 1
+
+
+ARTICLE_PAGE = """<!DOCTYPE html><html><head><title>Harbour reopens</title></head><body>
+<nav><a href="/">Home</a> | <a href="/world">World</a> | <a href="/sport">Sport</a></nav>
+<header><p>Subscribe to our newsletter for the latest headlines!</p></header>
+<article><h1>Harbour reopens after storm</h1>
+<p>The harbour of Port Ellen reopened on Tuesday after a week of repairs to the sea wall,
+the island council said, and the first ferry arrived shortly after noon.</p>
+<p>Engineers replaced forty metres of the breakwater that the storm had torn away, working
+through two nights of gales to finish before the weekend traffic of fishing boats.</p>
+<p>Council leader Morag Campbell thanked the crews and said a review of the island's coastal
+defences would be published in the spring, with money set aside for further repairs.</p>
+</article>
+<footer><p>Copyright 2024 Island News. All rights reserved. Cookie settings.</p></footer>
+</body></html>"""
+
+
+@pytest.mark.skipif(not poller_module.HAVE_TRAFILATURA, reason="trafilatura not installed")
+async def test_fulltext_feed_gets_article_text_under_the_same_limits(server: FeedServer) -> None:
+    server.routes["/article/harbour"] = Route(
+        body=ARTICLE_PAGE.encode(), content_type="text/html; charset=utf-8"
+    )
+    server.routes["/article/huge"] = Route(
+        body=b"<html><body><p>" + b"word " * 300_000 + b"</p></body></html>",
+        content_type="text/html",
+    )
+    items = [
+        ("Harbour", server.url("/article/harbour")),
+        ("Huge", server.url("/article/huge")),
+        ("Missing", server.url("/article/missing")),
+    ]
+    server.routes["/full"] = Route(body=rss_with_items("Full", items))
+    server.routes["/summary-only"] = Route(body=rss_with_items("S", items[:1]))
+    full = FeedConfig(url=server.url("/full"), fulltext=True)
+    plain = FeedConfig(url=server.url("/summary-only"))
+    poller, collector, _ = make_poller([full, plain], poll_max_bytes=1024 * 1024)
+    server.requests.clear()
+    await poller.run_once()
+    by_feed: dict[str, list[RawArticle]] = {}
+    for article in collector.articles:
+        by_feed.setdefault(article.source.feed_url or "", []).append(article)
+    bodies = {a.title: a.body for a in by_feed[full.url]}
+    assert set(bodies) == {"Harbour", "Huge", "Missing"}  # none lost
+    harbour = bodies["Harbour"] or ""
+    assert "forty metres of the breakwater" in harbour and "Morag Campbell" in harbour
+    assert "newsletter" not in harbour and "Cookie" not in harbour and "Sport" not in harbour
+    assert not bodies["Huge"] and not bodies["Missing"]  # too large, 404: feed text kept
+    # The feed without the flag fetched no page.
+    paths = [p for p, _ in server.requests]
+    assert paths.count("/article/harbour") == 1 and "/article/missing" in paths
+    assert "breakwater" not in (by_feed[plain.url][0].body or "")
+    # Pages go through the same Fetcher: with private addresses refused, so are pages.
+    refused = await poller_module.Fetcher(
+        dataclasses.replace(CONFIG, allow_private_feeds=False)
+    ).__aenter__()
+    try:
+        with pytest.raises(UnsafeURLError):
+            await refused.fetch("http://10.1.2.3/article", {})
+    finally:
+        await refused.close()
+    assert poller_module.extract_main_text(b"<html><body></body></html>") is None
+
+
+async def test_poll_once_without_feeds_is_an_error(tmp_path: Path) -> None:
+    empty = tmp_path / "feeds.yaml"
+    empty.write_text("[]\n")
+    settings = Settings(poller_metrics_port=0, kafka_bootstrap="127.0.0.1:1")
+    assert await poller_module.poll_command(settings, empty, once=True) == 2
+
+
+async def test_long_running_poll_without_feeds_idles_until_sigterm(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.yaml"
+    settings = Settings(poller_metrics_port=0, kafka_bootstrap="127.0.0.1:1")
+    task = asyncio.create_task(poller_module.poll_command(settings, missing, recheck=0.05))
+    await asyncio.sleep(0.5)
+    assert not task.done()  # no feed file: up and idle, not exited
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(task, timeout=5) == 0
+
+
+async def test_wait_for_feeds_rereads_the_list(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text("[]\n")
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller_module.wait_for_feeds(path, stop, recheck=0.05))
+    await asyncio.sleep(0.2)
+    assert not task.done()
+    path.write_text("- url: https://example.com/feed.xml\n")
+    feeds = await asyncio.wait_for(task, timeout=5)
+    assert feeds is not None and [f.url for f in feeds.enabled] == ["https://example.com/feed.xml"]
+    stop.set()
+    assert await poller_module.wait_for_feeds(tmp_path / "none.yaml", stop) is None
