@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, NoReturn, cast
@@ -36,6 +36,8 @@ from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
 
 log = structlog.get_logger(__name__)
+Values = Sequence[tuple[bytes | None, dict[str, Any]]]
+BatchHandler = Callable[[Values], Awaitable[int]]
 
 
 def dlq_record(event_value: bytes | None, reason: str, stage: str, **where: Any) -> dict[str, Any]:
@@ -143,7 +145,7 @@ class Worker:
                 "dlq.sent", stage=record["stage"], key=record.get("key"), reason=record["reason"]
             )
 
-    async def enrich_batch(self, values: Sequence[tuple[bytes | None, dict[str, Any]]]) -> int:
+    async def enrich_batch(self, values: Values) -> int:
         """Enrich raw records and publish them; returns how many went to the enriched topic."""
         await self.start()
         assert self.producer is not None
@@ -225,7 +227,7 @@ class Worker:
         )
         return article.model_copy(update={"body": article.body[:limit]})
 
-    async def index_batch(self, values: Sequence[tuple[bytes | None, dict[str, Any]]]) -> int:
+    async def index_batch(self, values: Values) -> int:
         """Index enriched records; permanent failures go to the DLQ. Returns docs acked."""
         await self.start()
         assert self.indexer is not None
@@ -326,29 +328,24 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     worker = worker or Worker(settings)
     within = timedelta(seconds=settings.batch_seconds)
 
-    @app.agent(raw, name="enrich")
-    async def enrich(stream: Any) -> None:
+    async def consume(stream: Any, stage: str, handle: BatchHandler) -> None:
+        """Micro-batches; each event is acked only once ``handle`` made its output safe."""
         async for events in stream.noack_take(settings.batch_size, within=within):
-            values = [(e.value, _where(e)) for e in events]
             try:
-                sent = await worker.enrich_batch(values)
+                done = await handle([(e.value, _where(e)) for e in events])
             except Exception as exc:
-                fail_stop("enrich", exc, len(events))
+                fail_stop(stage, exc, len(events))
             for event in events:
                 await stream.ack(event)
-            log.info("enrich.batch", records=len(events), enriched=sent)
+            log.info(f"{stage}.batch", records=len(events), done=done)
+
+    @app.agent(raw, name="enrich")
+    async def enrich(stream: Any) -> None:
+        await consume(stream, "enrich", worker.enrich_batch)
 
     @app.agent(enriched_topic, name="sink")
     async def sink(stream: Any) -> None:
-        async for events in stream.noack_take(settings.batch_size, within=within):
-            values = [(e.value, _where(e)) for e in events]
-            try:
-                acked = await worker.index_batch(values)
-            except Exception as exc:
-                fail_stop("sink", exc, len(events))
-            for event in events:
-                await stream.ack(event)
-            log.info("sink.batch", records=len(events), indexed=acked)
+        await consume(stream, "sink", worker.index_batch)
 
     @app.page("/metrics/")
     async def prometheus(web: Any, request: Any) -> Any:
