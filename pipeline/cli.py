@@ -25,6 +25,10 @@ stack_app = typer.Typer(
     help="The local Kafka and search engine, without Docker.", no_args_is_help=True
 )
 app.add_typer(stack_app, name="stack")
+dlq_app = typer.Typer(
+    help="The dead-letter topic: what failed, why, and replaying it.", no_args_is_help=True
+)
+app.add_typer(dlq_app, name="dlq")
 feeds_app = typer.Typer(
     help="The feed list (YAML or OPML) and its polling state.", no_args_is_help=True
 )
@@ -253,6 +257,50 @@ def feeds_status(feeds: FeedsOption = None) -> None:
     from pipeline.sources.poller import feeds_status_command
 
     raise typer.Exit(asyncio.run(feeds_status_command(_settings(), feeds)))
+
+
+# -- dead letters -------------------------------------------------------------------------
+
+
+@dlq_app.command("list")
+def dlq_list(
+    limit: Annotated[int, typer.Option(help="Records to read at most.")] = 1000,
+    as_json: JsonOption = False,
+) -> None:
+    """The records that could not be enriched or indexed, with the reason."""
+    from pipeline.dlq import read_dead_letters
+
+    letters = asyncio.run(read_dead_letters(_settings(), limit))
+    if as_json:
+        _print_json([letter.as_json() for letter in letters])
+        return
+    table = Table(title=f"{len(letters)} dead letter(s)")
+    for column in ("failed at", "stage", "key", "reason"):
+        table.add_column(column, overflow="fold")
+    for letter in letters:
+        table.add_row((letter.failed_at or "")[:19], letter.stage, letter.key or "", letter.reason)
+    out.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    stage: Annotated[
+        str | None, typer.Option(help="Only records that failed in this stage (enrich, sink).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Records to read at most.")] = 1000,
+) -> None:
+    """Send the original records back to the topic of the stage that refused them (after a
+    fix, e.g. a mapping change). The DLQ itself is left as it is."""
+    from pipeline.dlq import read_dead_letters, replay_dead_letters
+
+    settings = _settings()
+    letters = asyncio.run(read_dead_letters(settings, limit))
+    if stage:
+        letters = [letter for letter in letters if letter.stage == stage]
+    sent, skipped = asyncio.run(replay_dead_letters(settings, letters))
+    for letter in skipped:
+        err.print(f"[yellow]not replayable[/yellow] {letter.key}: {letter.reason}")
+    err.print(f"{sent} record(s) sent back")
 
 
 # -- search ------------------------------------------------------------------------------
