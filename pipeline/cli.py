@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.errors import NewswireError
@@ -359,7 +361,7 @@ def search(
             hit.get("language") or "",
             ", ".join(t["label"] for t in (hit.get("topics") or [])[:2]),
             ", ".join(((hit.get("entities") or {}).get("person") or [])[:4]),
-            " … ".join(fragments[:1]),
+            _emphasis(fragments[0]) if fragments else "",
         )
     out.print(table)
     for name, buckets in result.facets.items():
@@ -369,6 +371,11 @@ def search(
         for bucket in buckets:
             facet_table.add_row(str(bucket["value"]), str(bucket["count"]))
         out.print(facet_table)
+
+
+def _emphasis(fragment: str) -> str:
+    """A highlight fragment with its ``**match**`` marks shown in bold."""
+    return re.sub(r"\*\*(.+?)\*\*", r"[bold]\1[/bold]", escape(fragment))
 
 
 # -- main job ----------------------------------------------------------------------------
