@@ -14,7 +14,7 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 import faust
 import structlog
@@ -72,6 +72,24 @@ def _validation_reason(exc: ValidationError) -> str:
     return "invalid record: " + "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
     )
+
+
+RecordT = TypeVar("RecordT", bound=RawArticle)
+
+
+def _decode(
+    values: Values, model: type[RecordT], stage: str
+) -> tuple[list[tuple[RecordT, bytes | None, dict[str, Any]]], list[dict[str, Any]]]:
+    """Records that parse as ``model`` (with their origin), and DLQ records for the rest."""
+    decoded: list[tuple[RecordT, bytes | None, dict[str, Any]]] = []
+    dead: list[dict[str, Any]] = []
+    for value, where in values:
+        try:
+            decoded.append((model.model_validate_json(value or b""), value, where))
+        except ValidationError as exc:
+            metrics.WORKER_BAD_INPUT.labels("invalid_record").inc()
+            dead.append(dlq_record(value, _validation_reason(exc), stage, **where))
+    return decoded, dead
 
 
 class Worker:
@@ -149,16 +167,8 @@ class Worker:
         """Enrich raw records and publish them; returns how many went to the enriched topic."""
         await self.start()
         assert self.producer is not None
-        articles: list[RawArticle] = []
-        dead: list[dict[str, Any]] = []
-        for value, where in values:
-            try:
-                article = RawArticle.model_validate_json(value or b"")
-            except ValidationError as exc:
-                metrics.WORKER_BAD_INPUT.labels("invalid_record").inc()
-                dead.append(dlq_record(value, _validation_reason(exc), "enrich", **where))
-                continue
-            articles.append(self._capped(article, where))
+        decoded, dead = _decode(values, RawArticle, "enrich")
+        articles = [self._capped(article, where) for article, _, where in decoded]
         stories = await self.start_stories()
         articles = self._drop_duplicates(articles, stories)
         enriched: list[EnrichedArticle] = []
@@ -231,18 +241,9 @@ class Worker:
         """Index enriched records; permanent failures go to the DLQ. Returns docs acked."""
         await self.start()
         assert self.indexer is not None
-        articles: list[EnrichedArticle] = []
-        origin: dict[str, tuple[bytes | None, dict[str, Any]]] = {}
-        dead: list[dict[str, Any]] = []
-        for value, where in values:
-            try:
-                article = EnrichedArticle.model_validate_json(value or b"")
-            except ValidationError as exc:
-                metrics.WORKER_BAD_INPUT.labels("invalid_record").inc()
-                dead.append(dlq_record(value, _validation_reason(exc), "sink", **where))
-                continue
-            articles.append(article)
-            origin[article.id] = (value, where)
+        decoded, dead = _decode(values, EnrichedArticle, "sink")
+        articles = [article for article, _, _ in decoded]
+        origin = {article.id: (value, where) for article, value, where in decoded}
         result = await self.indexer.write(articles)
         metrics.WORKER_RECORDS.labels("sink", "indexed").inc(len(result.indexed))
         metrics.WORKER_RECORDS.labels("sink", "stale").inc(len(result.stale))

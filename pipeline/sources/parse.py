@@ -573,6 +573,24 @@ def _update_period(feed: Mapping[str, Any]) -> float | None:
     return seconds / frequency
 
 
+def _to_articles(
+    entries: Sequence[Any], label: str, **common: Any
+) -> tuple[list[RawArticle], list[str]]:
+    """One article per entry; entries that cannot be one (``None``: not an object) are
+    listed with why, and the rest go on."""
+    articles: list[RawArticle] = []
+    skipped: list[str] = []
+    for index, entry in enumerate(entries):
+        if entry is None:
+            skipped.append(f"{label} {index}: not an object")
+            continue
+        try:
+            articles.append(entry_to_article(entry, **common))
+        except (ValueError, TypeError) as exc:  # pydantic ValidationError is a ValueError
+            skipped.append(f"{label} {index}: {exc}")
+    return articles, skipped
+
+
 def parse_feed(
     content: bytes,
     *,
@@ -636,23 +654,16 @@ def parse_feed(
     link = _http_url(feed.get("link"), feed_url)
     language = feed.get("language") or headers.get("content-language") or None
     source = _source_for(feed_url, source_name, title, link)
-    articles: list[RawArticle] = []
-    skipped: list[str] = []
-    for index, entry in enumerate(entries):
-        try:
-            articles.append(
-                entry_to_article(
-                    entry,
-                    feed_url=feed_url,
-                    source=source,
-                    tags=tags,
-                    language=language,
-                    fetched_at=fetched,
-                    max_body_chars=max_body_chars,
-                )
-            )
-        except (ValueError, TypeError) as exc:  # pydantic ValidationError is a ValueError
-            skipped.append(f"entry {index}: {exc}")
+    articles, skipped = _to_articles(
+        entries,
+        "entry",
+        feed_url=feed_url,
+        source=source,
+        tags=tags,
+        language=language,
+        fetched_at=fetched,
+        max_body_chars=max_body_chars,
+    )
     return ParsedFeed(
         articles=articles,
         title=title,
@@ -737,30 +748,23 @@ def _parse_json_feed(
     language = document.get("language") if isinstance(document.get("language"), str) else None
     source = _source_for(feed_url, source_name, title, link)
     feed_authors = _json_authors(document)
-    articles: list[RawArticle] = []
-    skipped: list[str] = []
     items = document["items"]
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            skipped.append(f"item {index}: not an object")
-            continue
-        entry = json_item_to_entry(item)
-        if not entry["authors"]:
+    entries: list[dict[str, Any] | None] = []
+    for item in items:
+        entry = json_item_to_entry(item) if isinstance(item, dict) else None
+        if entry is not None and not entry["authors"]:
             entry["authors"] = feed_authors
-        try:
-            articles.append(
-                entry_to_article(
-                    entry,
-                    feed_url=feed_url,
-                    source=source,
-                    tags=tags,
-                    language=language,
-                    fetched_at=fetched_at,
-                    max_body_chars=max_body_chars,
-                )
-            )
-        except (ValueError, TypeError) as exc:
-            skipped.append(f"item {index}: {exc}")
+        entries.append(entry)
+    articles, skipped = _to_articles(
+        entries,
+        "item",
+        feed_url=feed_url,
+        source=source,
+        tags=tags,
+        language=language,
+        fetched_at=fetched_at,
+        max_body_chars=max_body_chars,
+    )
     return ParsedFeed(
         articles=articles,
         title=title,

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -146,31 +147,20 @@ def start_detached(
     with out_file.open("ab") as out:
         out.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {argv[0]}\n".encode())
         out.flush()
-        if run_as is not None:
-            proc = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                user=run_as.uid,
-                group=run_as.gid,
-                extra_groups=[],
-            )
-        else:
-            proc = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
+        identity: dict[str, Any] = (
+            {"user": run_as.uid, "group": run_as.gid, "extra_groups": []} if run_as else {}
+        )
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            **identity,
+        )
     _CHILDREN[proc.pid] = proc
     log.debug("process started", pid=proc.pid, argv0=argv[0], out=str(out_file))
     return proc.pid
