@@ -6,12 +6,14 @@ import asyncio
 import json
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.settings import Settings
+from pipeline.sources.state import topic_partitions
 
 
 def isolated(settings: Settings, name: str, **extra: Any) -> Settings:
@@ -82,3 +84,27 @@ async def read_topic(bootstrap: str, topic: str, expect: int, limit: float = 60)
     finally:
         await consumer.stop()
     return records
+
+
+async def read_committed(bootstrap: str, topic: str) -> list[bytes]:
+    """Every committed record value of ``topic``, in order within each partition."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(await topic_partitions(consumer, topic))]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)  # the last stable offsets
+        out: dict[TopicPartition, list[bytes]] = defaultdict(list)
+        while any([await consumer.position(tp) < end[tp] for tp in tps]):
+            batch = await consumer.getmany(*tps, timeout_ms=500)
+            for tp, records in batch.items():
+                out[tp].extend(r.value for r in records if r.value is not None)
+        return [value for tp in tps for value in out[tp]]
+    finally:
+        await consumer.stop()

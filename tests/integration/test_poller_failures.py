@@ -40,7 +40,6 @@ import pytest
 import structlog
 from aiohttp.abc import ResolveResult
 from aiohttp.resolver import ThreadedResolver
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.settings import Settings
@@ -54,10 +53,9 @@ from pipeline.sources.state import (
     FeedState,
     PollerConfig,
     ensure_poller_topics,
-    topic_partitions,
 )
 from tests.fixtures.feeds_server import FEEDS_DIR, FeedServer
-from tests.integration.helpers import isolated
+from tests.integration.helpers import isolated, read_committed
 
 pytestmark = [
     pytest.mark.integration,
@@ -185,30 +183,6 @@ async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
         )
     finally:
         await admin.close()
-
-
-async def read_committed(bootstrap: str, topic: str) -> list[bytes]:
-    """Every committed record value of ``topic``, in order within each partition."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(await topic_partitions(consumer, topic))]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)  # the last stable offsets
-        out: dict[TopicPartition, list[bytes]] = defaultdict(list)
-        while any([await consumer.position(tp) < end[tp] for tp in tps]):
-            batch = await consumer.getmany(*tps, timeout_ms=500)
-            for tp, records in batch.items():
-                out[tp].extend(r.value for r in records if r.value is not None)
-        return [value for tp in tps for value in out[tp]]
-    finally:
-        await consumer.stop()
 
 
 def state_history(values: list[bytes]) -> dict[str, list[FeedState]]:

@@ -34,11 +34,10 @@ from typing import IO, Any
 
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pipeline.sources.state import topic_partitions
 from tests.fixtures.feeds_server import FeedServer, Route, rss_with_items
+from tests.integration.helpers import read_committed
 
 pytestmark = pytest.mark.integration
 
@@ -144,32 +143,10 @@ def wait_for(
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
-async def read_committed(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)  # the last stable offsets
-        out: list[dict[str, Any]] = []
-        while any([await consumer.position(tp) < end[tp] for tp in tps]):
-            batch = await consumer.getmany(*tps, timeout_ms=500)
-            for records in batch.values():
-                out.extend(json.loads(r.value) for r in records)
-        return out
-    finally:
-        await consumer.stop()
-
-
 def published(bootstrap: str, topic: str) -> Counter[str]:
     """How often each item URL is in the raw topic (committed records only)."""
-    return Counter(r["url"] for r in asyncio.run(read_committed(bootstrap, topic)))
+    values = asyncio.run(read_committed(bootstrap, topic))
+    return Counter(json.loads(v)["url"] for v in values)
 
 
 async def create_topic(bootstrap: str, topic: str) -> None:
