@@ -81,24 +81,33 @@ def _status_table(status: Any) -> Table:
     return table
 
 
-def _status_json(status: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "service": s.name,
-            "running": s.running,
-            "healthy": s.healthy,
-            "version": s.version,
-            "endpoint": s.endpoint,
-            "pid": s.pid,
-            "log_file": str(s.log_file) if s.log_file else None,
-        }
-        for s in status.services
-    ]
+def _status_json(status: Any) -> dict[str, Any]:
+    """The engine and versions first, then one entry per server."""
+    names = {s.name for s in status.services}
+    return {
+        "home": str(status.home),
+        "healthy": status.healthy,
+        "search_engine": status.search_engine,
+        "search_version": status.search.version if status.search_engine else None,
+        "kafka_version": status.kafka.version if "kafka" in names else None,
+        "services": [
+            {
+                "service": s.name,
+                "running": s.running,
+                "healthy": s.healthy,
+                "version": s.version,
+                "endpoint": s.endpoint,
+                "pid": s.pid,
+                "log_file": str(s.log_file) if s.log_file else None,
+            }
+            for s in status.services
+        ],
+    }
 
 
 @stack_app.command("up")
 def stack_up(as_json: JsonOption = False) -> None:
-    """Start Apache Kafka and the search engine (downloads them via Maven the first time)."""
+    """Start Apache Kafka and Elasticsearch (or OpenSearch); Maven downloads them once."""
     status = _stack(_settings()).up()
     _print_json(_status_json(status)) if as_json else out.print(_status_table(status))
 

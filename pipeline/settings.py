@@ -23,8 +23,15 @@ class Settings(BaseSettings):
         None,
         description="NEWSWIRE_KAFKA_BOOTSTRAP: host:port list; unset = the local stack's broker.",
     )
+    search_engine: Literal["elasticsearch", "opensearch"] = Field(
+        "elasticsearch",
+        description="NEWSWIRE_SEARCH_ENGINE: the engine the local stack runs, and the one used "
+        "when both URLs below are set.",
+    )
     elasticsearch_url: str | None = Field(
-        None, description="NEWSWIRE_ELASTICSEARCH_URL: an Elasticsearch 9.x cluster."
+        None,
+        description="NEWSWIRE_ELASTICSEARCH_URL: an Elasticsearch 9.x cluster; unset = the "
+        "local stack's.",
     )
     elasticsearch_api_key: SecretStr | None = Field(
         None, description="NEWSWIRE_ELASTICSEARCH_API_KEY: API key for Elasticsearch."
@@ -37,7 +44,7 @@ class Settings(BaseSettings):
     )
     opensearch_url: str | None = Field(
         None,
-        description="NEWSWIRE_OPENSEARCH_URL: an OpenSearch 2.x cluster; unset = local stack's.",
+        description="NEWSWIRE_OPENSEARCH_URL: an OpenSearch 2.x cluster (the optional backend).",
     )
     opensearch_username: str | None = Field(
         None, description="NEWSWIRE_OPENSEARCH_USERNAME: basic-auth user."

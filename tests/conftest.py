@@ -1,10 +1,14 @@
-"""Session fixtures: real Kafka and search engine for integration tests.
+"""Session fixtures: real Kafka, Elasticsearch and OpenSearch for integration tests.
 
-``stack`` uses the servers named by NEWSWIRE_KAFKA_BOOTSTRAP and NEWSWIRE_OPENSEARCH_URL
-when both are set; otherwise it starts the local stack (pipeline.stack.LocalStack) in
-``.newswire/test`` on ports 29092/29093/29200/29300, so it never clashes with a developer's
-own stack, and stops it at the end of the session (NEWSWIRE_TEST_KEEP_STACK=1 keeps it
-running for the next session). The fixture is lazy: ``pytest tests/unit`` starts nothing.
+``stack`` uses the servers named by NEWSWIRE_KAFKA_BOOTSTRAP and NEWSWIRE_ELASTICSEARCH_URL
+when both are set; otherwise it starts the local stack (pipeline.stack.LocalStack: Kafka and
+Elasticsearch) in ``.newswire/test`` on ports 29092/29093/29200/29300, so it never clashes
+with a developer's own stack, and stops it at the end of the session
+(NEWSWIRE_TEST_KEEP_STACK=1 keeps it running for the next session).
+
+``opensearch`` is a second search node, OpenSearch, for the backend-contract tests of the
+optional engine (``.newswire/test-opensearch``, ports 29400/29500), or the server named by
+NEWSWIRE_TEST_OPENSEARCH_URL. Both fixtures are lazy: ``pytest tests/unit`` starts nothing.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ TEST_PORTS = {
     "search_port": _BASE + 200,
     "search_transport_port": _BASE + 300,
 }
+OPENSEARCH_HOME = REPO / ".newswire" / "test-opensearch"
+OPENSEARCH_PORTS = {"search_port": _BASE + 400, "search_transport_port": _BASE + 500}
 
 
 @dataclass(frozen=True)
 class StackEndpoints:
-    """Where integration tests find Kafka and the search engine."""
+    """Where integration tests find Kafka and the search engine (Elasticsearch)."""
 
     kafka_bootstrap: str
     search_url: str
@@ -51,7 +57,7 @@ def local_test_settings(home: Path = TEST_HOME, **overrides: object) -> Settings
         "kafka_heap": "256m",
         "search_heap": "512m",
         "kafka_bootstrap": f"127.0.0.1:{TEST_PORTS['kafka_port']}",
-        "opensearch_url": f"http://127.0.0.1:{TEST_PORTS['search_port']}",
+        "elasticsearch_url": f"http://127.0.0.1:{TEST_PORTS['search_port']}",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -71,7 +77,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackEndpoints]:
     kafka = os.environ.get("NEWSWIRE_KAFKA_BOOTSTRAP")
-    search = os.environ.get("NEWSWIRE_OPENSEARCH_URL")
+    search = os.environ.get("NEWSWIRE_ELASTICSEARCH_URL")
     if kafka and search:
         yield StackEndpoints(kafka, search, Settings())
         return
@@ -83,6 +89,38 @@ def stack() -> Iterator[StackEndpoints]:
     status = local.up()
     try:
         yield StackEndpoints(status.kafka.endpoint, status.search.endpoint, settings, local)
+    finally:
+        if started_here and os.environ.get("NEWSWIRE_TEST_KEEP_STACK") != "1":
+            local.down()
+
+
+@dataclass(frozen=True)
+class SearchNodeEndpoint:
+    """A second search node (OpenSearch) for the optional backend's contract tests."""
+
+    url: str
+    settings: Settings
+    local: LocalStack | None = None
+
+
+@pytest.fixture(scope="session")
+def opensearch() -> Iterator[SearchNodeEndpoint]:
+    url = os.environ.get("NEWSWIRE_TEST_OPENSEARCH_URL")
+    if url:
+        yield SearchNodeEndpoint(url, Settings(search_engine="opensearch", opensearch_url=url))
+        return
+    settings = local_test_settings(
+        OPENSEARCH_HOME,
+        **OPENSEARCH_PORTS,
+        search_engine="opensearch",
+        elasticsearch_url=None,
+        opensearch_url=f"http://127.0.0.1:{OPENSEARCH_PORTS['search_port']}",
+    )
+    local = LocalStack(settings, dist_dir=SHARED_DIST, services=("search",))
+    started_here = not local.status().healthy
+    status = local.up()
+    try:
+        yield SearchNodeEndpoint(status.search.endpoint, settings, local)
     finally:
         if started_here and os.environ.get("NEWSWIRE_TEST_KEEP_STACK") != "1":
             local.down()

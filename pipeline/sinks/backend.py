@@ -55,16 +55,18 @@ class SearchBackend(Protocol):
 
 
 def search_target(settings: Settings) -> tuple[str, str]:
-    """(engine, url): Elasticsearch if configured, else OpenSearch, else the local stack."""
-    if settings.elasticsearch_url:
-        return "elasticsearch", settings.elasticsearch_url
-    if settings.opensearch_url:
-        return "opensearch", settings.opensearch_url
+    """(engine, url): the URL configured for an engine (``NEWSWIRE_SEARCH_ENGINE`` decides when
+    both are set), else the local stack's node."""
+    urls = {"elasticsearch": settings.elasticsearch_url, "opensearch": settings.opensearch_url}
+    configured = [engine for engine, url in urls.items() if url]
+    if configured:
+        engine = settings.search_engine if settings.search_engine in configured else configured[0]
+        return engine, str(urls[engine])
     from pipeline.stack import local_endpoints
 
     endpoints = local_endpoints(settings)
     if endpoints and endpoints.get("search_url"):
-        return str(endpoints.get("search_engine", "opensearch")), str(endpoints["search_url"])
+        return str(endpoints["search_engine"]), str(endpoints["search_url"])
     raise ConfigError(
         "no search engine configured: set NEWSWIRE_ELASTICSEARCH_URL (or "
         "NEWSWIRE_OPENSEARCH_URL), or start the local stack with `newswire stack up`"

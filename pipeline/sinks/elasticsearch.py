@@ -56,7 +56,18 @@ class ElasticsearchBackend:
 
     @_translated
     async def info(self) -> dict[str, Any]:
-        return dict((await self.client.info()).body)
+        """Cluster name and node version from ``nodes.info``: ``GET /`` (``client.info()``,
+        ``client.ping()``) is not served by every build (405 on the integ-test-zip)."""
+        nodes = (
+            await self.client.nodes.info(
+                node_id="_local", filter_path="cluster_name,nodes.*.version"
+            )
+        ).body
+        versions = sorted({str(n.get("version")) for n in nodes.get("nodes", {}).values()})
+        return {
+            "cluster_name": nodes.get("cluster_name"),
+            "version": {"number": versions[0] if versions else "?"},
+        }
 
     async def has_analyzer(self, name: str) -> bool:
         try:

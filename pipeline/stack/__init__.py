@@ -1,6 +1,7 @@
-"""The local stack: Apache Kafka (KRaft) and OpenSearch resolved by Maven, no Docker.
+"""The local stack: Apache Kafka (KRaft) and Elasticsearch 9 (or OpenSearch 2.19) resolved by
+Maven, no Docker.
 
-``LocalStack(settings, progress=print).up()`` starts both servers (idempotent), ``down()``
+``LocalStack(settings, progress=print).up()`` starts the servers (idempotent), ``down()``
 stops them, ``status()`` says what really runs; ``local_endpoints(settings)`` reads the
 endpoints of a running stack.
 """

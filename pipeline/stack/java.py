@@ -13,6 +13,10 @@ from pipeline.errors import MissingDependencyError
 
 JVM_DIR = Path("/usr/lib/jvm")
 INSTALL_HINT = "apt-get install openjdk-17-jdk-headless (or set JAVA_HOME to a JDK 17+)"
+INSTALL_HINT_21 = (
+    "install Temurin 25 (apt-get install temurin-25-jdk) or another JDK 21+, or set "
+    "JAVA_HOME to one"
+)
 
 _RELEASE_RE = re.compile(r'^JAVA_VERSION="([^"]+)"', re.MULTILINE)
 _VERSION_OUTPUT_RE = re.compile(r'version "([^"]+)"')
@@ -111,5 +115,6 @@ def find_jdk(
     suitable = [j for j in _candidates(jvm_dir) if fits(j)]
     if not suitable:
         wanted = f"Java {minimum}+" if maximum is None else f"Java {minimum} to {maximum}"
-        raise MissingDependencyError(f"{wanted} for {purpose}", INSTALL_HINT)
+        hint = INSTALL_HINT_21 if minimum >= 21 else INSTALL_HINT
+        raise MissingDependencyError(f"{wanted} for {purpose}", hint)
     return max(suitable, key=lambda j: (j.feature, j.version))

@@ -191,7 +191,7 @@ class KafkaServer:
     name = NAME
     stop_timeout = STOP_TIMEOUT
     start_timeout = START_TIMEOUT
-    java_range = (JAVA_MIN, JAVA_MAX)
+    java_range: tuple[int, int | None] = (JAVA_MIN, JAVA_MAX)
 
     def __init__(self, settings: Settings, home: Path, version: str) -> None:
         self.settings = settings

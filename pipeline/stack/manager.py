@@ -1,23 +1,31 @@
-"""``newswire stack up | down | status``: the local Kafka and OpenSearch as one unit."""
+"""``newswire stack up | down | status``: the local Kafka and search node as one unit."""
 
 from __future__ import annotations
 
 import json
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import structlog
 
 from pipeline.errors import StackError
 from pipeline.settings import Settings
-from pipeline.stack import search as search_mod
+from pipeline.stack.elasticsearch import ElasticsearchNode
 from pipeline.stack.java import Jdk, find_jdk
 from pipeline.stack.kafka import KafkaServer
-from pipeline.stack.maven import DEFAULT_POM, Artifacts, StackVersions, read_versions, resolve
+from pipeline.stack.maven import (
+    DEFAULT_POM,
+    Artifacts,
+    Component,
+    StackVersions,
+    read_versions,
+    resolve,
+)
+from pipeline.stack.opensearch import OpenSearchNode
 from pipeline.stack.process import (
     Probe,
     RunAs,
@@ -27,22 +35,29 @@ from pipeline.stack.process import (
     port_open,
     read_pid,
     remove_pid,
-    rss_bytes,
     signal_process,
     tail_lines,
+    tree_rss_bytes,
     wait_exit,
     write_pid,
 )
-from pipeline.stack.search import SearchServer, ensure_system_user, install_modules
+from pipeline.stack.search import SearchNode
+from pipeline.stack.users import ensure_system_user
 
 log = structlog.get_logger(__name__)
 
 Progress = Callable[[str], None]
 STACK_FILE = "stack.json"
+ServiceName = Literal["kafka", "search"]
+SEARCH_NODES: dict[str, type[SearchNode]] = {
+    "elasticsearch": ElasticsearchNode,
+    "opensearch": OpenSearchNode,
+}
+SEARCH_ENGINES = frozenset(SEARCH_NODES)
 
 
 class Server(Protocol):
-    """What the manager needs from a server (KafkaServer, SearchServer)."""
+    """What the manager needs from a server (KafkaServer, a SearchNode)."""
 
     name: str
     version: str
@@ -52,7 +67,7 @@ class Server(Protocol):
     out_file: Path
     stop_timeout: float
     start_timeout: float
-    java_range: tuple[int, int]
+    java_range: tuple[int, int | None]
 
     @property
     def endpoint(self) -> str: ...
@@ -90,7 +105,7 @@ class ServiceStatus:
 
 @dataclass(frozen=True)
 class StackStatus:
-    """Both servers of the local stack."""
+    """The servers of the local stack."""
 
     home: Path
     services: tuple[ServiceStatus, ...]
@@ -101,7 +116,15 @@ class StackStatus:
 
     @property
     def search(self) -> ServiceStatus:
-        return self._get("opensearch")
+        for service in self.services:
+            if service.name in SEARCH_ENGINES:
+                return service
+        raise KeyError("search")
+
+    @property
+    def search_engine(self) -> str | None:
+        names = [s.name for s in self.services if s.name in SEARCH_ENGINES]
+        return names[0] if names else None
 
     @property
     def running(self) -> bool:
@@ -120,6 +143,7 @@ class StackStatus:
     def to_dict(self) -> dict[str, Any]:
         return {
             "home": str(self.home),
+            "search_engine": self.search_engine,
             "running": self.running,
             "healthy": self.healthy,
             "services": [s.to_dict() for s in self.services],
@@ -137,11 +161,13 @@ def _failure(server: Server, what: str, since: dict[Path, int] | None = None) ->
 
 
 class LocalStack:
-    """Local Apache Kafka (KRaft) and OpenSearch, resolved by Maven, data under ``home``.
+    """Local Apache Kafka (KRaft) and a search node (Elasticsearch, or OpenSearch when
+    ``NEWSWIRE_SEARCH_ENGINE=opensearch``), resolved by Maven, data under ``home``.
 
-    ``dist_dir`` holds the resolved jars and distribution (default ``<home>/dist``); point
-    several homes at one ``dist_dir`` to share them. ``progress`` receives one-line messages
-    (Maven downloads, starts, readiness)."""
+    ``dist_dir`` holds the resolved jars and distributions (default ``<home>/dist``); point
+    several homes at one ``dist_dir`` to share them. ``services`` limits the stack to some of
+    its servers (a test's second search node needs no broker). ``progress`` receives one-line
+    messages (Maven downloads, starts, readiness)."""
 
     def __init__(
         self,
@@ -150,6 +176,7 @@ class LocalStack:
         *,
         dist_dir: Path | None = None,
         pom: Path | None = None,
+        services: Sequence[ServiceName] = ("kafka", "search"),
     ) -> None:
         self.settings = settings
         self.home = settings.home.expanduser().resolve()
@@ -160,14 +187,24 @@ class LocalStack:
         self._log_offsets: dict[Path, int] = {}
         versions = self._read_versions_quietly()
         self.kafka = KafkaServer(settings, self.home, versions.kafka if versions else "unknown")
-        self.search = SearchServer(
-            settings, self.home, versions.opensearch if versions else "unknown"
+        node = SEARCH_NODES[settings.search_engine]
+        self.search: SearchNode = node(
+            settings, self.home, getattr(versions, node.component) if versions else "unknown"
         )
+        self.services = tuple(services)
         self.stack_file = self.home / STACK_FILE
 
     @property
     def servers(self) -> tuple[Server, ...]:
-        return (self.kafka, self.search)
+        chosen: dict[ServiceName, Server] = {"kafka": self.kafka, "search": self.search}
+        return tuple(chosen[name] for name in self.services)
+
+    @property
+    def components(self) -> tuple[Component, ...]:
+        """What Maven resolves for this stack."""
+        return tuple(
+            "kafka" if name == "kafka" else self.search.component for name in self.services
+        )
 
     def _read_versions_quietly(self) -> StackVersions | None:
         try:
@@ -215,7 +252,7 @@ class LocalStack:
             port=server.port,
             log_file=server.log_file,
             detail=detail,
-            rss_bytes=rss_bytes(pid),
+            rss_bytes=tree_rss_bytes(pid),
         )
 
     def status(self) -> StackStatus:
@@ -226,8 +263,8 @@ class LocalStack:
 
     def resolve(self) -> Artifacts:
         """Find JDKs and make sure the servers are downloaded (no-op when they are)."""
-        search_jdk = self._jdk(self.search)
-        return resolve(self.pom, self.dist_dir, search_jdk, self._say)
+        jdk = self._jdk(self.servers[-1])
+        return resolve(self.pom, self.dist_dir, jdk, self._say, self.components)
 
     def _jdk(self, server: Server) -> Jdk:
         low, high = server.java_range
@@ -243,7 +280,11 @@ class LocalStack:
             self._versions = read_versions(self.pom)
         jdks = {s.name: self._jdk(s) for s in self.servers}
         artifacts = self.resolve()
-        modules = install_modules(artifacts)
+        extras = (
+            self.search.prepare(jdks[self.search.name], artifacts, self._say)
+            if "search" in self.services
+            else []
+        )
         self.home.mkdir(parents=True, exist_ok=True)
 
         waiting: dict[str, tuple[Server, int]] = {}
@@ -269,7 +310,7 @@ class LocalStack:
 
         self._wait_healthy(list(waiting.values()), timeout)
         status = self.status()
-        self._write_stack_file(status, modules)
+        self._write_stack_file(status, extras)
         elapsed = round(time.monotonic() - started_at, 1)
         self._say(f"stack up in {elapsed} s")
         log.info("local stack up", seconds=elapsed, home=str(self.home))
@@ -304,10 +345,14 @@ class LocalStack:
                     self._say(f"{server.name} ready at {server.endpoint} ({took} s)")
                     continue
                 if time.monotonic() > deadlines[server.name]:
+                    waited = round(time.monotonic() - start)
+                    # A node that never became healthy is not left running half-started.
+                    self._say(f"{server.name} not healthy after {waited} s: stopping it")
+                    self._stop(server, pid)
+                    remove_pid(server.pid_file)
                     raise _failure(
                         server,
-                        f"not healthy after {round(time.monotonic() - start)} s "
-                        f"(pid {pid} still runs; last check: {probe.detail})",
+                        f"not healthy after {waited} s, stopped (last check: {probe.detail})",
                         self._log_offsets,
                     )
                 if last_detail.get(server.name) != probe.detail:
@@ -318,14 +363,15 @@ class LocalStack:
             if pending:
                 time.sleep(0.5)
 
-    def _write_stack_file(self, status: StackStatus, modules: list[str]) -> None:
+    def _write_stack_file(self, status: StackStatus, extras: list[str]) -> None:
+        running = {s.name for s in status.services}
         data = {
-            "kafka_bootstrap": self.kafka.bootstrap,
-            "search_url": self.search.url,
-            "search_engine": search_mod.ENGINE,
-            "search_version": status.search.version,
-            "kafka_version": status.kafka.version,
-            "search_modules": ["transport-netty4", *modules],
+            "kafka_bootstrap": self.kafka.bootstrap if "kafka" in running else None,
+            "search_url": self.search.url if self.search.name in running else None,
+            "search_engine": self.search.name if self.search.name in running else None,
+            "search_version": status.search.version if self.search.name in running else None,
+            "kafka_version": status.kafka.version if "kafka" in running else None,
+            "search_extensions": extras,
             "pids": {s.name: s.pid for s in status.services},
             "logs": {s.name: str(s.log_file) for s in status.services},
         }
@@ -334,6 +380,24 @@ class LocalStack:
         tmp.replace(self.stack_file)
 
     # ------------------------------------------------------------------ down
+
+    def _stop(
+        self, server: Server, pid: int, *, signalled: bool = False, since: float | None = None
+    ) -> None:
+        """SIGTERM (unless already sent), wait up to the server's stop timeout counted from
+        ``since``, then SIGKILL its process group."""
+        if not signalled:
+            signal_process(pid, signal.SIGTERM)
+        start = time.monotonic() if since is None else since
+        remaining = max(0.0, start + server.stop_timeout - time.monotonic())
+        marker = server.marker_for()
+        if wait_exit([pid], remaining, marker):
+            log.warning("server ignored SIGTERM; killing it", service=server.name, pid=pid)
+            self._say(f"{server.name} did not stop in {server.stop_timeout:.0f} s: killing")
+            signal_process(pid, signal.SIGKILL, group=True)
+            signal_process(pid, signal.SIGKILL)
+            if wait_exit([pid], 10.0, marker):
+                raise StackError(f"{server.name} (pid {pid}) survived SIGKILL")
 
     def down(self) -> None:
         """SIGTERM both servers, wait (bounded), SIGKILL stragglers, remove pid files.
@@ -348,15 +412,7 @@ class LocalStack:
                 targets.append((server, pid))
         start = time.monotonic()
         for server, pid in targets:
-            remaining = max(0.0, start + server.stop_timeout - time.monotonic())
-            marker = server.marker_for()
-            if wait_exit([pid], remaining, marker):
-                log.warning("server ignored SIGTERM; killing it", service=server.name, pid=pid)
-                self._say(f"{server.name} did not stop in {server.stop_timeout:.0f} s: killing")
-                signal_process(pid, signal.SIGKILL, group=True)
-                signal_process(pid, signal.SIGKILL)
-                if wait_exit([pid], 10.0, marker):
-                    raise StackError(f"{server.name} (pid {pid}) survived SIGKILL")
+            self._stop(server, pid, signalled=True, since=start)
             self._say(f"{server.name} stopped ({round(time.monotonic() - start, 1)} s)")
         for server in self.servers:
             remove_pid(server.pid_file)
@@ -366,14 +422,21 @@ class LocalStack:
 
 
 def local_endpoints(settings: Settings) -> dict[str, Any] | None:
-    """The endpoints in ``<home>/stack.json`` when both local servers run, else None."""
-    stack = LocalStack(settings)
+    """The endpoints in ``<home>/stack.json`` when its servers run, else None."""
+    home = settings.home.expanduser().resolve()
     try:
-        data = json.loads(stack.stack_file.read_text(encoding="utf-8"))
+        data = json.loads((home / STACK_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict):
         return None
+    # The engine that was started, whatever NEWSWIRE_SEARCH_ENGINE says now.
+    engine = data.get("search_engine")
+    if engine in SEARCH_ENGINES and engine != settings.search_engine:
+        settings = settings.model_copy(update={"search_engine": engine})
+    keys: dict[ServiceName, str] = {"kafka": "kafka_bootstrap", "search": "search_url"}
+    services = [name for name, key in keys.items() if data.get(key)]
+    stack = LocalStack(settings, services=services)
     for server in stack.servers:
         if not is_alive(read_pid(server.pid_file), server.marker_for()):
             return None

@@ -1,4 +1,4 @@
-"""Resolve the servers' jars and distribution from Maven Central with deploy/local/pom.xml."""
+"""Resolve the servers' jars and distributions from Maven Central with deploy/local/pom.xml."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import shutil
 import subprocess
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
@@ -27,23 +28,27 @@ Progress = Callable[[str], None]
 
 DEFAULT_POM = Path(__file__).resolve().parents[2] / "deploy" / "local" / "pom.xml"
 MAVEN_INSTALL_HINT = "apt-get install maven openjdk-17-jdk-headless"
-MARKER = ".resolved.json"
 _POM_NS = "{http://maven.apache.org/POM/4.0.0}"
 _DOWNLOAD_RE = re.compile(r"^\[INFO\] Download(ing|ed) from [^:]+: (\S+)(?: \((\S+ \S*B)\b)?")
 _EXECUTION_RE = re.compile(r"^\[INFO\] --- maven-dependency-plugin:[^:]+:(\S+) \((\S+)\)")
 
 
+Component = Literal["kafka", "elasticsearch", "opensearch"]
+
+
 @dataclass(frozen=True)
 class StackVersions:
-    """The server versions pinned in the pom."""
+    """The server versions pinned in the pom (``elasticsearch.version`` is the one version
+    constant of the local Elasticsearch; docker-compose.yml and deploy/kibana/ follow it)."""
 
     kafka: str
+    elasticsearch: str
     opensearch: str
     log4j: str
 
 
 def read_versions(pom: Path) -> StackVersions:
-    """Read the ``kafka.version``, ``opensearch.version`` and ``log4j.version`` properties."""
+    """Read the ``*.version`` properties of the servers."""
     try:
         root = ET.parse(pom).getroot()  # noqa: S314 - our own pom, not untrusted input
     except (OSError, ET.ParseError) as exc:
@@ -56,6 +61,7 @@ def read_versions(pom: Path) -> StackVersions:
     try:
         return StackVersions(
             kafka=values["kafka.version"],
+            elasticsearch=values["elasticsearch.version"],
             opensearch=values["opensearch.version"],
             log4j=values["log4j.version"],
         )
@@ -79,6 +85,10 @@ class Artifacts:
         return self.kafka_lib / f"kafka_2.13-{self.versions.kafka}.jar"
 
     @property
+    def elasticsearch_home(self) -> Path:
+        return self.dist_dir / f"elasticsearch-{self.versions.elasticsearch}"
+
+    @property
     def opensearch_home(self) -> Path:
         return self.dist_dir / f"opensearch-{self.versions.opensearch}"
 
@@ -87,18 +97,36 @@ class Artifacts:
         """Module jars the integ-test-zip lacks (installed into ``opensearch_home``)."""
         return self.dist_dir / f"opensearch-modules-{self.versions.opensearch}"
 
-    @property
-    def marker(self) -> Path:
-        return self.dist_dir / MARKER
+    def marker(self, component: Component) -> Path:
+        return self.dist_dir / f".resolved-{component}.json"
 
-    def files_present(self) -> bool:
-        return (
-            self.kafka_jar.is_file()
-            and (self.opensearch_home / "bin" / "opensearch").is_file()
-            and (
-                self.opensearch_home / "lib" / f"opensearch-{self.versions.opensearch}.jar"
+    def files_present(self, component: Component) -> bool:
+        """Whether the files of ``component`` that the servers need are in place."""
+        v = self.versions
+        if component == "kafka":
+            return self.kafka_jar.is_file()
+        if component == "elasticsearch":
+            home = self.elasticsearch_home
+            return (home / "bin" / "elasticsearch").is_file() and (
+                home / "lib" / f"elasticsearch-{v.elasticsearch}.jar"
             ).is_file()
+        home = self.opensearch_home
+        return (
+            (home / "bin" / "opensearch").is_file()
+            and (home / "lib" / f"opensearch-{v.opensearch}.jar").is_file()
             and any(self.opensearch_modules.glob("analysis-common-*.jar"))
+        )
+
+    def paths(self, component: Component) -> tuple[Path, ...]:
+        """What a fresh resolution of ``component`` replaces."""
+        if component == "kafka":
+            return (self.kafka_lib,)
+        if component == "elasticsearch":
+            return (self.elasticsearch_home, self.dist_dir / ".markers" / "elasticsearch")
+        return (
+            self.opensearch_home,
+            self.opensearch_modules,
+            self.dist_dir / ".markers" / "opensearch",
         )
 
 
@@ -106,21 +134,31 @@ def pom_digest(pom: Path) -> str:
     return hashlib.sha256(pom.read_bytes()).hexdigest()
 
 
-def is_resolved(artifacts: Artifacts, pom: Path) -> bool:
-    """True when a previous resolution of this very pom left every file in place."""
+def is_resolved(artifacts: Artifacts, pom: Path, component: Component) -> bool:
+    """True when a previous resolution of this very pom left ``component``'s files in place."""
     try:
-        recorded = json.loads(artifacts.marker.read_text(encoding="utf-8"))
+        recorded = json.loads(artifacts.marker(component).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return (
         isinstance(recorded, dict)
         and recorded.get("pom_sha256") == pom_digest(pom)
-        and artifacts.files_present()
+        and artifacts.files_present(component)
     )
 
 
-def maven_command(mvn: str, pom: Path, artifacts: Artifacts) -> list[str]:
-    """The one Maven run that copies Kafka's jars, unpacks OpenSearch and copies modules."""
+# The pom executions that resolve each component.
+EXECUTIONS: dict[Component, tuple[str, ...]] = {
+    "kafka": ("dependency:copy-dependencies@kafka",),
+    "elasticsearch": ("dependency:unpack@elasticsearch",),
+    "opensearch": ("dependency:unpack@opensearch", "dependency:copy@opensearch-modules"),
+}
+
+
+def maven_command(
+    mvn: str, pom: Path, artifacts: Artifacts, components: Sequence[Component]
+) -> list[str]:
+    """One Maven run with the executions that resolve ``components``."""
     return [
         mvn,
         "-B",
@@ -128,11 +166,9 @@ def maven_command(mvn: str, pom: Path, artifacts: Artifacts) -> list[str]:
         "-f",
         str(pom),
         f"-Dnewswire.kafka.lib={artifacts.kafka_lib}",
-        f"-Dnewswire.opensearch.parent={artifacts.dist_dir}",
+        f"-Dnewswire.dist={artifacts.dist_dir}",
         f"-Dnewswire.opensearch.modules={artifacts.opensearch_modules}",
-        "dependency:copy-dependencies@kafka",
-        "dependency:unpack@opensearch",
-        "dependency:copy@opensearch-modules",
+        *(goal for component in components for goal in EXECUTIONS[component]),
     ]
 
 
@@ -153,7 +189,7 @@ def progress_message(line: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _dist_lock(dist_dir: Path) -> Iterator[None]:
+def dist_lock(dist_dir: Path) -> Iterator[None]:
     dist_dir.mkdir(parents=True, exist_ok=True)
     with (dist_dir / ".lock").open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -186,33 +222,36 @@ def resolve(
     dist_dir: Path,
     jdk: Jdk,
     progress: Progress | None = None,
+    components: Sequence[Component] = ("kafka", "elasticsearch"),
 ) -> Artifacts:
-    """Make sure Kafka's jars and the OpenSearch distribution are under ``dist_dir``.
+    """Make sure the files of ``components`` are under ``dist_dir``.
 
-    Fast no-op when a previous run of the same pom left everything in place; otherwise runs
-    Maven (streaming its download lines to ``progress``) into a clean layout."""
+    Fast no-op when a previous run of the same pom left them in place; otherwise runs Maven
+    (streaming its download lines to ``progress``) for what is missing, into a clean layout."""
     say = progress or (lambda _msg: None)
     artifacts = Artifacts(dist_dir.resolve(), read_versions(pom))
-    if is_resolved(artifacts, pom):
+
+    def missing() -> list[Component]:
+        return [c for c in components if not is_resolved(artifacts, pom, c)]
+
+    if not missing():
         return artifacts
-    with _dist_lock(artifacts.dist_dir):
-        if is_resolved(artifacts, pom):  # another process finished while we waited
+    with dist_lock(artifacts.dist_dir):
+        todo = missing()  # another process may have finished while we waited
+        if not todo:
             return artifacts
         mvn = shutil.which("mvn")
         if mvn is None:
             raise MissingDependencyError("Maven (mvn)", MAVEN_INSTALL_HINT)
         v = artifacts.versions
-        say(f"resolving Kafka {v.kafka} and OpenSearch {v.opensearch} with Maven")
-        artifacts.marker.unlink(missing_ok=True)
-        for stale in (
-            artifacts.kafka_lib,
-            artifacts.opensearch_home,
-            artifacts.opensearch_modules,
-            artifacts.dist_dir / ".markers",
-        ):
-            shutil.rmtree(stale, ignore_errors=True)
+        names = ", ".join(f"{c} {getattr(v, c)}" for c in todo)
+        say(f"resolving {names} with Maven")
+        for component in todo:
+            artifacts.marker(component).unlink(missing_ok=True)
+            for stale in artifacts.paths(component):
+                shutil.rmtree(stale, ignore_errors=True)
         env = dict(os.environ, JAVA_HOME=str(jdk.home))
-        cmd = maven_command(mvn, pom, artifacts)
+        cmd = maven_command(mvn, pom, artifacts, todo)
         started = time.monotonic()
         tail: list[str] = []
         proc = subprocess.Popen(
@@ -230,14 +269,17 @@ def resolve(
             if (msg := progress_message(line)) is not None:
                 say(msg)
         code = proc.wait()
-        if code != 0 or not artifacts.files_present():
+        if code != 0 or not all(artifacts.files_present(c) for c in todo):
             output = "\n".join(tail)
             raise StackError(f"Maven could not resolve the local stack (exit {code}):\n{output}")
-        _make_world_readable(artifacts.opensearch_home)
-        artifacts.marker.write_text(
-            json.dumps({"pom_sha256": pom_digest(pom), "versions": v.__dict__}, indent=2) + "\n",
-            encoding="utf-8",
-        )
+        for component in todo:
+            if component != "kafka":
+                _make_world_readable(artifacts.paths(component)[0])
+            artifacts.marker(component).write_text(
+                json.dumps({"pom_sha256": pom_digest(pom), "versions": v.__dict__}, indent=2)
+                + "\n",
+                encoding="utf-8",
+            )
         elapsed = round(time.monotonic() - started, 1)
         log.info("local stack resolved", seconds=elapsed, dist=str(artifacts.dist_dir))
         say(f"resolved in {elapsed} s")

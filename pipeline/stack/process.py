@@ -124,6 +124,29 @@ def rss_bytes(pid: int | None) -> int | None:
     return None
 
 
+def tree_rss_bytes(pid: int | None) -> int | None:
+    """Resident memory of ``pid`` and all its descendants (a launcher and its server JVM)."""
+    if pid is None:
+        return None
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text(encoding="utf-8", errors="replace")
+            ppid = int(text.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    total, todo, found = 0, [pid], False
+    while todo:
+        current = todo.pop()
+        rss = rss_bytes(current)
+        if rss is not None:
+            total += rss
+            found = True
+        todo.extend(children.get(current, []))
+    return total if found else None
+
+
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
     """True when something accepts TCP connections on ``host:port``."""
     try:

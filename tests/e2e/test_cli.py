@@ -41,7 +41,7 @@ def cli_env(stack: Any, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWIRE_")}
     env.update(env_for(settings))
     if stack.local is not None:
-        for name in ("kafka_bootstrap", "opensearch_url"):
+        for name in ("kafka_bootstrap", "elasticsearch_url", "opensearch_url"):
             env.pop(f"NEWSWIRE_{name.upper()}", None)
         for name in ("kafka_port", "kafka_controller_port", "search_port", "search_transport_port",
                      "kafka_heap", "search_heap"):  # fmt: skip
@@ -128,13 +128,13 @@ def test_servers_that_are_down_get_a_clear_error_not_a_traceback(tmp_path: Path)
     env.update(
         NEWSWIRE_HOME=str(tmp_path),
         NEWSWIRE_KAFKA_BOOTSTRAP="127.0.0.1:1",
-        NEWSWIRE_OPENSEARCH_URL="http://127.0.0.1:1",
+        NEWSWIRE_ELASTICSEARCH_URL="http://127.0.0.1:1",
     )
     replayed = newswire(env, "replay", str(REPO / "seeds"))
     assert replayed.returncode == 2
     assert "Kafka at 127.0.0.1:1 is unreachable" in replayed.stderr
     searched = newswire(env, "search", "x")
     assert searched.returncode == 2
-    assert "opensearch unreachable" in searched.stderr
+    assert "elasticsearch unreachable" in searched.stderr
     for result in (replayed, searched):
         assert "Traceback" not in result.stderr

@@ -39,7 +39,8 @@ def isolated(settings: Settings, name: str, **extra: Any) -> Settings:
 def env_for(settings: Settings) -> dict[str, str]:
     """NEWSWIRE_* variables that reproduce ``settings`` in a child process."""
     names = (
-        "kafka_bootstrap", "opensearch_url", "elasticsearch_url", "index_alias", "topic_raw",
+        "kafka_bootstrap", "search_engine", "opensearch_url", "elasticsearch_url", "index_alias",
+        "topic_raw",
         "topic_enriched", "topic_dlq", "topic_stories", "worker_id", "worker_web_port",
         "batch_size", "batch_seconds", "home", "topic_partitions", "topic_feeds",
         "topic_poller_state", "poller_group", "poller_metrics_port",

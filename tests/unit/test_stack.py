@@ -16,6 +16,11 @@ from pipeline.errors import MissingDependencyError, StackError
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack, local_endpoints
 from pipeline.stack import maven as maven_mod
+from pipeline.stack.elasticsearch import (
+    ElasticsearchNode,
+    lucene_version,
+    plugin_source_digest,
+)
 from pipeline.stack.java import Jdk, find_jdk, java_feature, jdk_version
 from pipeline.stack.kafka import (
     KafkaConfig,
@@ -32,6 +37,13 @@ from pipeline.stack.maven import (
     progress_message,
     read_versions,
 )
+from pipeline.stack.opensearch import (
+    MODULES,
+    OpenSearchNode,
+    install_modules,
+    render_jvm_options,
+    render_plugin_descriptor,
+)
 from pipeline.stack.process import (
     find_pids,
     is_alive,
@@ -42,14 +54,7 @@ from pipeline.stack.process import (
     tail_lines,
     write_pid,
 )
-from pipeline.stack.search import (
-    MODULES,
-    SearchServer,
-    install_modules,
-    node_settings,
-    render_jvm_options,
-    render_plugin_descriptor,
-)
+from pipeline.stack.search import node_settings
 
 
 def _free_port() -> int:
@@ -107,7 +112,9 @@ def test_kafka_server_paths_and_argv(tmp_path: Path) -> None:
         home=tmp_path, kafka_port=1111, kafka_controller_port=2222, kafka_heap="256m"
     )
     server = KafkaServer(settings, tmp_path, "4.1.1")
-    art = Artifacts(tmp_path / "dist", maven_mod.StackVersions("4.1.1", "2.19.6", "2.24.3"))
+    art = Artifacts(
+        tmp_path / "dist", maven_mod.StackVersions("4.1.1", "9.5.3", "2.19.6", "2.24.3")
+    )
     argv = server.argv(Jdk(Path("/jdk"), "17.0.1"), art)
     assert argv[0] == "/jdk/bin/java"
     assert "-Xmx256m" in argv and "-Xms256m" in argv
@@ -126,12 +133,14 @@ def test_kafka_refuses_data_formatted_for_another_controller_port(tmp_path: Path
     server.write_config()
     (server.data_dir / "meta.properties").write_text("cluster.id=x\n")
     server.format_file.write_text(json.dumps({"controller_port": 3333}))
-    art = Artifacts(tmp_path / "dist", maven_mod.StackVersions("4.1.1", "2.19.6", "2.24.3"))
+    art = Artifacts(
+        tmp_path / "dist", maven_mod.StackVersions("4.1.1", "9.5.3", "2.19.6", "2.24.3")
+    )
     with pytest.raises(StackError, match="3333"):
         server.format_storage(Jdk(Path("/jdk"), "17"), art)
 
 
-# --------------------------------------------------------------------------- OpenSearch config
+# --------------------------------------------------------------------------- search node config
 
 
 def test_jvm_options_drop_heap_and_make_paths_absolute(tmp_path: Path) -> None:
@@ -161,13 +170,58 @@ def test_node_settings_single_node_loopback(tmp_path: Path) -> None:
     assert "plugins.security.disabled" not in s  # the integ-test-zip has no security plugin
 
 
-def test_search_environment_sets_heap_and_jdk(tmp_path: Path) -> None:
-    server = SearchServer(Settings(home=tmp_path, search_heap="768m"), tmp_path, "2.19.6")
+def test_opensearch_environment_sets_heap_and_jdk(tmp_path: Path) -> None:
+    server = OpenSearchNode(Settings(home=tmp_path, search_heap="768m"), tmp_path, "2.19.6")
     env = server.environment(Jdk(Path("/jdk17"), "17.0.1"))
     assert env["OPENSEARCH_JAVA_OPTS"] == "-Xms768m -Xmx768m"
     assert env["OPENSEARCH_JAVA_HOME"] == "/jdk17"
     assert env["OPENSEARCH_PATH_CONF"] == str(server.config_dir)
     assert server.marker_for() == f"-Dopensearch.path.conf={server.config_dir}"
+
+
+def test_elasticsearch_environment_marks_the_launcher(tmp_path: Path) -> None:
+    node = ElasticsearchNode(Settings(home=tmp_path, search_heap="512m"), tmp_path, "9.5.3")
+    env = node.environment(Jdk(Path("/jdk25"), "25.0.1"))
+    assert env["ES_JAVA_OPTS"] == "-Xms512m -Xmx512m"
+    assert env["ES_JAVA_HOME"] == "/jdk25"
+    assert env["ES_PATH_CONF"] == str(node.config_dir)
+    # The launcher JVM is the pid we keep: the marker in its command line ties it to us.
+    assert env["CLI_JAVA_OPTS"] == node.marker_for()
+    assert str(node.config_dir) in node.marker_for()
+    assert node.java_range == (21, None)
+    assert node.base == tmp_path / "elasticsearch"
+    assert node.pid_file.name == "elasticsearch.pid"
+
+
+def test_elasticsearch_config_turns_security_off_and_keeps_jvm_options(tmp_path: Path) -> None:
+    dist = tmp_path / "dist" / "config"
+    dist.mkdir(parents=True)
+    (dist / "jvm.options").write_text("-XX:+UseG1GC\n")
+    (dist / "log4j2.properties").write_text("status = error\n")
+    node = ElasticsearchNode(Settings(home=tmp_path), tmp_path, "9.5.3")
+    node.config_dir.mkdir(parents=True)
+    node.write_engine_config(dist)
+    assert "xpack.security.enabled: false" in (node.config_dir / "elasticsearch.yml").read_text()
+    assert (node.config_dir / "jvm.options").read_text() == "-XX:+UseG1GC\n"
+    assert (node.config_dir / "log4j2.properties").is_file()
+
+
+def test_plugin_build_inputs(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "lucene-core-10.5.1.jar").write_bytes(b"")
+    (lib / "lucene-analysis-common-10.5.1.jar").write_bytes(b"")
+    assert lucene_version(tmp_path) == "10.5.1"
+    with pytest.raises(StackError, match="lucene-core"):
+        lucene_version(tmp_path / "nothing")
+    source = tmp_path / "plugin"
+    (source / "src").mkdir(parents=True)
+    (source / "pom.xml").write_text("<project/>")
+    (source / "src" / "A.java").write_text("class A {}")
+    before = plugin_source_digest(source)
+    assert plugin_source_digest(source) == before
+    (source / "src" / "A.java").write_text("class A { int x; }")
+    assert plugin_source_digest(source) != before  # a source change rebuilds the plugin
 
 
 def test_plugin_descriptor_and_module_install(tmp_path: Path) -> None:
@@ -178,7 +232,7 @@ def test_plugin_descriptor_and_module_install(tmp_path: Path) -> None:
     assert props["classname"] == "org.opensearch.analysis.common.CommonAnalysisPlugin"
     assert props["opensearch.version"] == "2.19.6"
     assert props["extended.plugins"] == ""
-    art = Artifacts(tmp_path, maven_mod.StackVersions("4.1.1", "2.19.6", "2.24.3"))
+    art = Artifacts(tmp_path, maven_mod.StackVersions("4.1.1", "9.5.3", "2.19.6", "2.24.3"))
     art.opensearch_modules.mkdir(parents=True)
     (art.opensearch_modules / "analysis-common-2.19.6.jar").write_bytes(b"jar")
     assert install_modules(art) == ["analysis-common"]
@@ -194,20 +248,19 @@ def test_plugin_descriptor_and_module_install(tmp_path: Path) -> None:
 def test_pom_versions() -> None:
     v = read_versions(DEFAULT_POM)
     assert v.kafka.startswith("4.")
+    assert v.elasticsearch.startswith("9.")
     assert v.opensearch.startswith("2.19.")
     assert v.log4j.startswith("2.")
 
 
-def test_maven_command_runs_the_three_executions(tmp_path: Path) -> None:
+def test_maven_command_runs_the_executions_of_the_components(tmp_path: Path) -> None:
     art = Artifacts(tmp_path, read_versions(DEFAULT_POM))
-    cmd = maven_command("mvn", DEFAULT_POM, art)
+    cmd = maven_command("mvn", DEFAULT_POM, art, ["kafka", "elasticsearch"])
     assert "-B" in cmd
     assert f"-Dnewswire.kafka.lib={art.kafka_lib}" in cmd
-    assert cmd[-3:] == [
-        "dependency:copy-dependencies@kafka",
-        "dependency:unpack@opensearch",
-        "dependency:copy@opensearch-modules",
-    ]
+    assert cmd[-2:] == ["dependency:copy-dependencies@kafka", "dependency:unpack@elasticsearch"]
+    cmd = maven_command("mvn", DEFAULT_POM, art, ["opensearch"])
+    assert cmd[-2:] == ["dependency:unpack@opensearch", "dependency:copy@opensearch-modules"]
 
 
 @pytest.mark.parametrize(
@@ -238,25 +291,30 @@ def _fake_resolved(tmp_path: Path) -> Artifacts:
     art = Artifacts(tmp_path, read_versions(DEFAULT_POM))
     art.kafka_lib.mkdir(parents=True)
     art.kafka_jar.write_bytes(b"")
-    (art.opensearch_home / "bin").mkdir(parents=True)
-    (art.opensearch_home / "bin" / "opensearch").write_text("")
-    (art.opensearch_home / "lib").mkdir()
-    (art.opensearch_home / "lib" / f"opensearch-{art.versions.opensearch}.jar").write_bytes(b"")
-    art.opensearch_modules.mkdir()
-    (art.opensearch_modules / "analysis-common-x.jar").write_bytes(b"")
+    (art.elasticsearch_home / "bin").mkdir(parents=True)
+    (art.elasticsearch_home / "bin" / "elasticsearch").write_text("")
+    (art.elasticsearch_home / "lib").mkdir()
+    es_jar = art.elasticsearch_home / "lib" / f"elasticsearch-{art.versions.elasticsearch}.jar"
+    es_jar.write_bytes(b"")
     return art
 
 
-def test_resolve_is_a_no_op_when_marker_matches(
+def test_resolve_is_a_no_op_when_markers_match(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     art = _fake_resolved(tmp_path)
-    assert not is_resolved(art, DEFAULT_POM)
-    art.marker.write_text(json.dumps({"pom_sha256": maven_mod.pom_digest(DEFAULT_POM)}))
-    assert is_resolved(art, DEFAULT_POM)
+    assert not is_resolved(art, DEFAULT_POM, "kafka")
+    for component in ("kafka", "elasticsearch"):
+        art.marker(component).write_text(
+            json.dumps({"pom_sha256": maven_mod.pom_digest(DEFAULT_POM)})
+        )
+        assert is_resolved(art, DEFAULT_POM, component)
+    assert not is_resolved(art, DEFAULT_POM, "opensearch")  # never resolved here
     monkeypatch.setattr("pipeline.stack.maven.shutil.which", lambda _name: None)
     jdk = Jdk(Path("/jdk"), "17")
     assert maven_mod.resolve(DEFAULT_POM, tmp_path, jdk).kafka_lib == art.kafka_lib
+    with pytest.raises(MissingDependencyError, match="apt-get install maven"):
+        maven_mod.resolve(DEFAULT_POM, tmp_path, jdk, components=("opensearch",))
     art.kafka_jar.unlink()  # a missing file forces a new resolution
     with pytest.raises(MissingDependencyError, match="apt-get install maven"):
         maven_mod.resolve(DEFAULT_POM, tmp_path, jdk)
@@ -282,6 +340,18 @@ def test_java_feature(version: str, feature: int) -> None:
     assert java_feature(version) == feature
 
 
+def test_elasticsearch_without_jdk_21_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipeline.stack.java.shutil.which", lambda _name: None)
+    _fake_jdk(tmp_path, "j17", "17.0.15")
+    with pytest.raises(MissingDependencyError) as info:
+        find_jdk(21, None, purpose="elasticsearch 9.5.3", java_home="", jvm_dir=tmp_path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "Java 21+ for elasticsearch 9.5.3" in message and "temurin-25-jdk" in message
+
+
 def test_find_jdk_prefers_fitting_java_home_then_newest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -297,6 +367,8 @@ def test_find_jdk_prefers_fitting_java_home_then_newest(
     # JAVA_HOME too old for the server: fall back to the newest fitting JDK.
     assert find_jdk(17, 21, java_home=str(j11), jvm_dir=tmp_path).home == j21
     with pytest.raises(MissingDependencyError, match="openjdk-17-jdk-headless"):
+        find_jdk(17, 17, java_home="", jvm_dir=tmp_path / "none")
+    with pytest.raises(MissingDependencyError, match="JDK 21"):
         find_jdk(26, None, java_home="", jvm_dir=tmp_path)
 
 
@@ -375,7 +447,13 @@ def test_status_when_nothing_runs(tmp_path: Path) -> None:
     assert status.kafka.detail == "not running (stale pid file)"
     assert status.search.detail == "not running"
     assert status.kafka.version == read_versions(DEFAULT_POM).kafka
-    assert status.to_dict()["services"][1]["name"] == "opensearch"
+    assert status.to_dict()["services"][1]["name"] == "elasticsearch"
+    assert status.to_dict()["search_engine"] == "elasticsearch"
+    settings = _idle_settings(tmp_path).model_copy(update={"search_engine": "opensearch"})
+    opensearch = LocalStack(settings)
+    assert opensearch.status().search.name == "opensearch"
+    only = LocalStack(_idle_settings(tmp_path), services=("search",))
+    assert [s.name for s in only.status().services] == ["elasticsearch"]
 
 
 def test_status_reports_foreign_process_on_port(tmp_path: Path) -> None:
@@ -419,4 +497,39 @@ def test_startup_failure_raises_with_last_log_lines(tmp_path: Path) -> None:
         stack._wait_healthy([(server, pid)], timeout=10)
     assert "fatal: bad config" in str(info.value)
     assert info.value.log_file == server.log_file
+    assert not server.pid_file.exists()
+
+
+def test_one_elasticsearch_version_for_stack_compose_and_kibana() -> None:
+    """The local node, docker-compose.yml's default image tags and the Kibana objects' stated
+    version are the one constant in deploy/local/pom.xml."""
+    version = read_versions(DEFAULT_POM).elasticsearch
+    root = DEFAULT_POM.parents[2]
+    compose = (root / "docker-compose.yml").read_text(encoding="utf-8")
+    defaults = re.findall(r"\$\{ELASTIC_VERSION:-([^}]+)\}", compose)
+    assert defaults and set(defaults) == {version}
+    assert f"ELASTIC_VERSION={version}" in compose
+    kibana = (root / "deploy" / "kibana" / "README.md").read_text(encoding="utf-8")
+    assert f"Kibana {version}" in kibana
+    plugin_pom = (root / "deploy" / "local" / "analysis-english" / "pom.xml").read_text()
+    assert f"<elasticsearch.version>{version}</elasticsearch.version>" in plugin_pom
+
+
+def test_node_not_healthy_by_its_deadline_is_stopped_with_its_log_tail(tmp_path: Path) -> None:
+    stack = LocalStack(_idle_settings(tmp_path))
+    server = stack.kafka
+    code = "import time; print('still warming up', flush=True); time.sleep(600)"
+    pid = start_detached(
+        [sys.executable, "-c", code, server.marker_for()],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"]},
+        out_file=server.out_file,
+    )
+    write_pid(server.pid_file, pid)
+    assert is_alive(pid, server.marker_for())
+    with pytest.raises(StackError, match="not healthy after") as info:
+        stack._wait_healthy([(server, pid)], timeout=1)
+    assert "stopped" in str(info.value)
+    assert "still warming up" in str(info.value)
+    assert not is_alive(pid)
     assert not server.pid_file.exists()

@@ -1,0 +1,158 @@
+"""Kibana cannot run here, so its saved objects are proven against the real index instead:
+every field they use has the capability they need in ``_field_caps``, and each Lens panel's
+aggregation, issued as the equivalent Elasticsearch query, returns buckets once the seed and
+a few articles are enriched and indexed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.models import EnrichedArticle
+from pipeline.settings import Settings
+from pipeline.sinks.backend import open_backend
+from pipeline.sinks.indexer import Indexer, install_index
+from pipeline.sources.replay import ReplayReport, collect
+from tests.integration.helpers import isolated
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+NDJSON = ROOT / "deploy" / "kibana" / "newswire.ndjson"
+RECORDS = "___records___"
+# A few more articles beside the seed, from other sources and days.
+EXTRA = [
+    {
+        "url": "https://sport.example.org/2024/05/25/final",
+        "title": "Manchester United beat Manchester City in the FA Cup final",
+        "body": "Manchester United won the FA Cup final at Wembley Stadium in London on "
+        "Saturday. Erik ten Hag's side beat Manchester City 2-1 with goals from Alejandro "
+        "Garnacho and Kobbie Mainoo. The Football Association presented the trophy.",
+        "published_at": "2024-05-25T18:00:00Z",
+        "source": {"name": "Sport Example", "domain": "sport.example.org"},
+    },
+    {
+        "url": "https://business.example.com/2024/06/03/chips",
+        "title": "Microsoft and Nvidia shares rise as investors bet on chips",
+        "body": "Shares of Microsoft and Nvidia rose on Monday in New York as investors "
+        "bought technology stocks. Analysts at Goldman Sachs said company earnings and "
+        "demand for data centres would lift profits and the wider market this year.",
+        "published_at": "2024-06-03T09:30:00Z",
+        "source": {"name": "Business Example", "domain": "business.example.com"},
+    },
+]
+
+
+def _objects() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in NDJSON.read_text(encoding="utf-8").splitlines()]
+
+
+def _layers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(obj["attributes"]["state"]["datasourceStates"]["formBased"]["layers"].values())
+
+
+def _needs(objects: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Field -> the capabilities the saved objects need of it."""
+    needs: dict[str, set[str]] = {}
+
+    def need(field: str, capability: str) -> None:
+        needs.setdefault(field, set()).add(capability)
+
+    for obj in objects:
+        attributes = obj["attributes"]
+        if obj["type"] == "index-pattern":
+            need(attributes["timeFieldName"], "aggregatable")  # the time picker's range
+        elif obj["type"] == "search":
+            for column in attributes["columns"]:
+                need(column, "searchable")
+            for field, _order in attributes["sort"]:
+                need(field, "aggregatable")  # sorting needs doc values, like aggregating
+        elif obj["type"] == "lens":
+            for layer in _layers(obj):
+                for column in layer["columns"].values():
+                    field = column.get("sourceField")
+                    if field and field != RECORDS:
+                        need(field, "aggregatable" if column["isBucketed"] else "searchable")
+    return needs
+
+
+def _panel_query(layer: dict[str, Any]) -> dict[str, Any]:
+    """The Elasticsearch request a Lens layer stands for: its bucket columns nested in
+    column order (terms, date_histogram), counting documents."""
+    aggs: dict[str, Any] = {}
+    current = aggs
+    for column_id in layer["columnOrder"]:
+        column = layer["columns"][column_id]
+        if not column["isBucketed"]:
+            assert column["operationType"] == "count", column
+            continue
+        if column["operationType"] == "terms":
+            body = {"terms": {"field": column["sourceField"], "size": column["params"]["size"]}}
+        elif column["operationType"] == "date_histogram":
+            # "auto" picks an interval from the time range; a day is one of its choices.
+            body = {"date_histogram": {"field": column["sourceField"], "calendar_interval": "1d"}}
+        else:
+            raise AssertionError(f"no query equivalent for {column['operationType']}")
+        current[column_id] = {**body, "aggs": {}}
+        current = current[column_id]["aggs"]
+    return {"size": 0, "track_total_hits": True, "aggs": aggs}
+
+
+def _first_buckets(response: dict[str, Any], layer: dict[str, Any]) -> list[Any]:
+    bucketed = [c for c in layer["columnOrder"] if layer["columns"][c]["isBucketed"]]
+    if not bucketed:
+        return [response["hits"]["total"]["value"]] if response["hits"]["total"]["value"] else []
+    return list(response["aggregations"][bucketed[0]]["buckets"])
+
+
+@pytest.fixture(scope="module")
+async def kibana_index(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The seed and a few articles, really enriched and indexed in an alias of their own."""
+    from pipeline.enrich.enricher import Enricher
+
+    settings: Settings = isolated(stack.settings, "kibana", opensearch_url=None)
+    extra = tmp_path_factory.mktemp("kibana") / "extra.jsonl"
+    extra.write_text("\n".join(json.dumps(a) for a in EXTRA) + "\n", encoding="utf-8")
+    report = ReplayReport()
+    raw = collect([ROOT / "seeds", extra], settings, report)
+    assert not report.errors and len(raw) >= 3
+    enriched = [
+        EnrichedArticle(**article.model_dump(), **enrichment.model_dump())
+        for article, enrichment in zip(raw, Enricher().enrich(raw), strict=True)
+    ]
+    backend = open_backend(settings)
+    await install_index(backend, settings.index_alias)
+    result = await Indexer(backend, settings.index_alias).write(enriched)
+    assert len(result.indexed) == len(enriched), result
+    await backend.refresh(settings.index_alias)
+    yield settings, backend
+    await backend.close()
+
+
+async def test_every_field_has_the_capability_the_objects_need(kibana_index: Any) -> None:
+    settings, backend = kibana_index
+    needs = _needs(_objects())
+    assert needs, "the saved objects use no fields"
+    caps = await backend.client.field_caps(index=settings.index_alias, fields=sorted(needs))
+    for field, wanted in sorted(needs.items()):
+        assert field in caps["fields"], f"{field} is not in the real index"
+        for _type, spec in caps["fields"][field].items():
+            for capability in wanted:
+                assert spec[capability], f"{field} is not {capability} in the real index"
+
+
+async def test_each_lens_panel_returns_buckets(kibana_index: Any) -> None:
+    settings, backend = kibana_index
+    panels = 0
+    for obj in _objects():
+        if obj["type"] != "lens":
+            continue
+        for layer in _layers(obj):
+            response = await backend.search(settings.index_alias, _panel_query(layer))
+            buckets = _first_buckets(response, layer)
+            assert buckets, f"{obj['id']}: no buckets for {_panel_query(layer)['aggs']}"
+            panels += 1
+    assert panels >= 8
