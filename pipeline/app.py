@@ -29,7 +29,8 @@ from pipeline.enrich.dedup import (
     normalize_text,
     story_signature,
 )
-from pipeline.kafka import ReplicatedTable, bootstrap, encode, make_producer, send_all, start_client
+from pipeline.kafka.client import bootstrap, encode, make_producer, send_all, start_client
+from pipeline.kafka.compacted import ReplicatedTable
 from pipeline.models import EnrichedArticle, RawArticle, utcnow
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.kafka import bootstrap, make_producer, send_all, start_client
+from pipeline.kafka.client import bootstrap, make_producer, send_all, start_client
 from pipeline.settings import Settings
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from pipeline.kafka import ensure_topics
+from pipeline.kafka.topics import ensure_topics
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import IndexSetup, install_index

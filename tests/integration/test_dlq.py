@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.app import dlq_record
 from pipeline.dlq import parse_dead_letter, read_dead_letters, replay_dead_letters
-from pipeline.kafka import encode, ensure_topics, make_producer, send_all
+from pipeline.kafka.client import encode, make_producer, send_all
+from pipeline.kafka.topics import ensure_topics
 from tests.integration.helpers import isolated, read_topic
 
 pytestmark = pytest.mark.integration

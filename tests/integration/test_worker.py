@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.app import FAIL_STOP_EXIT
 from pipeline.enrich.dedup import fingerprint
-from pipeline.kafka import encode, make_producer, publish_raw
+from pipeline.kafka.client import encode, make_producer, publish_raw
 from pipeline.models import EnrichedArticle, RawArticle, Source
 from pipeline.settings import Settings
 from pipeline.setup import run_setup

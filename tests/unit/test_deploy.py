@@ -7,7 +7,6 @@ structurally with PyYAML.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import re
@@ -69,12 +68,7 @@ def _image(name: str) -> tuple[str, str]:
 def _known_env_names() -> set[str]:
     """Every ``NEWSWIRE_*`` variable the code reads."""
     names = {f"NEWSWIRE_{field.upper()}" for field in Settings.model_fields}
-    names |= {"NEWSWIRE_TEMPLATES_DIR", "NEWSWIRE_KIBANA_OBJECTS"}
-    try:
-        from pipeline.sources.state import PollerConfig
-    except ImportError:  # the poller's own settings are optional here
-        return names
-    return names | {f"NEWSWIRE_{f.name.upper()}" for f in dataclasses.fields(PollerConfig)}
+    return names | {"NEWSWIRE_TEMPLATES_DIR", "NEWSWIRE_KIBANA_OBJECTS"}
 
 
 @functools.cache
