@@ -19,3 +19,10 @@ def test_backoff_grows_with_jitter_and_caps() -> None:
     assert delays[-1] >= 12 * 3600  # capped, still jittered in [cap/2, cap]
     assert len({round(backoff_delay(3, 60, 3600, rng), 3) for _ in range(20)}) > 1  # jitter
     assert backoff_delay(0, 60, 3600) == 0
+
+
+def test_backoff_without_jitter_grows_and_caps() -> None:
+    # The sink's retries: attempt n (0-based) waits base * 2**n, capped.
+    assert backoff_delay(0 + 1, 0.5, 60.0) == 0.5
+    assert backoff_delay(3 + 1, 0.5, 60.0) == 4.0
+    assert backoff_delay(30 + 1, 0.5, 60.0) == 60.0
