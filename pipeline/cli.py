@@ -126,7 +126,7 @@ def stack_status(as_json: JsonOption = False) -> None:
 @app.command()
 def setup(as_json: JsonOption = False) -> None:
     """Create the Kafka topics, the index template and alias (and Kibana objects)."""
-    from pipeline.setup import run_setup
+    from pipeline.provision import run_setup
 
     report = asyncio.run(run_setup(_settings()))
     index = report.index
@@ -154,8 +154,8 @@ def setup(as_json: JsonOption = False) -> None:
 @app.command()
 def worker() -> None:
     """Run the Faust worker: the enrichment and sink agents."""
-    from pipeline.app import FaustWorker, create_app
     from pipeline.kafka.topics import ensure_topics
+    from pipeline.worker.app import FaustWorker, create_app
 
     settings = _settings()
     asyncio.run(ensure_topics(settings))  # idempotent; the worker may start before setup
@@ -308,7 +308,7 @@ def dlq_list(
     as_json: JsonOption = False,
 ) -> None:
     """The records that could not be enriched or indexed, with the reason."""
-    from pipeline.dlq import read_dead_letters
+    from pipeline.worker.dlq import read_dead_letters
 
     letters = asyncio.run(read_dead_letters(_settings(), limit))
     if as_json:
@@ -331,7 +331,7 @@ def dlq_replay(
 ) -> None:
     """Send the original records back to the topic of the stage that refused them (after a
     fix, e.g. a mapping change). The DLQ itself is left as it is."""
-    from pipeline.dlq import read_dead_letters, replay_dead_letters
+    from pipeline.worker.dlq import read_dead_letters, replay_dead_letters
 
     settings = _settings()
     letters = asyncio.run(read_dead_letters(settings, limit))
