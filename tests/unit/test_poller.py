@@ -271,7 +271,9 @@ async def test_failed_publish_keeps_items_for_next_poll(server: FeedServer) -> N
 
 
 async def test_process_pool_parsing(server: FeedServer) -> None:
-    feed = FeedConfig(url=server.url("/feeds/time_world.rss.xml"))
+    items = [(f"Item {i}", f"http://site.test/pool/{i}") for i in range(100)]
+    server.routes["/pool"] = Route(body=rss_with_items("Pool", items))
+    feed = FeedConfig(url=server.url("/pool"))
     collector = Collector()
     poller = Poller(CONFIG, [feed], collector, MemoryStateStore())
     try:
