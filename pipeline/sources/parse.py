@@ -386,13 +386,23 @@ def _dedupe(values: Iterable[str]) -> list[str]:
     return out
 
 
+def _first_strings(items: Any, *keys: str) -> list[str]:
+    """From each mapping of ``items``: the first of ``keys`` with a value, if a string."""
+    out: list[str] = []
+    for item in items or []:
+        if isinstance(item, Mapping):
+            value = None
+            for key in keys:
+                value = item.get(key)
+                if value:
+                    break
+            if isinstance(value, str):
+                out.append(value)
+    return out
+
+
 def _authors(entry: Mapping[str, Any]) -> list[str]:
-    names: list[str] = []
-    for author in entry.get("authors") or []:
-        if isinstance(author, Mapping):
-            name = author.get("name") or author.get("email")
-            if isinstance(name, str):
-                names.append(name)
+    names = _first_strings(entry.get("authors"), "name", "email")
     if not names and isinstance(entry.get("author"), str):
         names.append(entry["author"])
     # "By Jane Doe and John Roe" style bylines stay whole: splitting names is NLP's job.
@@ -400,13 +410,7 @@ def _authors(entry: Mapping[str, Any]) -> list[str]:
 
 
 def _categories(entry: Mapping[str, Any]) -> list[str]:
-    terms: list[str] = []
-    for tag in entry.get("tags") or []:
-        if isinstance(tag, Mapping):
-            term = tag.get("term") or tag.get("label")
-            if isinstance(term, str):
-                terms.append(term)
-    return terms
+    return _first_strings(entry.get("tags"), "term", "label")
 
 
 def _guid(entry: Mapping[str, Any]) -> str | None:
