@@ -32,7 +32,7 @@ test-unit: $(STAMP) ## Unit tests only (no servers)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 eval: $(STAMP) ## Enrichment quality on ../shared/eval (entity F1, topic accuracy)
-	$(BIN)/python -m pipeline.evaluation
+	$(BIN)/python -m pipeline.enrich.evaluation
 
 bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process)
 	$(BIN)/python bench/bench_enrich.py

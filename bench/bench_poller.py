@@ -34,7 +34,7 @@ from pipeline.models import RawArticle  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.sources.feeds import FeedConfig  # noqa: E402
 from pipeline.sources.poller import Poller  # noqa: E402
-from pipeline.sources.state import MemoryStateStore, PollerConfig  # noqa: E402
+from pipeline.sources.state import MemoryStateStore  # noqa: E402
 
 
 def start_server(count: int) -> tuple[subprocess.Popen[str], list[str]]:
@@ -70,14 +70,14 @@ async def poller_cycles(urls: list[str], concurrency: int) -> dict[str, Any]:
         published += len(articles)
         return len(articles)
 
-    config = PollerConfig(
+    config = Settings(
         allow_private_feeds=True,
         poll_concurrency=concurrency,
         poll_per_host=concurrency,  # every bench feed is on the one loopback host
         poller_metrics_port=0,
     )
     feeds = [FeedConfig(url=u) for u in urls]
-    poller = Poller(Settings(), feeds, sink, MemoryStateStore(), config=config)
+    poller = Poller(config, feeds, sink, MemoryStateStore())
     try:
         await poller.load_state()
         # Warm the parse pool (process start-up is not a per-cycle cost).

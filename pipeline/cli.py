@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -134,7 +135,7 @@ def stack_status(as_json: JsonOption = False) -> None:
 @app.command()
 def setup(as_json: JsonOption = False) -> None:
     """Create the Kafka topics, the index template and alias (and Kibana objects)."""
-    from pipeline.setup import run_setup
+    from pipeline.provision import run_setup
 
     report = asyncio.run(run_setup(_settings()))
     index = report.index
@@ -162,8 +163,8 @@ def setup(as_json: JsonOption = False) -> None:
 @app.command()
 def worker() -> None:
     """Run the Faust worker: the enrichment and sink agents."""
-    from pipeline.app import FaustWorker, create_app
-    from pipeline.kafka import ensure_topics
+    from pipeline.kafka.topics import ensure_topics
+    from pipeline.worker.app import FaustWorker, create_app
 
     settings = _settings()
     asyncio.run(ensure_topics(settings))  # idempotent; the worker may start before setup
@@ -223,7 +224,7 @@ def poll(
     feeds: FeedsOption = None,
 ) -> None:
     """Run the feed poller: conditional GETs, backoff, per-host limits, state in Kafka."""
-    from pipeline.sources.poller import poll_command
+    from pipeline.sources.service import poll_command
 
     raise typer.Exit(asyncio.run(poll_command(_settings(), feeds, once)))
 
@@ -234,10 +235,17 @@ def feeds_import(
     feeds: FeedsOption = None,
 ) -> None:
     """Merge an OPML file into the YAML feed list."""
-    from pipeline.sources.feeds import feeds_import_command
+    from pipeline.sources.feeds import import_opml
 
-    settings = _settings()
-    raise typer.Exit(feeds_import_command(opml, feeds or settings.feeds_file))
+    target = feeds or _settings().feeds_file
+    result = import_opml(opml, target)
+    for error in result.errors:
+        err.print(f"[yellow]skipped[/] {error}")
+    err.print(
+        f"{len(result.added)} feeds added to {target}, "
+        f"{len(result.skipped)} already listed, {len(result.errors)} invalid"
+    )
+    raise typer.Exit(1 if result.errors else 0)
 
 
 @feeds_app.command("export")
@@ -256,18 +264,48 @@ def feeds_export(
 @feeds_app.command("list")
 def feeds_list(feeds: FeedsOption = None) -> None:
     """The feeds in the list, and the entries that are invalid (with why)."""
-    from pipeline.sources.feeds import feeds_list_command
+    from pipeline.sources.feeds import load_feeds
 
-    settings = _settings()
-    raise typer.Exit(feeds_list_command(feeds or settings.feeds_file))
+    path = feeds or _settings().feeds_file
+    found = load_feeds(path)
+    table = Table(title=f"{len(found.feeds)} feeds in {path}")
+    for column in ("name", "url", "tags", "interval", "enabled", "fulltext"):
+        table.add_column(column)
+    for feed in found.feeds:
+        table.add_row(
+            feed.name or "",
+            feed.url,
+            ", ".join(feed.tags),
+            f"{feed.interval:g}s" if feed.interval else "adaptive",
+            "yes" if feed.enabled else "no",
+            "yes" if feed.fulltext else "no",
+        )
+    out.print(table)
+    for error in found.errors:
+        out.print(f"[red]invalid[/] {error}")
+    raise typer.Exit(1 if found.errors else 0)
 
 
 @feeds_app.command("status")
 def feeds_status(feeds: FeedsOption = None) -> None:
     """Last poll, HTTP status, new items, consecutive failures and next poll of each feed."""
-    from pipeline.sources.poller import feeds_status_command
+    from pipeline.sources.status import read_feed_status
 
-    raise typer.Exit(asyncio.run(feeds_status_command(_settings(), feeds)))
+    rows = asyncio.run(read_feed_status(_settings(), feeds))
+    table = Table(title="feeds status")
+    for column in ("feed", "last poll", "HTTP", "outcome", "new", "failures", "next poll", "error"):
+        table.add_column(column)
+
+    def fmt(when: datetime | None) -> str:
+        return when.strftime("%Y-%m-%d %H:%M:%S") if when else "-"
+
+    for row in rows:
+        table.add_row(
+            row.name[:40], fmt(row.last_poll), str(row.http_status or "-"), row.outcome or "-",
+            str(row.new_items), str(row.consecutive_failures), fmt(row.next_poll),
+            (row.last_error or "")[:60],
+        )  # fmt: skip
+    out.print(table)
 
 
 # -- dead letters -------------------------------------------------------------------------
@@ -279,7 +317,7 @@ def dlq_list(
     as_json: JsonOption = False,
 ) -> None:
     """The records that could not be enriched or indexed, with the reason."""
-    from pipeline.dlq import read_dead_letters
+    from pipeline.worker.dlq import read_dead_letters
 
     letters = asyncio.run(read_dead_letters(_settings(), limit))
     if as_json:
@@ -302,7 +340,7 @@ def dlq_replay(
 ) -> None:
     """Send the original records back to the topic of the stage that refused them (after a
     fix, e.g. a mapping change). The DLQ itself is left as it is."""
-    from pipeline.dlq import read_dead_letters, replay_dead_letters
+    from pipeline.worker.dlq import read_dead_letters, replay_dead_letters
 
     settings = _settings()
     letters = asyncio.run(read_dead_letters(settings, limit))

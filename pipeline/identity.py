@@ -1,4 +1,4 @@
-"""Article identity (DESIGN.md): canonical URLs and the ids derived from them."""
+"""Article identity (docs/architecture.md): canonical URLs and the ids derived from them."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ class Source(BaseModel):
 
 
 class RawArticle(BaseModel):
-    """An article as fetched or replayed, before enrichment (DESIGN.md "Raw article")."""
+    """An article as fetched or replayed, before enrichment (docs/architecture.md "Raw article")."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -112,7 +112,7 @@ class Enrichment(BaseModel):
 
 
 class EnrichedArticle(RawArticle, Enrichment):
-    """A raw article plus its enrichment (DESIGN.md "Enriched article")."""
+    """A raw article plus its enrichment (docs/architecture.md "Enriched article")."""
 
     cluster_id: str | None = None
     enriched_at: datetime = Field(default_factory=utcnow)

@@ -89,9 +89,9 @@ RESTARTS = 5
 
 def run_all(settings: Settings, *, console: Console, keep_stack: bool = False) -> int:
     """Stack (if needed), setup, worker, poller, seed replay; runs until Ctrl-C or SIGTERM."""
-    from pipeline.app import FAIL_STOP_EXIT
-    from pipeline.setup import run_setup
+    from pipeline.provision import run_setup
     from pipeline.sources.replay import replay
+    from pipeline.worker.failstop import FAIL_STOP_EXIT
 
     stack = None
     started_stack = False

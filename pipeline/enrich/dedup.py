@@ -4,14 +4,11 @@
   which is already the article id) -> drop before enrichment.
 - Near duplicates and the same story from several sources: a MinHash :func:`signature`
   over content-word shingles, banded into LSH keys (:func:`band_keys`). The index that
-  remembers signatures is any ``MutableMapping[str, str]`` (a dict in tests and the CLI, a
-  Faust table in the worker): band keys ``"b:<band>:<hash>" -> cluster_id`` and one
+  remembers signatures is any ``MutableMapping[str, str]`` (a dict in tests and the CLI,
+  the replicated Kafka table :class:`pipeline.kafka.compacted.ReplicatedTable` in the
+  worker, which every worker holds whole): band keys ``"b:<band>:<hash>" -> cluster_id`` and one
   representative signature per cluster under ``"s:<cluster_id>"``. A candidate from a
   shared band is accepted only when its estimated Jaccard similarity reaches the threshold.
-
-Note for a multi-process worker: band keys are looked up for arbitrary keys, so the Faust
-table backing the index must be readable from every partition (a ``GlobalTable``), or the
-lookups must be routed by key.
 """
 
 from __future__ import annotations
@@ -26,13 +23,12 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
+from datasketch import MinHash
 
 NUM_PERM = 128
 BANDS = 64  # 64 bands x 2 rows: a candidate is found for Jaccard >= ~0.15 with p > 0.75
 SIMILARITY_THRESHOLD = 0.3  # estimated Jaccard of content shingles for "same story"
 MAX_TEXT_CHARS = 20_000  # the lead is what two versions of a story share most
-_PRIME = np.uint64((1 << 61) - 1)
-_MASK32 = np.uint64(0xFFFFFFFF)
 BAND_PREFIX = "b:"
 SIGNATURE_PREFIX = "s:"
 EXACT_PREFIX = "x:"
@@ -144,23 +140,24 @@ def _permutations(num_perm: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np
     return a, b
 
 
+def _hash32(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=4).digest(), "little")
+
+
 def signature(text: str, num_perm: int = NUM_PERM) -> tuple[int, ...]:
-    """MinHash signature (``num_perm`` 32-bit values) of :func:`shingles` of ``text``."""
-    sh = shingles(text)
-    if not sh:
-        return tuple([0xFFFFFFFF] * num_perm)
-    hashes = np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=4).digest(), "little")
-            for s in sh
-        ),
-        dtype=np.uint64,
-        count=len(sh),
+    """MinHash signature (``num_perm`` 32-bit values) of :func:`shingles` of ``text``.
+
+    datasketch's "legacy" scheme, ``(a * h + b) mod (2**61 - 1)`` truncated to 32 bits,
+    with our fixed permutations and hash: signatures stored by earlier versions stay
+    comparable."""
+    minhash = MinHash(
+        num_perm=num_perm,
+        hashfunc=_hash32,
+        permutations=_permutations(num_perm),
+        scheme="legacy",
     )
-    a, b = _permutations(num_perm)
-    # (a * h + b) mod p, truncated to 32 bits; h < 2**32 and a < 2**31 cannot overflow
-    values = ((hashes[:, None] * a[None, :] + b[None, :]) % _PRIME) & _MASK32
-    return tuple(int(v) for v in values.min(axis=0))
+    minhash.update_batch([s.encode("utf-8") for s in shingles(text)])
+    return tuple(int(v) for v in minhash.hashvalues)
 
 
 def story_signature(title: str | None, summary: str | None, body: str | None) -> tuple[int, ...]:

@@ -1,5 +1,5 @@
 """Pure search logic: request bodies from a query, facets and filters; results as the
-``newswire search --json`` contract (DESIGN.md)."""
+``newswire search --json`` contract (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -123,8 +123,3 @@ def classify_response(response: dict[str, Any]) -> BulkReport:
         else:
             report.rejected.append(result)
     return report
-
-
-def backoff_delay(attempt: int, base: float = 0.5, cap: float = 60.0) -> float:
-    """Exponential backoff for attempt ``attempt`` (0-based), capped."""
-    return float(min(cap, base * (2**attempt)))

@@ -9,11 +9,12 @@ from typing import Any
 
 import structlog
 
+from pipeline.backoff import backoff_delay
 from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.metrics import INDEX_STALLED as STALLED
 from pipeline.models import EnrichedArticle
 from pipeline.sinks.backend import SearchBackend
-from pipeline.sinks.bulk import backoff_delay, bulk_operations, classify_response, external_version
+from pipeline.sinks.bulk import bulk_operations, classify_response, external_version
 from pipeline.sinks.templates import AnalysisVariant, first_index, load_templates
 
 log = structlog.get_logger(__name__)
@@ -124,7 +125,7 @@ class Indexer:
     ) -> int:
         """Back off before the next try; past ``escalate_after`` tries, say so loudly (the
         documents are still never dropped: the worker holds their offsets meanwhile)."""
-        delay = retry_after or backoff_delay(attempt, self.backoff_base, self.backoff_cap)
+        delay = retry_after or backoff_delay(attempt + 1, self.backoff_base, self.backoff_cap)
         if attempt + 1 >= self.escalate_after:
             STALLED.set(1)
             log.error("sink.stalled", attempts=attempt + 1, docs=docs, reason=reason, delay=delay)

@@ -28,10 +28,15 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
+import defusedxml.ElementTree as DefusedET
+import structlog
 import yaml
+from defusedxml import DefusedXmlException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import BadInputError, ConfigError
+
+log = structlog.get_logger(__name__)
 
 #: Shortest interval a feed entry may ask for (politeness floor), in seconds.
 MIN_ENTRY_INTERVAL = 60.0
@@ -276,12 +281,11 @@ def parse_yaml_feeds(text: str, *, source: str = "feeds.yaml") -> FeedList:
 def parse_opml(content: bytes | str, *, source: str = "feeds.opml") -> FeedList:
     """A feed list from OPML: every ``outline`` with an ``xmlUrl``; enclosing outlines and
     the ``category`` attribute become tags."""
-    from pipeline.sources.parse import check_xml_safety
-
     data = content.encode("utf-8") if isinstance(content, str) else content
-    check_xml_safety(data, source=source)
     try:
-        root = ET.fromstring(data)  # noqa: S314 - entities were refused just above
+        root = DefusedET.fromstring(data)  # refuses entity declarations and external DTDs
+    except DefusedXmlException as exc:
+        raise BadInputError(source, f"unsafe XML: {exc}") from exc
     except ET.ParseError as exc:
         raise ConfigError(f"{source}: not valid OPML: {exc}") from exc
     if root.tag.lower() != "opml":
@@ -388,6 +392,14 @@ def load_feeds(path: str | Path) -> FeedList:
     return result
 
 
+def load_feeds_logged(path: str | Path) -> FeedList:
+    """:func:`load_feeds`, with each invalid entry logged as an error."""
+    feeds = load_feeds(path)
+    for error in feeds.errors:
+        log.error("feeds.invalid_entry", file=str(path), error=str(error))
+    return feeds
+
+
 def save_feeds(path: str | Path, feeds: Iterable[FeedConfig]) -> None:
     """Write a feed list, as OPML if the suffix says so, else YAML (atomically)."""
     file = Path(path)
@@ -425,23 +437,8 @@ def import_opml(opml_path: str | Path, feeds_file: str | Path) -> ImportResult:
 
 
 # --------------------------------------------------------------------------------------
-# Command bodies (cli.py wires them into typer)
+# Export (`newswire feeds export`)
 # --------------------------------------------------------------------------------------
-
-
-def feeds_import_command(opml_file: Path, feeds_file: Path) -> int:
-    """``newswire feeds import FILE.opml``: merge into the feed list; 1 if entries were bad."""
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    result = import_opml(opml_file, feeds_file)
-    for error in result.errors:
-        console.print(f"[yellow]skipped[/] {error}")
-    console.print(
-        f"{len(result.added)} feeds added to {feeds_file}, "
-        f"{len(result.skipped)} already listed, {len(result.errors)} invalid"
-    )
-    return 1 if result.errors else 0
 
 
 def feeds_export_command(feeds_file: Path, fmt: str = "opml", output: Path | None = None) -> int:
@@ -461,31 +458,6 @@ def feeds_export_command(feeds_file: Path, fmt: str = "opml", output: Path | Non
     return 1 if feeds.errors else 0
 
 
-def feeds_list_command(feeds_file: Path) -> int:
-    """``newswire feeds list``: a table of the entries, then the invalid ones."""
-    from rich.console import Console
-    from rich.table import Table
-
-    feeds = load_feeds(feeds_file)
-    table = Table(title=f"{len(feeds.feeds)} feeds in {feeds_file}")
-    for column in ("name", "url", "tags", "interval", "enabled", "fulltext"):
-        table.add_column(column)
-    for feed in feeds.feeds:
-        table.add_row(
-            feed.name or "",
-            feed.url,
-            ", ".join(feed.tags),
-            f"{feed.interval:g}s" if feed.interval else "adaptive",
-            "yes" if feed.enabled else "no",
-            "yes" if feed.fulltext else "no",
-        )
-    console = Console()
-    console.print(table)
-    for error in feeds.errors:
-        console.print(f"[red]invalid[/] {error}")
-    return 1 if feeds.errors else 0
-
-
 __all__ = [
     "FeedConfig",
     "FeedEntryError",
@@ -494,10 +466,9 @@ __all__ = [
     "build_feed_list",
     "feed_key",
     "feeds_export_command",
-    "feeds_import_command",
-    "feeds_list_command",
     "import_opml",
     "load_feeds",
+    "load_feeds_logged",
     "parse_duration",
     "parse_opml",
     "parse_yaml_feeds",

@@ -7,8 +7,8 @@ Safety: feedparser parses with expat through ``xml.sax`` with external general e
 switched off, and strips "unsafe" ENTITY declarations with a regular expression before
 parsing. That regular expression only sees declarations that start a line, so
 :func:`check_xml_safety` refuses, before feedparser sees the bytes, any document whose
-DOCTYPE declares external, parameter or nested (expanding) entities: billion laughs and
-XXE never reach a parser.
+DOCTYPE declares external, parameter or nested (expanding) entities (read by expat up to
+the root element): billion laughs and XXE never reach a parser.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+from xml.parsers import expat
 
 import feedparser
 
@@ -35,8 +36,6 @@ from pipeline.models import RawArticle, Source, utcnow
 MAX_FEED_BYTES = 10 * 1024 * 1024
 #: ENTITY declarations allowed in an internal DTD subset (all must be plain text values).
 MAX_ENTITY_DECLARATIONS = 64
-#: How far into a document the prolog (XML declaration, comments, DOCTYPE) may reach.
-MAX_PROLOG_BYTES = 256 * 1024
 
 _UPDATE_PERIODS = {
     "hourly": 3600,
@@ -192,77 +191,58 @@ def _content_text(value: str | None, content_type: str | None) -> str:
 # XML safety
 # --------------------------------------------------------------------------------------
 
-_ENTITY_DECL = re.compile(
-    r"<!ENTITY\s+(?P<pe>%\s+)?(?P<name>[^\s>]+)\s+(?P<rest>[^>]*)>", re.IGNORECASE | re.DOTALL
-)
 _ENTITY_REF = re.compile(r"[&%](?!#)[^\s;&%]+;")
 
 
-def _prolog_text(content: bytes) -> str:
-    head = content[:MAX_PROLOG_BYTES]
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return head.decode("utf-16", errors="replace")
-    if head.startswith((b"\x00<", b"<\x00")):
-        return head.decode("utf-16-be" if head[0] == 0 else "utf-16-le", errors="replace")
-    return head.decode("latin-1")
-
-
-def _doctype_subset(prolog: str) -> str | None:
-    """The internal DTD subset of the DOCTYPE before the root element, if any."""
-    pos = 0
-    n = len(prolog)
-    while pos < n:
-        while pos < n and prolog[pos] in " \t\r\n\ufeff\xef\xbb\xbf":
-            pos += 1
-        if prolog.startswith("<?", pos):
-            end = prolog.find("?>", pos)
-            if end < 0:
-                return None
-            pos = end + 2
-        elif prolog.startswith("<!--", pos):
-            end = prolog.find("-->", pos)
-            if end < 0:
-                return None
-            pos = end + 3
-        elif prolog[pos : pos + 9].upper() == "<!DOCTYPE":
-            bracket = prolog.find("[", pos)
-            close = prolog.find(">", pos)
-            if bracket < 0 or (0 <= close < bracket):
-                return ""
-            match = re.compile(r"\]\s*>").search(prolog, bracket)
-            # An unterminated subset is still checked (all of it up to the limit).
-            return prolog[bracket + 1 : match.start() if match else n]
-        else:
-            return None
-    return None
+class _RootReachedError(Exception):
+    """The root element starts: the DTD, if any, is behind us."""
 
 
 def check_xml_safety(content: bytes, *, source: str) -> None:
     """Refuse documents whose DTD declares external, parameter or expanding entities.
 
     Raises :class:`BadInputError` naming ``source``; plain-text entities such as
-    ``<!ENTITY nbsp "&#160;">`` stay allowed.
+    ``<!ENTITY nbsp "&#160;">`` stay allowed. Expat reads the prolog (so comments,
+    processing instructions and quoting are read as XML, however long) and stops at the
+    root element. A prolog expat cannot read is left to the feed parser, whose strict
+    parser fails on it too and whose loose parser expands no DTD.
     """
-    prolog = _prolog_text(content)
-    if "<!" not in prolog:
-        return
-    subset = _doctype_subset(prolog)
-    if not subset:
-        return
-    declarations = list(_ENTITY_DECL.finditer(subset))
-    if len(declarations) > MAX_ENTITY_DECLARATIONS:
-        raise BadInputError(source, f"unsafe XML: {len(declarations)} entity declarations")
-    if len(declarations) != len(re.findall(r"<!ENTITY", subset, re.IGNORECASE)):
-        raise BadInputError(source, "unsafe XML: malformed entity declaration")
-    for decl in declarations:
-        name = decl.group("name")
-        rest = decl.group("rest").strip()
-        if decl.group("pe"):
+    declared = 0
+
+    def on_entity(
+        name: str,
+        is_parameter: bool,
+        value: str | None,
+        base: str | None,
+        system_id: str | None,
+        public_id: str | None,
+        notation: str | None,
+    ) -> None:
+        nonlocal declared
+        declared += 1
+        if declared > MAX_ENTITY_DECLARATIONS:
+            raise BadInputError(source, f"unsafe XML: over {MAX_ENTITY_DECLARATIONS} entities")
+        if is_parameter:
             raise BadInputError(source, f"unsafe XML: parameter entity {name!r}")
-        if rest[:6].upper() in ("SYSTEM", "PUBLIC"):
+        if system_id or public_id or notation:
             raise BadInputError(source, f"unsafe XML: external entity {name!r}")
-        if _ENTITY_REF.search(rest):
+        if value and _ENTITY_REF.search(value):
             raise BadInputError(source, f"unsafe XML: entity {name!r} expands other entities")
+
+    def on_root(*_: object) -> None:
+        raise _RootReachedError
+
+    # Byte-oriented documents are read as Latin-1 (ASCII markup is all that matters
+    # here, and any declared encoding is overridden); UTF-16 is detected by expat.
+    utf16 = content.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00<", b"<\x00"))
+    parser = expat.ParserCreate(None if utf16 else "iso-8859-1")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.EntityDeclHandler = on_entity
+    parser.StartElementHandler = on_root
+    try:
+        parser.Parse(content, True)
+    except (_RootReachedError, expat.ExpatError):
+        return
 
 
 # --------------------------------------------------------------------------------------
@@ -406,13 +386,23 @@ def _dedupe(values: Iterable[str]) -> list[str]:
     return out
 
 
+def _first_strings(items: Any, *keys: str) -> list[str]:
+    """From each mapping of ``items``: the first of ``keys`` with a value, if a string."""
+    out: list[str] = []
+    for item in items or []:
+        if isinstance(item, Mapping):
+            value = None
+            for key in keys:
+                value = item.get(key)
+                if value:
+                    break
+            if isinstance(value, str):
+                out.append(value)
+    return out
+
+
 def _authors(entry: Mapping[str, Any]) -> list[str]:
-    names: list[str] = []
-    for author in entry.get("authors") or []:
-        if isinstance(author, Mapping):
-            name = author.get("name") or author.get("email")
-            if isinstance(name, str):
-                names.append(name)
+    names = _first_strings(entry.get("authors"), "name", "email")
     if not names and isinstance(entry.get("author"), str):
         names.append(entry["author"])
     # "By Jane Doe and John Roe" style bylines stay whole: splitting names is NLP's job.
@@ -420,13 +410,7 @@ def _authors(entry: Mapping[str, Any]) -> list[str]:
 
 
 def _categories(entry: Mapping[str, Any]) -> list[str]:
-    terms: list[str] = []
-    for tag in entry.get("tags") or []:
-        if isinstance(tag, Mapping):
-            term = tag.get("term") or tag.get("label")
-            if isinstance(term, str):
-                terms.append(term)
-    return terms
+    return _first_strings(entry.get("tags"), "term", "label")
 
 
 def _guid(entry: Mapping[str, Any]) -> str | None:

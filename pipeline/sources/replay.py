@@ -12,7 +12,7 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipeline.kafka import bootstrap, make_producer, publish_raw, start_client
+from pipeline.kafka.client import bootstrap, make_producer, publish_raw, start_client
 from pipeline.models import RawArticle
 from pipeline.settings import Settings
 from pipeline.sources.seeds import SeedError, discover, read_file

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pipeline import evaluation as ev
+from pipeline.enrich import evaluation as ev
 
 pytestmark = pytest.mark.eval
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from pipeline.kafka.topics import topic_partitions
 from pipeline.settings import Settings
-from pipeline.sources.state import topic_partitions
 
 
 def isolated(settings: Settings, name: str, **extra: Any) -> Settings:

@@ -7,9 +7,14 @@ from typing import Any
 
 import pytest
 
-from pipeline.app import dlq_record
-from pipeline.dlq import parse_dead_letter, read_dead_letters, replay_dead_letters
-from pipeline.kafka import encode, ensure_topics, make_producer, send_all
+from pipeline.kafka.client import encode, make_producer, send_all
+from pipeline.kafka.topics import ensure_topics
+from pipeline.worker.dlq import (
+    dlq_record,
+    parse_dead_letter,
+    read_dead_letters,
+    replay_dead_letters,
+)
 from tests.integration.helpers import isolated, read_topic
 
 pytestmark = pytest.mark.integration

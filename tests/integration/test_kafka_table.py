@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.kafka import ReplicatedTable, make_producer
+from pipeline.kafka.client import make_producer
+from pipeline.kafka.compacted import ReplicatedTable
 from tests.integration.helpers import isolated, wait_for
 
 pytestmark = pytest.mark.integration

@@ -43,17 +43,13 @@ from aiohttp.resolver import ThreadedResolver
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.settings import Settings
-from pipeline.sources import poller as poller_module
+from pipeline.sources import http as http_module
 from pipeline.sources import safety
+from pipeline.sources.coordination import AtomicKafkaStateStore, ensure_poller_topics
 from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.poller import Poller
 from pipeline.sources.safety import UnsafeURLError
-from pipeline.sources.state import (
-    AtomicKafkaStateStore,
-    FeedState,
-    PollerConfig,
-    ensure_poller_topics,
-)
+from pipeline.sources.state import FeedState
 from tests.fixtures.feeds_server import FEEDS_DIR, FeedServer
 from tests.integration.helpers import isolated, read_committed
 
@@ -167,8 +163,8 @@ def net(monkeypatch: pytest.MonkeyPatch) -> NetSpy:
             raise OSError(f"test guard: no connection to {hosts}")
         return await real_connect(addr_infos, **kwargs)
 
-    monkeypatch.setattr(poller_module, "check_url", check_url)
-    monkeypatch.setattr(poller_module, "check_addresses", check_addresses)
+    monkeypatch.setattr(http_module, "check_url", check_url)
+    monkeypatch.setattr(http_module, "check_addresses", check_addresses)
     monkeypatch.setattr(ThreadedResolver, "resolve", resolve)
     monkeypatch.setattr(aiohappyeyeballs, "start_connection", start_connection)
     return spy
@@ -209,19 +205,20 @@ async def test_failing_feeds_back_off_in_kafka_state_and_publish_nothing(
     caplog.set_level(logging.INFO)
     bootstrap = stack.kafka_bootstrap
     settings: Settings = isolated(stack.settings, "pollfail")
-    config = PollerConfig.from_settings(
-        settings,
-        allow_private_feeds=True,  # the loopback feed server
-        poll_backoff_base=BACKOFF_BASE,
-        poll_backoff_cap=24 * 3600.0,
-        poll_max_bytes=10 * 1024 * 1024,
-        poll_timeout=15.0,
-        poll_per_host=16,  # every feed is on the one loopback host
-        poll_parse_workers=2,
-        poller_partitions=4,
-        poller_metrics_port=0,
+    config = settings.model_copy(
+        update={
+            "allow_private_feeds": True,  # the loopback feed server
+            "poll_backoff_base": BACKOFF_BASE,
+            "poll_backoff_cap": 24 * 3600.0,
+            "poll_max_bytes": 10 * 1024 * 1024,
+            "poll_timeout": 15.0,
+            "poll_per_host": 16,  # every feed is on the one loopback host
+            "poll_parse_workers": 2,
+            "poller_partitions": 4,
+            "poller_metrics_port": 0,
+        }
     )
-    private_config = dataclasses.replace(config, allow_private_feeds=False)
+    private_config = config.model_copy(update={"allow_private_feeds": False})
     await ensure_poller_topics(bootstrap, config)
     await create_topic(bootstrap, settings.topic_raw, 4)
 
@@ -234,10 +231,10 @@ async def test_failing_feeds_back_off_in_kafka_state_and_publish_nothing(
     clock = FakeClock(float(int(time.time())))
 
     def new_poller(
-        feed_list: list[FeedConfig], cfg: PollerConfig
+        feed_list: list[FeedConfig], cfg: Settings
     ) -> tuple[Poller, AtomicKafkaStateStore]:
         store = AtomicKafkaStateStore(bootstrap, cfg, settings.topic_raw)
-        return Poller(settings, feed_list, None, store, config=cfg, clock=clock), store
+        return Poller(cfg, feed_list, None, store, clock=clock), store
 
     cycles: list[float] = []  # the clock of each cycle of the main pollers
     hits: list[dict[str, int]] = []  # server hits per bad path after each cycle

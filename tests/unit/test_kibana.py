@@ -18,7 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from pipeline.errors import ConfigError, NewswireError, SearchBackendError
-from pipeline.kibana import import_saved_objects, saved_objects_file
+from pipeline.search.kibana import import_saved_objects, saved_objects_file
 from pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

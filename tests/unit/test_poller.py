@@ -4,14 +4,11 @@ in-memory state store and a list as the "Kafka" publisher."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import gzip
 import itertools
 import json
 import os
 import random
 import signal
-import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,28 +16,18 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import FetchError
 from pipeline.models import RawArticle
 from pipeline.settings import Settings
-from pipeline.sources import poller as poller_module
 from pipeline.sources.feeds import FeedConfig
-from pipeline.sources.poller import (
-    BoundedDecoder,
-    Poller,
-    ResponseTooLargeError,
-    SafeResolver,
-    backoff_delay,
-    conditional_headers,
-    new_articles,
-    next_interval,
-    parse_max_age,
-    parse_retry_after,
-)
-from pipeline.sources.safety import UnsafeURLError, address_problem, check_url
-from pipeline.sources.state import FeedState, MemoryStateStore, PollerConfig, partition_for
+from pipeline.sources.fulltext import extract_main_text
+from pipeline.sources.http import Fetcher, SafeResolver
+from pipeline.sources.poller import Poller, new_articles
+from pipeline.sources.safety import UnsafeURLError
+from pipeline.sources.service import poll_command, wait_for_feeds
+from pipeline.sources.state import MemoryStateStore
 from tests.fixtures.feeds_server import FEEDS_DIR, FeedServer, Route, rss_with_items
 
-CONFIG = PollerConfig(
+CONFIG = Settings(
     allow_private_feeds=True,
     poll_min_interval=60,
     poll_max_interval=3600,
@@ -54,122 +41,9 @@ CONFIG = PollerConfig(
 # -- pure logic --------------------------------------------------------------------------
 
 
-def test_parse_retry_after() -> None:
-    assert parse_retry_after("120", now=0) == 120
-    assert parse_retry_after("Thu, 01 Jan 1970 01:00:00 GMT", now=1800) == 1800
-    assert parse_retry_after("garbage", now=0) is None
-    assert parse_retry_after(None, now=0) is None
-    assert parse_retry_after("99999999", now=0) == 7 * 86400
-
-
-def test_parse_max_age() -> None:
-    assert parse_max_age("public, max-age=600") == 600
-    assert parse_max_age("max-age=60, s-maxage=300") == 300
-    assert parse_max_age("no-cache") is None
-    assert parse_max_age("max-age=abc") is None
-
-
-def test_conditional_headers_echo_validators() -> None:
-    state = FeedState(
-        key="k", url="u", etag='W/"abc"', last_modified="Tue, 14 Nov 2023 22:13:20 GMT"
-    )
-    assert conditional_headers(state) == {
-        "If-None-Match": 'W/"abc"',
-        "If-Modified-Since": "Tue, 14 Nov 2023 22:13:20 GMT",
-    }
-    assert conditional_headers(FeedState(key="k", url="u")) == {}
-
-
-def test_backoff_grows_with_jitter_and_caps() -> None:
-    rng = random.Random(1)
-    delays = [backoff_delay(n, 60, 24 * 3600, rng) for n in range(1, 16)]
-    # non-decreasing until the cap (60 * 2**10 < 24 h), then jittered in [cap/2, cap]
-    assert all(b >= a for a, b in itertools.pairwise(delays[:11]))
-    assert 30 <= delays[0] <= 60
-    assert 60 <= delays[1] <= 120
-    assert all(d <= 24 * 3600 for d in delays)
-    assert delays[-1] >= 12 * 3600  # capped, still jittered in [cap/2, cap]
-    assert len({round(backoff_delay(3, 60, 3600, rng), 3) for _ in range(20)}) > 1  # jitter
-    assert backoff_delay(0, 60, 3600) == 0
-
-
-def test_next_interval_adapts_within_bounds_and_honours_hints() -> None:
-    assert next_interval(900, changed=True, config=CONFIG) == 450
-    assert next_interval(900, changed=False, config=CONFIG) == 1350
-    assert next_interval(100, changed=True, config=CONFIG) == 60  # min
-    assert next_interval(3000, changed=False, config=CONFIG) == 3600  # max
-    assert next_interval(100, changed=True, config=CONFIG, hints=[900, None]) == 900  # ttl floor
-    assert next_interval(100, changed=True, config=CONFIG, hints=[86400]) == 3600  # floor capped
-    assert next_interval(100, changed=False, config=CONFIG, fixed=300) == 300
-
-
 def test_new_articles_filters_seen_and_duplicates() -> None:
     a, b, c = (RawArticle(id=i) for i in ("a", "b", "c"))
     assert [x.id for x in new_articles([a, b, a, c], ["b"])] == ["a", "c"]
-
-
-def test_seen_ids_bounded() -> None:
-    state = FeedState(key="k", url="u")
-    state.remember([str(i) for i in range(10)], limit=5)
-    assert state.seen_ids == ["5", "6", "7", "8", "9"]
-    assert FeedState.from_json(state.to_json()) == state
-
-
-def test_partition_for_is_stable() -> None:
-    assert partition_for("abc", 16) == partition_for("abc", 16)
-    assert len({partition_for(str(i), 16) for i in range(200)}) == 16
-
-
-@pytest.mark.parametrize(
-    ("address", "refused"),
-    [
-        ("127.0.0.1", True), ("10.1.2.3", True), ("192.168.0.1", True), ("172.16.0.1", True),
-        ("169.254.169.254", True), ("::1", True), ("fe80::1", True), ("fc00::1", True),
-        ("::ffff:127.0.0.1", True), ("0.0.0.0", True), ("100.64.0.1", True),
-        ("8.8.8.8", False), ("2606:4700:4700::1111", False),
-    ],
-)  # fmt: skip
-def test_address_classification(address: str, refused: bool) -> None:
-    assert (address_problem(address) is not None) is refused
-
-
-def test_check_url() -> None:
-    for bad in ("file:///etc/passwd", "ftp://a.test/x", "http://127.0.0.1/x", "http://localhost/x",
-                "http://[::1]/x", "http://user:pw@a.test/x", "gopher://a.test"):  # fmt: skip
-        with pytest.raises(UnsafeURLError):
-            check_url(bad, allow_private=False)
-    check_url("https://example.org/rss", allow_private=False)
-    check_url("http://127.0.0.1:8080/x", allow_private=True)
-    with pytest.raises(UnsafeURLError):
-        check_url("file:///etc/passwd", allow_private=True)
-
-
-def test_bounded_decoder_stops_bombs() -> None:
-    bomb = gzip.compress(b"\0" * (50 * 1024 * 1024))
-    decoder = BoundedDecoder("gzip", 1024 * 1024, "u")
-    with pytest.raises(ResponseTooLargeError, match="after decompression"):
-        for i in range(0, len(bomb), 4096):
-            decoder.feed(bomb[i : i + 4096])
-    assert decoder.total <= 1024 * 1024 + 1
-    ok = BoundedDecoder("deflate", 1000, "u")
-    assert ok.feed(zlib.compress(b"hello")) + ok.finish() == b"hello"
-    raw = zlib.compressobj(wbits=-15)
-    raw_deflate = raw.compress(b"hello raw") + raw.flush()
-    ok = BoundedDecoder("deflate", 1000, "u")
-    assert ok.feed(raw_deflate) + ok.finish() == b"hello raw"
-    with pytest.raises(FetchError, match="unsupported"):
-        BoundedDecoder("compress", 10, "u")
-
-
-def test_bounded_decoder_brotli() -> None:
-    brotli = pytest.importorskip("brotli")
-    bomb = brotli.compress(b"a" * (64 * 1024 * 1024))
-    decoder = BoundedDecoder("br", 100_000, "u")
-    with pytest.raises(ResponseTooLargeError):
-        decoder.feed(bomb)
-    assert decoder.total <= 100_000 + 128 * 1024  # output is bounded per call
-    ok = BoundedDecoder("br", 100, "u")
-    assert ok.feed(brotli.compress(b"tiny")) == b"tiny"
 
 
 # -- against a loopback server -------------------------------------------------------
@@ -214,11 +88,10 @@ def make_poller(
 ) -> tuple[Poller, Collector, MemoryStateStore]:
     collector = Collector()
     store = MemoryStateStore()
-    cfg = dataclasses.replace(CONFIG, **config)
+    cfg = CONFIG.model_copy(update=config)
     poller = Poller(
-        Settings(), feeds, collector, store, config=cfg, executor=ThreadPoolExecutor(2),
-        rng=random.Random(7),
-    )  # fmt: skip
+        cfg, feeds, collector, store, executor=ThreadPoolExecutor(2), rng=random.Random(7)
+    )
     _POLLERS.append(poller)
     return poller, collector, store
 
@@ -398,9 +271,11 @@ async def test_failed_publish_keeps_items_for_next_poll(server: FeedServer) -> N
 
 
 async def test_process_pool_parsing(server: FeedServer) -> None:
-    feed = FeedConfig(url=server.url("/feeds/time_world.rss.xml"))
+    items = [(f"Item {i}", f"http://site.test/pool/{i}") for i in range(100)]
+    server.routes["/pool"] = Route(body=rss_with_items("Pool", items))
+    feed = FeedConfig(url=server.url("/pool"))
     collector = Collector()
-    poller = Poller(Settings(), [feed], collector, MemoryStateStore(), config=CONFIG)
+    poller = Poller(CONFIG, [feed], collector, MemoryStateStore())
     try:
         await poller.run_once()
     finally:
@@ -438,7 +313,6 @@ defences would be published in the spring, with money set aside for further repa
 </body></html>"""
 
 
-@pytest.mark.skipif(not poller_module.HAVE_TRAFILATURA, reason="trafilatura not installed")
 async def test_fulltext_feed_gets_article_text_under_the_same_limits(server: FeedServer) -> None:
     server.routes["/article/harbour"] = Route(
         body=ARTICLE_PAGE.encode(), content_type="text/html; charset=utf-8"
@@ -473,28 +347,26 @@ async def test_fulltext_feed_gets_article_text_under_the_same_limits(server: Fee
     assert paths.count("/article/harbour") == 1 and "/article/missing" in paths
     assert "breakwater" not in (by_feed[plain.url][0].body or "")
     # Pages go through the same Fetcher: with private addresses refused, so are pages.
-    refused = await poller_module.Fetcher(
-        dataclasses.replace(CONFIG, allow_private_feeds=False)
-    ).__aenter__()
+    refused = await Fetcher(CONFIG.model_copy(update={"allow_private_feeds": False})).__aenter__()
     try:
         with pytest.raises(UnsafeURLError):
             await refused.fetch("http://10.1.2.3/article", {})
     finally:
         await refused.close()
-    assert poller_module.extract_main_text(b"<html><body></body></html>") is None
+    assert extract_main_text(b"<html><body></body></html>") is None
 
 
 async def test_poll_once_without_feeds_is_an_error(tmp_path: Path) -> None:
     empty = tmp_path / "feeds.yaml"
     empty.write_text("[]\n")
     settings = Settings(poller_metrics_port=0, kafka_bootstrap="127.0.0.1:1")
-    assert await poller_module.poll_command(settings, empty, once=True) == 2
+    assert await poll_command(settings, empty, once=True) == 2
 
 
 async def test_long_running_poll_without_feeds_idles_until_sigterm(tmp_path: Path) -> None:
     missing = tmp_path / "absent.yaml"
     settings = Settings(poller_metrics_port=0, kafka_bootstrap="127.0.0.1:1")
-    task = asyncio.create_task(poller_module.poll_command(settings, missing, recheck=0.05))
+    task = asyncio.create_task(poll_command(settings, missing, recheck=0.05))
     await asyncio.sleep(0.5)
     assert not task.done()  # no feed file: up and idle, not exited
     os.kill(os.getpid(), signal.SIGTERM)
@@ -505,11 +377,11 @@ async def test_wait_for_feeds_rereads_the_list(tmp_path: Path) -> None:
     path = tmp_path / "feeds.yaml"
     path.write_text("[]\n")
     stop = asyncio.Event()
-    task = asyncio.create_task(poller_module.wait_for_feeds(path, stop, recheck=0.05))
+    task = asyncio.create_task(wait_for_feeds(path, stop, recheck=0.05))
     await asyncio.sleep(0.2)
     assert not task.done()
     path.write_text("- url: https://example.com/feed.xml\n")
     feeds = await asyncio.wait_for(task, timeout=5)
     assert feeds is not None and [f.url for f in feeds.enabled] == ["https://example.com/feed.xml"]
     stop.set()
-    assert await poller_module.wait_for_feeds(tmp_path / "none.yaml", stop) is None
+    assert await wait_for_feeds(tmp_path / "none.yaml", stop) is None

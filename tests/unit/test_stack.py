@@ -52,6 +52,7 @@ from pipeline.stack.process import (
     start_detached,
     stop_process,
     tail_lines,
+    wait_exit,
     write_pid,
 )
 from pipeline.stack.search import node_settings
@@ -531,5 +532,5 @@ def test_node_not_healthy_by_its_deadline_is_stopped_with_its_log_tail(tmp_path:
         stack._wait_healthy([(server, pid)], timeout=1)
     assert "stopped" in str(info.value)
     assert "still warming up" in str(info.value)
-    assert not is_alive(pid)
+    assert not wait_exit([pid], 5.0)  # gone (a moment to finish exiting after SIGTERM)
     assert not server.pid_file.exists()

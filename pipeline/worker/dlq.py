@@ -1,4 +1,5 @@
-"""The dead-letter topic: read what failed and why, and send records back once fixed."""
+"""The dead-letter topic: the record written for what failed and why, reading them back,
+and sending the originals back once fixed."""
 
 from __future__ import annotations
 
@@ -8,8 +9,27 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.kafka import bootstrap, make_producer, send_all, start_client
+from pipeline import PIPELINE_VERSION
+from pipeline.kafka.client import bootstrap, make_producer, send_all, start_client
+from pipeline.models import utcnow
 from pipeline.settings import Settings
+
+
+def dlq_record(event_value: bytes | None, reason: str, stage: str, **where: Any) -> dict[str, Any]:
+    """A DLQ record: why, where it came from, and the original record untouched."""
+    original: Any
+    try:
+        original = json.loads(event_value) if event_value is not None else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        original = (event_value or b"").decode("utf-8", errors="replace")
+    return {
+        "reason": reason,
+        "stage": stage,
+        "failed_at": utcnow().isoformat(),
+        "pipeline_version": PIPELINE_VERSION,
+        **where,
+        "original": original,
+    }
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""``newswire setup``: Kafka topics, the index template and alias, Kibana saved objects."""
+"""Provisioning (``newswire setup``): Kafka topics, the index template and alias, Kibana
+saved objects. Idempotent; not packaging (that is pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from pipeline.kafka import ensure_topics
+from pipeline.kafka.topics import ensure_topics
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import IndexSetup, install_index
@@ -33,7 +34,7 @@ async def run_setup(settings: Settings) -> SetupReport:
     finally:
         await backend.close()
     if settings.kibana_url:
-        from pipeline.kibana import import_saved_objects
+        from pipeline.search.kibana import import_saved_objects
 
         report.kibana_objects = await import_saved_objects(settings)
     return report

@@ -29,7 +29,7 @@ import structlog
 from pipeline.enrich.enricher import Enricher
 from pipeline.enrich.jsonl import enrich_jsonl
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BASELINES_FILE = REPO_ROOT / "tests" / "eval" / "baselines.json"
 CONLL_FILE = Path("conll2003") / "dev.iob2.txt"
 BBC_DIR = Path("bbc-dev")

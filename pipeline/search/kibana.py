@@ -15,7 +15,7 @@ from pipeline.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 IMPORT_PATH = "/api/saved_objects/_import"
 #: Kibana answers 503 while it starts, and a proxy in front may answer 502/504.
 _RETRY_STATUSES = frozenset({502, 503, 504})

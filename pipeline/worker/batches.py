@@ -1,22 +1,18 @@
-"""The Faust worker: an enrichment agent (raw -> enriched) and a sink agent (enriched -> index).
+"""The work of the worker's two agents, kept apart from Faust so tests can drive it.
 
-Both agents take micro-batches with manual acknowledgement: an input event is acked, and so
-its offset becomes committable, only after its output is safe (the enriched record acked by
-Kafka, or the document acknowledged by the search engine, or the record in the DLQ).
+``enrich_batch``: raw records -> validated, capped, exact duplicates dropped, enriched,
+story cluster assigned -> the enriched topic. ``index_batch``: enriched records -> the
+search index. Records that cannot be handled go to the DLQ (:mod:`pipeline.worker.dlq`)
+with the reason; either way the batch's output is safe (acknowledged) when these return.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any, TypeVar
 
-import faust
 import structlog
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
@@ -29,43 +25,19 @@ from pipeline.enrich.dedup import (
     normalize_text,
     story_signature,
 )
-from pipeline.kafka import ReplicatedTable, bootstrap, encode, make_producer, send_all, start_client
+from pipeline.kafka.client import bootstrap, encode, make_producer, send_all, start_client
+from pipeline.kafka.compacted import ReplicatedTable
 from pipeline.models import EnrichedArticle, RawArticle, utcnow
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
+from pipeline.worker.dlq import dlq_record
 
 log = structlog.get_logger(__name__)
 Values = Sequence[tuple[bytes | None, dict[str, Any]]]
-BatchHandler = Callable[[Values], Awaitable[int]]
 
-
-def dlq_record(event_value: bytes | None, reason: str, stage: str, **where: Any) -> dict[str, Any]:
-    """A DLQ record: why, where it came from, and the original record untouched."""
-    original: Any
-    try:
-        original = json.loads(event_value) if event_value is not None else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        original = (event_value or b"").decode("utf-8", errors="replace")
-    return {
-        "reason": reason,
-        "stage": stage,
-        "failed_at": utcnow().isoformat(),
-        "pipeline_version": PIPELINE_VERSION,
-        **where,
-        "original": original,
-    }
-
-
-def _where(event: Any) -> dict[str, Any]:
-    message = event.message
-    key = message.key.decode("utf-8", errors="replace") if message.key else None
-    return {
-        "topic": message.topic,
-        "partition": message.partition,
-        "offset": message.offset,
-        "key": key,
-    }
+#: Fewer words than this and two articles are not called exact duplicates.
+DEDUP_MIN_WORDS = 40
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -257,105 +229,4 @@ class Worker:
         return len(result.indexed) + len(result.stale)
 
 
-#: Fewer words than this and two articles are not called exact duplicates.
-DEDUP_MIN_WORDS = 40
-
-#: Exit status of a worker that stopped itself on an unexpected error (EX_SOFTWARE).
-FAIL_STOP_EXIT = 70
-
-
-def fail_stop(stage: str, exc: BaseException, records: int) -> NoReturn:
-    """Stop the process at once on an unexpected error in a batch.
-
-    Faust would restart the agent and go on acknowledging later events, and its commit
-    logic can then move the committed offset past the failed batch: records lost. Exiting
-    without acknowledging anything more is what a SIGKILL does, which the delivery
-    guarantees already cover: the batch is redelivered when the worker is restarted (by
-    docker compose, Kubernetes, or `newswire run`'s report).
-    """
-    log.critical(
-        "worker.fail_stop",
-        stage=stage,
-        records=records,
-        error=f"{type(exc).__name__}: {exc}",
-        exc_info=exc,
-        exit_code=FAIL_STOP_EXIT,
-    )
-    logging.shutdown()
-    os._exit(FAIL_STOP_EXIT)
-
-
-class FaustWorker(faust.Worker):
-    """Faust's worker with Newswire's structured logging instead of Faust's own format."""
-
-    def __init__(self, app: faust.App, settings: Settings) -> None:
-        self.newswire_settings = settings
-        super().__init__(app, loglevel=settings.log_level.lower(), redirect_stdouts=False)
-
-    def on_setup_root_logger(self, logger: Any, level: int) -> None:
-        from pipeline.logs import configure
-
-        configure(self.newswire_settings.log_level, self.newswire_settings.log_format)
-
-
-def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
-    """The Faust app with the topics of DESIGN.md and the two agents (``worker`` is the
-    work they call; tests pass a stand-in)."""
-    datadir = settings.home / "worker"
-    datadir.mkdir(parents=True, exist_ok=True)  # Faust does not create it
-    app = faust.App(
-        settings.worker_id,
-        broker=f"kafka://{bootstrap(settings)}",
-        store="memory://",
-        datadir=str(datadir),
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        processing_guarantee="at_least_once",
-        broker_commit_interval=1.0,
-        broker_session_timeout=settings.worker_session_timeout,
-        web_host=settings.worker_web_host,
-        web_bind=settings.worker_web_host,
-        web_port=settings.worker_web_port or 6066,
-        web_enabled=settings.worker_web_port > 0,
-        stream_wait_empty=True,
-        logging_config=None,
-    )
-    raw = app.topic(settings.topic_raw, key_type=bytes, value_type=bytes, value_serializer="raw")
-    enriched_topic = app.topic(
-        settings.topic_enriched, key_type=bytes, value_type=bytes, value_serializer="raw"
-    )
-    worker = worker or Worker(settings)
-    within = timedelta(seconds=settings.batch_seconds)
-
-    async def consume(stream: Any, stage: str, handle: BatchHandler) -> None:
-        """Micro-batches; each event is acked only once ``handle`` made its output safe."""
-        async for events in stream.noack_take(settings.batch_size, within=within):
-            try:
-                done = await handle([(e.value, _where(e)) for e in events])
-            except Exception as exc:
-                fail_stop(stage, exc, len(events))
-            for event in events:
-                await stream.ack(event)
-            log.info(f"{stage}.batch", records=len(events), done=done)
-
-    @app.agent(raw, name="enrich")
-    async def enrich(stream: Any) -> None:
-        await consume(stream, "enrich", worker.enrich_batch)
-
-    @app.agent(enriched_topic, name="sink")
-    async def sink(stream: Any) -> None:
-        await consume(stream, "sink", worker.index_batch)
-
-    @app.page("/metrics/")
-    async def prometheus(web: Any, request: Any) -> Any:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-    async def _close(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await worker.stop()
-
-    app.on_before_shutdown.connect(cast(Any, _close))  # mode types miss async receivers
-    return app
+__all__ = ["DEDUP_MIN_WORDS", "Values", "Worker"]

@@ -1,0 +1,102 @@
+"""Creating Kafka topics: the one helper, with the one replication policy.
+
+Every topic Newswire creates (raw, enriched, DLQ, the story table, the poller's state and
+assignment topics) is created here, with ``NEWSWIRE_TOPIC_REPLICATION`` replicas; only
+the partition count and the topic configuration (compaction, retention) differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from pipeline.errors import ConfigError
+from pipeline.kafka.client import bootstrap, start_client
+from pipeline.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+#: Configuration of a compacted topic (latest record per key kept).
+COMPACTED: Mapping[str, str] = {"cleanup.policy": "compact"}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic to create when missing."""
+
+    name: str
+    partitions: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+async def create_missing_topics(
+    settings: Settings, specs: Iterable[TopicSpec], servers: str | None = None
+) -> list[str]:
+    """Create the topics of ``specs`` that do not exist yet; returns the ones created."""
+    servers = servers or bootstrap(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    await start_client(admin, servers)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=settings.topic_replication,
+                topic_configs=dict(spec.config),
+            )
+            for spec in specs
+            if spec.name not in existing
+        ]
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(wanted)
+            log.info("kafka.topics_created", topics=[t.name for t in wanted])
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the raw, enriched and DLQ topics if missing; returns the ones created."""
+    names = (settings.topic_raw, settings.topic_enriched, settings.topic_dlq)
+    return await create_missing_topics(
+        settings, [TopicSpec(name, settings.topic_partitions) for name in names]
+    )
+
+
+async def topic_partitions(consumer: Any, topic: str) -> set[int]:
+    """The partition numbers of ``topic`` (fresh metadata; empty if it does not exist).
+
+    ``consumer.topics()`` fetches metadata without updating the consumer's own view, so
+    ``partitions_for_topic`` stays empty for topics never subscribed to."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return set(cluster.partitions_for_topic(topic) or ())
+
+
+async def wait_partitions(consumer: Any, topic: str) -> list[TopicPartition]:
+    """The partitions of a topic, waiting briefly for a just-created one to appear."""
+    for _ in range(50):
+        found = await topic_partitions(consumer, topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        await asyncio.sleep(0.2)
+    raise ConfigError(f"topic {topic} has no partitions (is it created?)")
+
+
+__all__ = [
+    "COMPACTED",
+    "TopicSpec",
+    "create_missing_topics",
+    "ensure_topics",
+    "topic_partitions",
+    "wait_partitions",
+]

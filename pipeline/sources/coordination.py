@@ -1,0 +1,385 @@
+"""How several pollers share the feeds, and keep their state, through Kafka.
+
+Several pollers split the feeds through Kafka consumer-group assignment of the
+``newswire.feeds`` topic: feed ``k`` belongs to partition ``partition_for(k)``
+(:mod:`pipeline.sources.state`). A poller polls the feeds of the partitions it is
+assigned, finishes its in-flight polls before it gives a partition up (so no feed is
+polled by two pollers at once), and loads the state of newly assigned partitions from the
+compacted state topic before polling them. With the atomic store the articles of a poll
+and the feed's new state are committed in one Kafka transaction, and the next owner of a
+partition fences the last one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import ProducerFenced
+
+from pipeline.kafka.client import bootstrap
+from pipeline.kafka.compacted import read_to_end
+from pipeline.kafka.topics import COMPACTED, TopicSpec, create_missing_topics, topic_partitions
+from pipeline.settings import Settings
+from pipeline.sources.state import FeedState, partition_for
+
+if TYPE_CHECKING:
+    from pipeline.sources.poller import Poller
+
+log = structlog.get_logger(__name__)
+
+
+async def ensure_poller_topics(bootstrap_servers: str, config: Settings) -> list[str]:
+    """Create the compacted state topic and the assignment topic if missing."""
+    specs = [
+        TopicSpec(
+            config.topic_poller_state,
+            config.poller_partitions,
+            {**COMPACTED, "min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
+        ),
+        TopicSpec(config.topic_feeds, config.poller_partitions, COMPACTED),
+    ]
+    return await create_missing_topics(config, specs, bootstrap_servers)
+
+
+class KafkaStateStore:
+    """State records in a compacted Kafka topic; ``load`` reads partitions to their end."""
+
+    def __init__(self, bootstrap_servers: str, config: Settings, producer: Any = None) -> None:
+        self.bootstrap = bootstrap_servers
+        self.config = config
+        self._producer = producer
+        self._own_producer = producer is None
+        self._lock = asyncio.Lock()
+
+    async def _get_producer(self) -> Any:
+        async with self._lock:
+            if self._producer is None:
+                self._producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=5,
+                    max_request_size=4 * 1024 * 1024,
+                    client_id="newswire-poller-state",
+                )
+                await self._producer.start()
+            return self._producer
+
+    async def load(self, partitions: Iterable[int] | None = None) -> dict[str, FeedState]:
+        topic = self.config.topic_poller_state
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+        )
+        await consumer.start()
+        states: dict[str, FeedState] = {}
+
+        def apply(record: Any) -> None:
+            key = record.key.decode("utf-8") if record.key else None
+            if key is None:
+                return
+            if record.value is None:  # tombstone: feed removed
+                states.pop(key, None)
+                return
+            try:
+                states[key] = FeedState.from_json(record.value)
+            except (ValueError, TypeError) as exc:
+                log.warning("poller.state_unreadable", key=key, error=str(exc))
+
+        try:
+            available = await topic_partitions(consumer, topic)
+            wanted = sorted(available if partitions is None else set(partitions) & available)
+            if wanted:
+                await read_to_end(consumer, [TopicPartition(topic, p) for p in wanted], apply)
+        finally:
+            await consumer.stop()
+        return states
+
+    async def save(self, state: FeedState) -> None:
+        producer = await self._get_producer()
+        partition = partition_for(state.key, self.config.poller_partitions)
+        future = await producer.send(
+            self.config.topic_poller_state,
+            key=state.key.encode("utf-8"),
+            value=state.to_json(),
+            partition=partition,
+        )
+        await future
+
+    async def close(self) -> None:
+        if self._producer is not None and self._own_producer:
+            await self._producer.stop()
+            self._producer = None
+
+
+#: Records a transaction of the atomic store may carry at most (a batch is split beyond).
+MAX_TRANSACTION_RECORDS = 2000
+#: An open transaction of a dead poller blocks read_committed readers at most this long
+#: when nobody fences it (the next owner of the partition fences it at once).
+TRANSACTION_TIMEOUT_MS = 60_000
+
+Record = tuple[bytes, bytes]  # (key, value)
+
+
+class _PartitionCommitter:
+    """The transactional producer of one state partition, with group commit.
+
+    Its ``transactional.id`` is derived from the partition number, so the next poller
+    that is assigned the partition fences this one (``init_transactions`` aborts what a
+    dead or paused owner left open and makes its later commits fail): the articles and
+    the state of a feed become visible together or not at all.
+    """
+
+    def __init__(self, store: AtomicKafkaStateStore, partition: int, transactional_id: str) -> None:
+        self.store = store
+        self.partition = partition
+        self.transactional_id = transactional_id
+        self.producer: Any = None
+        self.pending: list[tuple[Record, list[Record], asyncio.Future[None]]] = []
+        self.task: asyncio.Task[None] | None = None
+        self.failed: BaseException | None = None
+
+    async def start(self) -> None:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.store.bootstrap,
+            transactional_id=self.transactional_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            compression_type="gzip",
+            max_request_size=4 * 1024 * 1024,
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+            client_id=f"newswire-poller-{self.partition}",
+        )
+        await self.producer.start()  # init_transactions: fences the previous owner
+
+    async def commit(self, state: Record, articles: list[Record]) -> None:
+        if self.failed is not None:
+            raise self.failed
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((state, articles, future))
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run(), name=f"commit:{self.partition}")
+        await future
+
+    def _next_batch(self) -> list[tuple[Record, list[Record], asyncio.Future[None]]]:
+        batch: list[tuple[Record, list[Record], asyncio.Future[None]]] = []
+        size = 0
+        while self.pending and (
+            not batch or size + 1 + len(self.pending[0][1]) <= MAX_TRANSACTION_RECORDS
+        ):
+            item = self.pending.pop(0)
+            batch.append(item)
+            size += 1 + len(item[1])
+        return batch
+
+    async def _run(self) -> None:
+        config = self.store.config
+        while self.pending:
+            batch = self._next_batch()
+            try:
+                if self.failed is not None:
+                    raise self.failed
+                await self.producer.begin_transaction()
+                sent = []
+                for (key, value), articles, _ in batch:
+                    for article_key, article_value in articles:
+                        sent.append(
+                            await self.producer.send(
+                                self.store.raw_topic, value=article_value, key=article_key
+                            )
+                        )
+                    sent.append(
+                        await self.producer.send(
+                            config.topic_poller_state,
+                            value=value,
+                            key=key,
+                            partition=self.partition,
+                        )
+                    )
+                for future in sent:
+                    await future
+                await self.producer.commit_transaction()
+            except Exception as exc:
+                if isinstance(exc, ProducerFenced):
+                    # Another poller owns the partition now: nothing of ours may land.
+                    self.failed = exc
+                    log.warning("poller.fenced", partition=self.partition)
+                else:
+                    with contextlib.suppress(Exception):
+                        await self.producer.abort_transaction()
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            with contextlib.suppress(Exception):
+                await self.task
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+            self.producer = None
+
+
+class AtomicKafkaStateStore(KafkaStateStore):
+    """Kafka state with the articles of a poll published in the same transaction.
+
+    ``commit(state, articles)`` writes the new articles to the raw topic and the feed's
+    state record to the state topic in one Kafka transaction (one transactional producer
+    per state partition, batching concurrent commits), so read_committed readers see an
+    item if and only if the state that remembers it as published is there too: a poller
+    killed at any moment leaves no item that the next owner publishes again, and loses
+    none. ``claim`` (on partition assignment) fences the previous owner of the partitions
+    before their state is loaded; ``release`` drops the producers of partitions given up.
+    """
+
+    atomic = True
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        config: Settings,
+        raw_topic: str,
+        *,
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(bootstrap_servers, config)
+        self.raw_topic = raw_topic
+        # Coordinated pollers share the prefix (so a partition's next owner fences its
+        # last one); an uncoordinated run (``poll --once``) gets its own.
+        self._coordinated = prefix is not None
+        self.prefix = prefix or f"{config.poller_group}-once-{uuid.uuid4().hex[:8]}"
+        self._committers: dict[int, _PartitionCommitter] = {}
+        self._claim_lock = asyncio.Lock()
+
+    async def claim(self, partitions: Iterable[int]) -> None:
+        """Start (and so fence any other holder of) the producers of ``partitions``."""
+        async with self._claim_lock:
+            wanted = [p for p in partitions if p not in self._committers]
+            committers = [_PartitionCommitter(self, p, f"{self.prefix}-{p}") for p in wanted]
+            await asyncio.gather(*(c.start() for c in committers))
+            for committer in committers:
+                self._committers[committer.partition] = committer
+
+    async def release(self, partitions: Iterable[int]) -> None:
+        async with self._claim_lock:
+            gone = [self._committers.pop(p) for p in list(partitions) if p in self._committers]
+        await asyncio.gather(*(c.stop() for c in gone))
+
+    @property
+    def claimed(self) -> set[int]:
+        return set(self._committers)
+
+    async def commit(self, state: FeedState, articles: Iterable[tuple[str, bytes]]) -> None:
+        """Publish ``articles`` ((id, JSON value) pairs) and save ``state``, atomically."""
+        partition = partition_for(state.key, self.config.poller_partitions)
+        committer = self._committers.get(partition)
+        if committer is None:
+            if self._coordinated:
+                # Claiming here would fence the poller that owns the partition now.
+                raise RuntimeError(f"state partition {partition} is not assigned to this poller")
+            await self.claim([partition])
+            committer = self._committers[partition]
+        record = (state.key.encode("utf-8"), state.to_json())
+        await committer.commit(record, [(k.encode("utf-8"), v) for k, v in articles])
+
+    async def save(self, state: FeedState) -> None:
+        await self.commit(state, ())
+
+    async def close(self) -> None:
+        await self.release(list(self._committers))
+        await super().close()
+
+
+class GroupMembership:
+    """Consumer-group membership on the assignment topic and the rebalance hand-over."""
+
+    def __init__(self, poller: Poller) -> None:
+        self.poller = poller
+        self.consumer: Any = None
+        self.ready = False
+
+    async def start(self) -> None:
+        poller = self.poller
+        config = poller.settings
+        membership = self
+
+        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                membership.ready = False
+                lost = {tp.partition for tp in revoked}
+                keys = [
+                    k for k in list(poller.assigned or ())
+                    if partition_for(k, config.poller_partitions) in lost
+                ]  # fmt: skip
+                # Finish in-flight polls before another poller may take these feeds.
+                await poller._drain(keys)
+                poller.assigned = (poller.assigned or set()) - set(keys)
+                log.info("poller.partitions_revoked", partitions=sorted(lost), feeds=len(keys))
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                parts = {tp.partition for tp in assigned}
+                atomic = poller._atomic
+                if atomic is not None:
+                    # Fence the previous owners (aborting what a dead one left open)
+                    # before reading the state they wrote.
+                    await atomic.release(atomic.claimed - parts)
+                    await atomic.claim(parts)
+                await poller.load_state(parts)
+                poller.assigned = {
+                    k for k in poller.feeds if partition_for(k, config.poller_partitions) in parts
+                }
+                membership.ready = True
+                log.info(
+                    "poller.partitions_assigned",
+                    partitions=sorted(parts),
+                    feeds=len(poller.assigned),
+                )
+
+        servers = bootstrap(config)
+        await ensure_poller_topics(servers, config)
+        poller.assigned = set()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=servers,
+            group_id=config.poller_group,
+            enable_auto_commit=False,
+            session_timeout_ms=config.poller_session_timeout_ms,
+            heartbeat_interval_ms=max(500, config.poller_session_timeout_ms // 4),
+            max_poll_interval_ms=300_000,
+            rebalance_timeout_ms=max(60_000, int(config.poll_timeout * 2000)),
+        )
+        self.consumer.subscribe([config.topic_feeds], listener=Listener())
+        await self.consumer.start()
+
+    async def poll(self) -> None:
+        # Records are not used: calling getmany keeps the membership alive and runs the
+        # rebalance callbacks.
+        await self.consumer.getmany(timeout_ms=10, max_records=1)
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+
+__all__ = [
+    "AtomicKafkaStateStore",
+    "GroupMembership",
+    "KafkaStateStore",
+    "ensure_poller_topics",
+]
