@@ -1,4 +1,4 @@
-"""OpenSearch 2.x connector (``opensearch-py``): the local stack's engine."""
+"""OpenSearch 2.x connector (``opensearch-py``): the optional engine (NEWSWIRE_SEARCH_ENGINE)."""
 
 from __future__ import annotations
 

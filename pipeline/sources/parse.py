@@ -99,19 +99,17 @@ class _TextExtractor(HTMLParser):
             return
         if self._skip_depth:
             return
-        if tag == "br":
-            self._pieces.append("\n")
-        elif tag in _BLOCK_TAGS:
-            self._flush()
-            if tag == "pre":
-                self._pre_depth += 1
-        elif tag == "img":
-            # An image's alt text is not article text; keep nothing.
-            return
+        # An image's alt text is not article text: <img> adds nothing.
+        self._break(tag)
+        if tag == "pre":
+            self._pre_depth += 1
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._skip_depth:
-            return
+        if not self._skip_depth:
+            self._break(tag)
+
+    def _break(self, tag: str) -> None:
+        """A line break for <br>, a paragraph break before a block element."""
         if tag == "br":
             self._pieces.append("\n")
         elif tag in _BLOCK_TAGS:
