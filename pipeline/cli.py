@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 import sys
@@ -200,15 +201,51 @@ def replay(
 @app.command()
 def enrich(
     jsonl: Annotated[
-        bool, typer.Option("--jsonl", help="JSONL in, JSONL out (the default).")
+        bool,
+        typer.Option(
+            "--jsonl/--table",
+            help="JSONL out, one line per line in (the default, for machines), or a table.",
+        ),
     ] = True,
 ) -> None:
-    """Enrich articles from stdin without Kafka: one JSON line out per line in, same order."""
+    """Enrich JSONL articles {id?, title?, summary?, body} from stdin without Kafka."""
     from pipeline.enrich.jsonl import enrich_jsonl
 
     settings = _settings()
-    del jsonl  # JSONL is the only format; the flag documents it
-    enrich_jsonl(sys.stdin, sys.stdout, batch_size=settings.batch_size)
+    if jsonl:
+        enrich_jsonl(sys.stdin, sys.stdout, batch_size=settings.batch_size)
+        return
+    buffer = io.StringIO()
+    enrich_jsonl(sys.stdin, buffer, batch_size=settings.batch_size)
+    out.print(_enrich_table([json.loads(line) for line in buffer.getvalue().splitlines()]))
+
+
+def _enrich_table(records: list[dict[str, Any]]) -> Table:
+    """One row per enriched line; feed text is escaped so it never acts as markup."""
+    table = Table(title=f"{len(records)} article(s) enriched")
+    for column in ("id", "lang", "people", "organizations", "places", "topics", "keywords"):
+        table.add_column(column)
+    for record in records:
+        if "error" in record:
+            table.add_row(
+                escape(str(record.get("id") or "")), "", f"[red]{escape(record['error'])}[/red]"
+            )
+            continue
+        entities = record.get("entities") or {}
+        names = [
+            ", ".join(entities.get(kind) or []) for kind in ("person", "organization", "location")
+        ]
+        topics = ", ".join(t["label"] for t in record.get("topics") or [])
+        keywords = ", ".join((record.get("keywords") or [])[:5])
+        cells = [
+            str(record.get("id") or ""),
+            record.get("language") or "",
+            *names,
+            topics,
+            keywords,
+        ]
+        table.add_row(*(escape(cell) for cell in cells))
+    return table
 
 
 # -- feeds and polling -------------------------------------------------------------------

@@ -81,3 +81,26 @@ def test_missing_model_names_the_install(monkeypatch: pytest.MonkeyPatch) -> Non
     finally:
         monkeypatch.undo()
         nlp.reset_for_tests()
+
+
+def test_enrich_table_shows_feed_text_literally_and_errors_by_line() -> None:
+    from rich.console import Console
+
+    from pipeline.cli import _enrich_table
+
+    records = [
+        {
+            "id": "a[/b]",
+            "language": "en",
+            "entities": {"person": ["[link=http://x]Ann[/link]"], "location": ["Moscow"]},
+            "topics": [{"code": "medtop:11000000", "label": "politics", "score": 0.9}],
+            "keywords": ["talks"],
+        },
+        {"id": None, "error": "line 2: invalid JSON"},
+    ]
+    console = Console(record=True, width=200)
+    console.print(_enrich_table(records))
+    text = console.export_text()
+    assert "a[/b]" in text and "[link=http://x]Ann[/link]" in text
+    assert "Moscow" in text and "politics" in text
+    assert "line 2: invalid JSON" in text
