@@ -27,6 +27,11 @@ def bootstrap(settings: Settings) -> str:
     endpoints = local_endpoints(settings)
     if endpoints and endpoints.get("kafka_bootstrap"):
         return str(endpoints["kafka_bootstrap"])
+    if endpoints:
+        raise ConfigError(
+            "the local stack's Kafka is not running (its search node is): start it with "
+            "`newswire stack up`, or set NEWSWIRE_KAFKA_BOOTSTRAP"
+        )
     raise ConfigError(
         "no Kafka configured: set NEWSWIRE_KAFKA_BOOTSTRAP or start the local stack "
         "with `newswire stack up`"

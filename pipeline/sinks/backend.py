@@ -67,6 +67,11 @@ def search_target(settings: Settings) -> tuple[str, str]:
     endpoints = local_endpoints(settings)
     if endpoints and endpoints.get("search_url"):
         return str(endpoints["search_engine"]), str(endpoints["search_url"])
+    if endpoints:
+        raise ConfigError(
+            "the local stack's search node is not running (its Kafka is): start it with "
+            "`newswire stack up`, or set NEWSWIRE_ELASTICSEARCH_URL"
+        )
     raise ConfigError(
         "no search engine configured: set NEWSWIRE_ELASTICSEARCH_URL (or "
         "NEWSWIRE_OPENSEARCH_URL), or start the local stack with `newswire stack up`"

@@ -422,7 +422,9 @@ class LocalStack:
 
 
 def local_endpoints(settings: Settings) -> dict[str, Any] | None:
-    """The endpoints in ``<home>/stack.json`` when its servers run, else None."""
+    """The contents of ``<home>/stack.json``, each server's endpoint kept only while that
+    server runs (its pid alive and its port open), so a broker that is up is found even when
+    the search node is down; None when there is no stack file or nothing of it runs."""
     home = settings.home.expanduser().resolve()
     try:
         data = json.loads((home / STACK_FILE).read_text(encoding="utf-8"))
@@ -437,9 +439,8 @@ def local_endpoints(settings: Settings) -> dict[str, Any] | None:
     keys: dict[ServiceName, str] = {"kafka": "kafka_bootstrap", "search": "search_url"}
     services = [name for name, key in keys.items() if data.get(key)]
     stack = LocalStack(settings, services=services)
-    for server in stack.servers:
-        if not is_alive(read_pid(server.pid_file), server.marker_for()):
-            return None
-        if not port_open(server.port):
-            return None
-    return data
+    for name, server in zip(services, stack.servers, strict=True):
+        alive = is_alive(read_pid(server.pid_file), server.marker_for())
+        if not (alive and port_open(server.port)):
+            data[keys[name]] = None
+    return data if any(data.get(key) for key in keys.values()) else None
