@@ -15,6 +15,7 @@ import structlog
 from pipeline.errors import StackError
 from pipeline.settings import Settings
 from pipeline.stack import search as search_mod
+from pipeline.stack.corenlp import CoreNLPServer
 from pipeline.stack.java import Jdk, find_jdk
 from pipeline.stack.kafka import KafkaServer
 from pipeline.stack.maven import DEFAULT_POM, Artifacts, StackVersions, read_versions, resolve
@@ -164,10 +165,15 @@ class LocalStack:
             settings, self.home, versions.opensearch if versions else "unknown"
         )
         self.stack_file = self.home / STACK_FILE
+        # the entity recogniser's server, unless another one is configured or spaCy is used
+        self.corenlp: CoreNLPServer | None = None
+        if settings.ner_backend == "corenlp" and not settings.corenlp_url:
+            self.corenlp = CoreNLPServer(settings, self.home, self.dist_dir, self._say)
 
     @property
     def servers(self) -> tuple[Server, ...]:
-        return (self.kafka, self.search)
+        extra: tuple[Server, ...] = (self.corenlp,) if self.corenlp else ()
+        return (self.kafka, self.search, *extra)
 
     def _read_versions_quietly(self) -> StackVersions | None:
         try:
