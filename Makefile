@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration eval bench lint format stack-up stack-down clean
+.PHONY: help install run test test-unit test-integration eval bench lint format docs stack-up stack-down clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy
 format: $(STAMP) ## Format the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+docs: $(STAMP) ## Regenerate the README's configuration table from pipeline/settings.py
+	$(BIN)/python deploy/local/readme-config.py
 
 stack-up: $(STAMP) ## Start the local Kafka + search engine
 	$(BIN)/newswire stack up

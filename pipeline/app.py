@@ -29,8 +29,9 @@ from pipeline.enrich.dedup import (
     normalize_text,
     story_signature,
 )
+from pipeline.errors import RetryableError
 from pipeline.kafka import ReplicatedTable, bootstrap, encode, make_producer, send_all, start_client
-from pipeline.models import EnrichedArticle, RawArticle, utcnow
+from pipeline.models import EnrichedArticle, Enrichment, RawArticle, utcnow
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
@@ -173,11 +174,7 @@ class Worker:
         articles = self._drop_duplicates(articles, stories)
         enriched: list[EnrichedArticle] = []
         if articles:
-            loop = asyncio.get_running_loop()
-            with metrics.ENRICH_SECONDS.time():
-                results = await loop.run_in_executor(
-                    self.executor, self.enricher().enrich, articles
-                )
+            results = await self._enrich_until_done(articles)
             now = utcnow()
             for article, enrichment in zip(articles, results, strict=True):
                 enriched.append(
@@ -203,6 +200,31 @@ class Worker:
         if dead:
             await self.send_dlq(dead)
         return len(enriched)
+
+    async def _enrich_until_done(self, articles: list[RawArticle]) -> list[Enrichment]:
+        """Enrich in the NLP thread; while the recogniser is unavailable, wait and retry.
+
+        Nothing is acknowledged meanwhile, and no article is published without entities."""
+        loop = asyncio.get_running_loop()
+        delay = RECOGNISER_RETRY_FIRST
+        while True:
+            try:
+                with metrics.ENRICH_SECONDS.time():
+                    results: list[Enrichment] = await loop.run_in_executor(
+                        self.executor, self.enricher().enrich, articles
+                    )
+                return results
+            except RetryableError as exc:
+                wait = min(max(exc.retry_after or 0.0, delay), RECOGNISER_RETRY_CAP)
+                metrics.ENRICH_RETRIES.inc()
+                log.warning(
+                    "enrich.recogniser_unavailable",
+                    error=str(exc),
+                    articles=len(articles),
+                    retry_in=round(wait, 1),
+                )
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, RECOGNISER_RETRY_CAP)
 
     @staticmethod
     def _drop_duplicates(
@@ -256,6 +278,10 @@ class Worker:
             await self.send_dlq(dead)
         return len(result.indexed) + len(result.stale)
 
+
+#: Backoff while the entity recogniser is unavailable (seconds): doubles up to the cap.
+RECOGNISER_RETRY_FIRST = 1.0
+RECOGNISER_RETRY_CAP = 60.0
 
 #: Fewer words than this and two articles are not called exact duplicates.
 DEDUP_MIN_WORDS = 40
