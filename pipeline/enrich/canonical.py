@@ -229,31 +229,3 @@ def _is_subsequence(short: Sequence[str], long: Sequence[str]) -> bool:
     if n < 2:
         return False
     return any(list(long[i : i + n]) == list(short) for i in range(len(long) - n + 1))
-
-
-def looks_like_person_name(name: str) -> bool:
-    """Two to four capitalised words (name particles allowed), no organisation words."""
-    words = name.split()
-    if not 2 <= len(words) <= 4:
-        return False
-    if any(w.casefold().strip(".,") in _ORG_WORDS for w in words):
-        return False
-    for w in words:
-        base = w.split("-")[-1] if "-" in w else w
-        if w.casefold() in _NAME_PARTICLES or w.casefold().split("-")[0] in _NAME_PARTICLES:
-            continue
-        if not (base[:1].isupper() and base[1:2].islower()):
-            return False
-    return True
-
-
-_ORG_WORDS = frozenset(
-    {"inc", "corp", "co", "ltd", "plc", "llc", "ag", "sa", "gmbh", "group", "bank", "party",
-     "council", "committee", "commission", "ministry", "department", "agency", "association",
-     "union", "university", "institute", "college", "school", "club", "fc", "united", "city",
-     "company", "corporation", "holdings", "international", "national", "federal", "republic",
-     "army", "force", "forces", "front", "movement", "league", "organization", "organisation",
-     "foundation", "fund", "trust", "office", "court", "police", "news", "times", "post",
-     "airlines", "airways", "motors", "energy", "oil", "partners", "capital", "securities",
-     "of", "and", "&", "state", "states", "government", "parliament", "assembly", "senate"}
-)  # fmt: skip

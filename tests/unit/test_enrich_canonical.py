@@ -9,7 +9,6 @@ from pipeline.enrich.canonical import (
     clean_mention,
     link_person_names,
     load_alias_table,
-    looks_like_person_name,
     normalize_key,
     strip_titles,
 )
@@ -112,11 +111,3 @@ def test_link_person_names_ambiguous_surname_stays() -> None:
     assert links["Bush"] == "Bush"
     links = link_person_names(["George Bush", "George Bush", "Jeb Bush", "Bush"])
     assert links["Bush"] == "George Bush"
-
-
-def test_looks_like_person_name() -> None:
-    assert looks_like_person_name("Staffan de Mistura")
-    assert looks_like_person_name("Bashar al-Assad")
-    assert not looks_like_person_name("Goldman Sachs Group")
-    assert not looks_like_person_name("Moscow")
-    assert not looks_like_person_name("Bank of England")
