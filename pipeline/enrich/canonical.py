@@ -189,8 +189,8 @@ def link_person_names(names: Sequence[str]) -> dict[str, str]:
     """Map each person name in one article to the longest full name it abbreviates.
 
     ``["John Kerry", "Kerry", "Mr Kerry"]`` -> every one maps to ``"John Kerry"``. A short
-    name joins a longer one when its words are the longer name's last words (surname) or
-    its first word (given name used alone is left alone unless unambiguous and single). If
+    name joins a longer one when its words are the longer name's last words (surname), its
+    first word alone (a given name: "Ozzy" -> "Ozzy Osbourne") or a run of 2+ words. If
     two different full names share the short one ("George Bush", "Jeb Bush"), the short
     one is ambiguous and is joined to the more frequent full name only when that one was
     mentioned at least twice as often; otherwise it stays as written.
@@ -204,12 +204,7 @@ def link_person_names(names: Sequence[str]) -> dict[str, str]:
         if not toks:
             result[name] = name
             continue
-        candidates = [
-            full
-            for full in distinct
-            if len(tokens[full]) > len(toks)
-            and (tokens[full][-len(toks) :] == toks or _is_subsequence(toks, tokens[full]))
-        ]
+        candidates = [full for full in distinct if _abbreviates(toks, tokens[full])]
         # chain through already-linked longer names
         targets = Counter({result.get(c, c): counts[c] for c in candidates})
         if not targets:
@@ -221,6 +216,29 @@ def link_person_names(names: Sequence[str]) -> dict[str, str]:
         else:
             result[name] = name
     return result
+
+
+def _abbreviates(short: Sequence[str], full: Sequence[str]) -> bool:
+    """``short`` is a shorter form of ``full``: its last words (a surname), its first word
+    alone (a given name: "Ozzy" of "Ozzy Osbourne"), or a run of 2+ of its words."""
+    if not short or len(full) <= len(short):
+        return False
+    return (
+        list(full[-len(short) :]) == list(short)
+        or (len(short) == 1 and full[0] == short[0])
+        or _is_subsequence(short, full)
+    )
+
+
+def short_forms(names: Iterable[str]) -> set[str]:
+    """The names that abbreviate a longer name of the same list (one article, one type).
+
+    Whatever :func:`link_person_names` could not resolve to one full name ("Osbourne" with
+    both "Ozzy Osbourne" and "Sharon Osbourne" in the article) is still such a short form;
+    it must not become a facet value of its own next to the full names."""
+    unique = set(names)
+    tokens = {n: _name_tokens(n) for n in unique}
+    return {n for n in unique if any(_abbreviates(tokens[n], tokens[f]) for f in unique)}
 
 
 def _is_subsequence(short: Sequence[str], long: Sequence[str]) -> bool:

@@ -20,6 +20,7 @@ from pipeline.enrich.canonical import (
     link_person_names,
     load_alias_table,
     normalize_key,
+    short_forms,
     strip_titles,
 )
 from pipeline.models import Entities, EntityType, Mention
@@ -163,8 +164,9 @@ def canonicalize(
 
     1. the curated alias table decides name and type for well-known names;
     2. person names link to the longest full name they abbreviate in the same article
-       ("Kerry" -> "John Kerry"), also when the model typed the short form as a place or
-       organisation;
+       ("Kerry" -> "John Kerry", "Ozzy" -> "Ozzy Osbourne"), also when the model typed the
+       short form as a place or organisation; a short form two full names share stays a
+       mention but is not listed as an entity (no "Osbourne" next to "Ozzy Osbourne");
     3. the remaining names are grouped case-insensitively; the group's type is the one the
        model gave most often and its spelling the most common non-ALL-CAPS one.
     """
@@ -237,7 +239,10 @@ def canonicalize(
         )
         for i, m in enumerate(resolved)
     ]
-    return ArticleEntities(entities=_entity_lists(out_mentions), mentions=out_mentions)
+    # a short form left unresolved (two full names share it) stays a mention, not a facet value
+    hidden = short_forms(m.canonical for m in out_mentions if m.type == "person")
+    listed = [m for m in out_mentions if not (m.type == "person" and m.canonical in hidden)]
+    return ArticleEntities(entities=_entity_lists(listed), mentions=out_mentions)
 
 
 def _tidy(name: str) -> str:

@@ -111,3 +111,19 @@ def test_link_person_names_ambiguous_surname_stays() -> None:
     assert links["Bush"] == "Bush"
     links = link_person_names(["George Bush", "George Bush", "Jeb Bush", "Bush"])
     assert links["Bush"] == "George Bush"
+
+
+def test_given_name_alone_takes_the_full_name() -> None:
+    links = link_person_names(["Ozzy Osbourne", "Ozzy", "Osbourne", "Ozzy"])
+    assert links["Ozzy"] == "Ozzy Osbourne"
+    assert links["Osbourne"] == "Ozzy Osbourne"
+
+
+def test_shared_surname_is_a_short_form_not_a_facet_value() -> None:
+    from pipeline.enrich.canonical import short_forms
+
+    names = ["Ozzy Osbourne", "Sharon Osbourne", "Osbourne", "Ozzy", "Sharon", "Tony Blair"]
+    links = link_person_names(names)
+    assert links["Ozzy"] == "Ozzy Osbourne" and links["Sharon"] == "Sharon Osbourne"
+    assert links["Osbourne"] == "Osbourne"  # ambiguous: neither full name
+    assert short_forms(links.values()) == {"Osbourne"}

@@ -76,3 +76,12 @@ def test_canonicalize_majority_type_and_spelling() -> None:
     result = canonicalize(mentions)
     assert result.entities.organization == ["Acme"]
     assert result.entities.location == []
+
+
+def test_canonicalize_osbournes_one_facet_value_per_person() -> None:
+    names = ["Ozzy Osbourne", "Ozzy", "Sharon", "Osbourne", "Sharon Osbourne", "Ozzy"]
+    result = canonicalize([_m("person", n) for n in names])
+    assert result.entities.person == ["Ozzy Osbourne", "Sharon Osbourne"]
+    by_text = {m.text: m.canonical for m in result.mentions}
+    assert by_text["Ozzy"] == "Ozzy Osbourne" and by_text["Sharon"] == "Sharon Osbourne"
+    assert by_text["Osbourne"] == "Osbourne"  # kept as a mention, not listed
