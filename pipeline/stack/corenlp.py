@@ -284,3 +284,33 @@ class CoreNLPServer:
 
     def log_files(self) -> tuple[Path, ...]:
         return (self.out_file,)
+
+
+@contextlib.contextmanager
+def running_server(
+    settings: Settings, home: Path, dist_dir: Path, progress: Progress | None = None
+) -> Iterator[str]:
+    """The URL of a healthy CoreNLP server on ``settings.corenlp_port``: an already running
+    one, or one started here (and stopped on exit). For ``make eval`` and tests."""
+    from pipeline.stack.java import find_jdk
+    from pipeline.stack.process import is_alive, stop_process, write_pid
+
+    server = CoreNLPServer(settings, home, dist_dir, progress)
+    if server.probe().healthy:
+        yield server.url
+        return
+    if port_open(server.port):
+        raise StackError(f"port {server.port} is in use by something that is not CoreNLP")
+    jdk = find_jdk(*server.java_range, purpose=f"CoreNLP {server.version}")
+    pid = server.start(jdk)
+    write_pid(server.pid_file, pid)
+    try:
+        deadline = time.monotonic() + server.start_timeout
+        while not server.probe(timeout=2.0).healthy:
+            if not is_alive(pid) or time.monotonic() > deadline:
+                raise StackError("CoreNLP did not become ready", server.log_file)
+            time.sleep(0.5)
+        yield server.url
+    finally:
+        stop_process(pid, timeout=server.stop_timeout, marker=server.marker_for())
+        server.pid_file.unlink(missing_ok=True)
