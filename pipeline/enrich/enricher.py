@@ -126,7 +126,12 @@ class Enricher:
     def _finish(self, work: _Work) -> Enrichment:
         result = canonicalize(work.mentions, self.aliases)
         topics = (
-            score_topics(work.fields, self.lexicon, threshold=self.topic_threshold)
+            score_topics(
+                work.fields,
+                self.lexicon,
+                threshold=self.topic_threshold,
+                mentions=result.mentions,
+            )
             if work.language.code in TOPIC_LANGUAGES or work.run_ner
             else []
         )
