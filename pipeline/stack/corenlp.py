@@ -9,7 +9,9 @@ protocol, so ``newswire stack up`` starts it next to Kafka and the search engine
 CoreNLP is GPL-3.0: it runs as its own process and Newswire only talks HTTP to it.
 
 The server has no bind-address option (it listens on every interface); it is started
-IPv4-only with a block list that refuses every client outside 127.0.0.0/8.
+IPv4-only with a block list of every subnet outside 127.0.0.0/8, so annotation requests
+from any other address get 401. CoreNLP checks its block list only in its "-stanford"
+mode, whose one other effect (shorter timeouts) applies only on corenlp.stanford.edu.
 """
 
 from __future__ import annotations
@@ -250,6 +252,8 @@ class CoreNLPServer:
             "-maxCharLength",
             "1000000",
             "-quiet",
+            "-stanford",  # turns the block list on (see the module docstring)
+            "true",
             "-blockList",
             str(self.block_list_file),
             "-serverProperties",

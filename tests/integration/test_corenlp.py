@@ -76,3 +76,26 @@ def test_timeout_is_retryable(corenlp_url: str) -> None:
     recogniser = CoreNLPRecogniser(corenlp_url, timeout=0.001)
     with pytest.raises(RecogniserUnavailableError, match="no answer"):
         recogniser.spans(["John Kerry met Sergei Lavrov. " * 2000])
+
+
+def _non_loopback_address() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+        except OSError:
+            return None
+        address = str(sock.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+def test_local_server_refuses_non_loopback_clients(corenlp_url: str) -> None:
+    import httpx
+
+    if "127.0.0.1" not in corenlp_url:
+        pytest.skip("not the local stack's server")
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to test from")
+    port = corenlp_url.rstrip("/").rsplit(":", 1)[1]
+    reply = httpx.post(f"http://{address}:{port}/", content=b"John Kerry", timeout=10)
+    assert reply.status_code == 401
