@@ -33,9 +33,10 @@ def corenlp_url(settings: Settings) -> str:
 def make_recogniser(settings: Settings, *, fallback_to_spacy: bool = False) -> Recogniser:
     """The recogniser ``NEWSWIRE_NER_BACKEND`` names.
 
-    With ``fallback_to_spacy`` (``newswire enrich`` without servers), an unreachable CoreNLP
-    server gives the in-process spaCy recogniser and a warning; the worker never falls back:
-    it waits for CoreNLP so that every article gets the same recogniser.
+    With ``fallback_to_spacy`` (``newswire enrich`` without servers), no local CoreNLP
+    server gives the in-process spaCy recogniser and a warning. A server named by
+    ``NEWSWIRE_CORENLP_URL`` is never replaced (its outage is an error), and the worker
+    never falls back: it waits for CoreNLP so that every article gets the same recogniser.
     """
     if settings.ner_backend == "spacy":
         from pipeline.enrich.nlp import SpacyRecogniser
@@ -44,7 +45,7 @@ def make_recogniser(settings: Settings, *, fallback_to_spacy: bool = False) -> R
     from pipeline.enrich.corenlp import CoreNLPRecogniser
 
     recogniser = CoreNLPRecogniser(corenlp_url(settings), timeout=settings.corenlp_timeout)
-    if fallback_to_spacy and not recogniser.available():
+    if fallback_to_spacy and not settings.corenlp_url and not recogniser.available():
         from pipeline.enrich.nlp import SpacyRecogniser
 
         log.warning(
