@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration eval bench lint format docs stack-up stack-down clean
+.PHONY: help install run test test-unit test-integration eval bench lint format docs iptc-terms stack-up stack-down clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -50,7 +50,11 @@ format: $(STAMP) ## Format the code
 docs: $(STAMP) ## Regenerate the README's configuration table from pipeline/settings.py
 	$(BIN)/python deploy/local/readme-config.py
 
-stack-up: $(STAMP) ## Start the local Kafka + Elasticsearch
+IPTC_VOCABULARY ?= ../shared/data/iptc-mediatopic-en.jsonl
+iptc-terms: $(STAMP) ## Re-derive pipeline/data/iptc_terms.yaml from the IPTC Media Topic vocabulary (CC BY 4.0)
+	$(BIN)/python -m pipeline.enrich.iptc_terms $(IPTC_VOCABULARY) > pipeline/data/iptc_terms.yaml
+
+stack-up: $(STAMP) ## Start the local Kafka, Elasticsearch and CoreNLP
 	$(BIN)/newswire stack up
 
 stack-down: $(STAMP) ## Stop the local stack

@@ -77,6 +77,18 @@ class RetryableError(SearchBackendError):
         self.retry_after = retry_after
 
 
+class RecogniserUnavailableError(RetryableError):
+    """The entity recogniser's server (CoreNLP) is down, too slow or failing: retry later.
+
+    Nothing is enriched without entities: the worker waits ``retry_after`` seconds and tries
+    the same batch again."""
+
+    def __init__(self, url: str, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(f"entity recogniser at {url} is unavailable: {reason}", retry_after)
+        self.url = url
+        self.reason = reason
+
+
 class PermanentIndexError(SearchBackendError):
     """A document the index will never accept (mapping errors); it belongs in the DLQ."""
 

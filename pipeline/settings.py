@@ -178,6 +178,24 @@ class Settings(BaseSettings):
     )
     kafka_heap: str = Field("512m", description="NEWSWIRE_KAFKA_HEAP: local broker heap.")
     search_heap: str = Field("1g", description="NEWSWIRE_SEARCH_HEAP: local search heap.")
+    ner_backend: Literal["corenlp", "spacy"] = Field(
+        "corenlp",
+        description="NEWSWIRE_NER_BACKEND: entity recogniser: corenlp (a Stanford CoreNLP "
+        "server over HTTP, GPL-3.0, never linked) or spacy (in-process).",
+    )
+    corenlp_url: str | None = Field(
+        None,
+        description="NEWSWIRE_CORENLP_URL: a CoreNLP server; unset = the local stack's.",
+    )
+    corenlp_port: int = Field(
+        19500, description="NEWSWIRE_CORENLP_PORT: local stack CoreNLP server port."
+    )
+    corenlp_heap: str = Field("384m", description="NEWSWIRE_CORENLP_HEAP: local CoreNLP heap.")
+    corenlp_timeout: float = Field(
+        60.0,
+        description="NEWSWIRE_CORENLP_TIMEOUT: seconds per CoreNLP request; a timeout or "
+        "outage is retried, never indexed without entities.",
+    )
     eval_dir: Path = Field(
         Path("../shared/eval"), description="NEWSWIRE_EVAL_DIR: evaluation data."
     )

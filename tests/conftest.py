@@ -7,13 +7,14 @@ with a developer's own stack, and stops it at the end of the session
 (NEWSWIRE_TEST_KEEP_STACK=1 keeps it running for the next session).
 
 ``opensearch`` is a second search node, OpenSearch, for the backend-contract tests of the
-optional engine (``.newswire/test-opensearch``, ports 29400/29500), or the server named by
+optional engine (``.newswire/test-opensearch``, ports 29400/29410), or the server named by
 NEWSWIRE_TEST_OPENSEARCH_URL. Both fixtures are lazy: ``pytest tests/unit`` starts nothing.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +35,10 @@ TEST_PORTS = {
     "kafka_controller_port": _BASE + 93,
     "search_port": _BASE + 200,
     "search_transport_port": _BASE + 300,
+    "corenlp_port": _BASE + 500,
 }
 OPENSEARCH_HOME = REPO / ".newswire" / "test-opensearch"
-OPENSEARCH_PORTS = {"search_port": _BASE + 400, "search_transport_port": _BASE + 500}
+OPENSEARCH_PORTS = {"search_port": _BASE + 400, "search_transport_port": _BASE + 410}
 
 
 @dataclass(frozen=True)
@@ -124,3 +126,35 @@ def opensearch() -> Iterator[SearchNodeEndpoint]:
     finally:
         if started_here and os.environ.get("NEWSWIRE_TEST_KEEP_STACK") != "1":
             local.down()
+
+
+@pytest.fixture(scope="session")
+def corenlp_url() -> Iterator[str]:
+    """A real CoreNLP server: NEWSWIRE_CORENLP_URL, or the test stack's (started alone here
+    when the ``stack`` fixture has not started it; ``stack`` then shares it)."""
+    from pipeline.stack.corenlp import CoreNLPServer
+    from pipeline.stack.java import find_jdk
+    from pipeline.stack.process import is_alive, read_pid, stop_process, write_pid
+
+    configured = os.environ.get("NEWSWIRE_CORENLP_URL")
+    if configured:
+        yield configured
+        return
+    server = CoreNLPServer(local_test_settings(), TEST_HOME, SHARED_DIST)
+    started_here = None
+    if not server.probe().healthy:
+        jdk = find_jdk(*server.java_range, purpose="CoreNLP for tests")
+        started_here = server.start(jdk)
+        write_pid(server.pid_file, started_here)
+        deadline = time.monotonic() + server.start_timeout
+        while not server.probe(timeout=2.0).healthy:
+            if not is_alive(started_here) or time.monotonic() > deadline:
+                pytest.fail(f"CoreNLP did not start; see {server.log_file}")
+            time.sleep(0.5)
+    try:
+        yield server.url
+    finally:
+        keep = os.environ.get("NEWSWIRE_TEST_KEEP_STACK") == "1"
+        if started_here and not keep and is_alive(read_pid(server.pid_file), server.marker_for()):
+            stop_process(started_here, timeout=server.stop_timeout, marker=server.marker_for())
+            server.pid_file.unlink(missing_ok=True)

@@ -189,8 +189,8 @@ def link_person_names(names: Sequence[str]) -> dict[str, str]:
     """Map each person name in one article to the longest full name it abbreviates.
 
     ``["John Kerry", "Kerry", "Mr Kerry"]`` -> every one maps to ``"John Kerry"``. A short
-    name joins a longer one when its words are the longer name's last words (surname) or
-    its first word (given name used alone is left alone unless unambiguous and single). If
+    name joins a longer one when its words are the longer name's last words (surname), its
+    first word alone (a given name: "Ozzy" -> "Ozzy Osbourne") or a run of 2+ words. If
     two different full names share the short one ("George Bush", "Jeb Bush"), the short
     one is ambiguous and is joined to the more frequent full name only when that one was
     mentioned at least twice as often; otherwise it stays as written.
@@ -204,12 +204,7 @@ def link_person_names(names: Sequence[str]) -> dict[str, str]:
         if not toks:
             result[name] = name
             continue
-        candidates = [
-            full
-            for full in distinct
-            if len(tokens[full]) > len(toks)
-            and (tokens[full][-len(toks) :] == toks or _is_subsequence(toks, tokens[full]))
-        ]
+        candidates = [full for full in distinct if _abbreviates(toks, tokens[full])]
         # chain through already-linked longer names
         targets = Counter({result.get(c, c): counts[c] for c in candidates})
         if not targets:
@@ -223,37 +218,32 @@ def link_person_names(names: Sequence[str]) -> dict[str, str]:
     return result
 
 
+def _abbreviates(short: Sequence[str], full: Sequence[str]) -> bool:
+    """``short`` is a shorter form of ``full``: its last words (a surname), its first word
+    alone (a given name: "Ozzy" of "Ozzy Osbourne"), or a run of 2+ of its words."""
+    if not short or len(full) <= len(short):
+        return False
+    return (
+        list(full[-len(short) :]) == list(short)
+        or (len(short) == 1 and full[0] == short[0])
+        or _is_subsequence(short, full)
+    )
+
+
+def short_forms(names: Iterable[str]) -> set[str]:
+    """The names that abbreviate a longer name of the same list (one article, one type).
+
+    Whatever :func:`link_person_names` could not resolve to one full name ("Osbourne" with
+    both "Ozzy Osbourne" and "Sharon Osbourne" in the article) is still such a short form;
+    it must not become a facet value of its own next to the full names."""
+    unique = set(names)
+    tokens = {n: _name_tokens(n) for n in unique}
+    return {n for n in unique if any(_abbreviates(tokens[n], tokens[f]) for f in unique)}
+
+
 def _is_subsequence(short: Sequence[str], long: Sequence[str]) -> bool:
     """True when ``short`` is a contiguous run of ``long`` that ends it or spans 2+ words."""
     n = len(short)
     if n < 2:
         return False
     return any(list(long[i : i + n]) == list(short) for i in range(len(long) - n + 1))
-
-
-def looks_like_person_name(name: str) -> bool:
-    """Two to four capitalised words (name particles allowed), no organisation words."""
-    words = name.split()
-    if not 2 <= len(words) <= 4:
-        return False
-    if any(w.casefold().strip(".,") in _ORG_WORDS for w in words):
-        return False
-    for w in words:
-        base = w.split("-")[-1] if "-" in w else w
-        if w.casefold() in _NAME_PARTICLES or w.casefold().split("-")[0] in _NAME_PARTICLES:
-            continue
-        if not (base[:1].isupper() and base[1:2].islower()):
-            return False
-    return True
-
-
-_ORG_WORDS = frozenset(
-    {"inc", "corp", "co", "ltd", "plc", "llc", "ag", "sa", "gmbh", "group", "bank", "party",
-     "council", "committee", "commission", "ministry", "department", "agency", "association",
-     "union", "university", "institute", "college", "school", "club", "fc", "united", "city",
-     "company", "corporation", "holdings", "international", "national", "federal", "republic",
-     "army", "force", "forces", "front", "movement", "league", "organization", "organisation",
-     "foundation", "fund", "trust", "office", "court", "police", "news", "times", "post",
-     "airlines", "airways", "motors", "energy", "oil", "partners", "capital", "securities",
-     "of", "and", "&", "state", "states", "government", "parliament", "assembly", "senate"}
-)  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -16,11 +16,11 @@ from pipeline.enrich.entities import (
     canonicalize,
     clean_spans,
     place_mentions,
-    spans_from_doc,
 )
 from pipeline.enrich.keywords import extract_keywords
 from pipeline.enrich.language import LanguageResult, detect_language
-from pipeline.enrich.nlp import NER_LANGUAGES, get_nlp, ner_view
+from pipeline.enrich.nlp import NER_LANGUAGES
+from pipeline.enrich.recogniser import Recogniser, make_recogniser
 from pipeline.enrich.topics import THRESHOLD, TopicLexicon, load_lexicon, score_topics
 from pipeline.models import Enrichment, RawArticle
 
@@ -47,12 +47,15 @@ def count_words(text: str) -> int:
 class Enricher:
     """Language, canonical entities, IPTC topics, keywords and word count for articles.
 
-    The spaCy model is loaded once per process, on the first batch that needs NER.
+    The recogniser (``NEWSWIRE_NER_BACKEND``: a CoreNLP server, or spaCy in-process) is
+    set up on the first batch that needs NER.
     """
 
     def __init__(
         self,
         *,
+        recogniser: Recogniser | None = None,
+        fallback_to_spacy: bool = False,
         aliases: AliasTable | None = None,
         lexicon: TopicLexicon | None = None,
         topic_threshold: float = THRESHOLD,
@@ -64,6 +67,20 @@ class Enricher:
         self.topic_threshold = topic_threshold
         self.max_chars = max_chars
         self.batch_size = batch_size
+        self._recogniser = recogniser
+        self._fallback_to_spacy = fallback_to_spacy
+
+    @property
+    def recogniser(self) -> Recogniser:
+        """The entity recogniser, created on first use from the settings."""
+        if self._recogniser is None:
+            from pipeline.settings import get_settings
+
+            self._recogniser = make_recogniser(
+                get_settings(), fallback_to_spacy=self._fallback_to_spacy
+            )
+            log.info("ner.recogniser", backend=self._recogniser.name)
+        return self._recogniser
 
     def enrich(self, articles: Sequence[RawArticle]) -> list[Enrichment]:
         """Enrich a micro-batch; one :class:`Enrichment` per article, same order."""
@@ -77,13 +94,9 @@ class Enricher:
             if name in w.fields
         ]
         if jobs:
-            nlp = get_nlp()
-            views = [ner_view(text) for _, _, text in jobs]
-            docs = nlp.pipe(views, batch_size=self.batch_size)
-            for (i, name, text), view, doc in zip(jobs, views, docs, strict=True):
-                found = place_mentions(view, name, clean_spans(text, spans_from_doc(doc), name))
-                # names are reported as written in the field, not as re-cased for the model
-                work[i].mentions.extend(replace(m, name=text[m.start : m.end]) for m in found)
+            all_spans = self.recogniser.spans([text for _, _, text in jobs])
+            for (i, name, text), spans in zip(jobs, all_spans, strict=True):
+                work[i].mentions.extend(place_mentions(text, name, clean_spans(text, spans, name)))
         results = [self._finish(w) for w in work]
         log.debug(
             "enrich.batch",
@@ -113,7 +126,12 @@ class Enricher:
     def _finish(self, work: _Work) -> Enrichment:
         result = canonicalize(work.mentions, self.aliases)
         topics = (
-            score_topics(work.fields, self.lexicon, threshold=self.topic_threshold)
+            score_topics(
+                work.fields,
+                self.lexicon,
+                threshold=self.topic_threshold,
+                mentions=result.mentions,
+            )
             if work.language.code in TOPIC_LANGUAGES or work.run_ner
             else []
         )

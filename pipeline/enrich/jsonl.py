@@ -9,7 +9,7 @@ from typing import Any, TextIO
 import structlog
 
 from pipeline.enrich.enricher import Enricher
-from pipeline.errors import MissingDependencyError
+from pipeline.errors import MissingDependencyError, RetryableError
 from pipeline.models import RawArticle
 
 log = structlog.get_logger(__name__)
@@ -71,10 +71,11 @@ def enrich_jsonl(
 
     Every input line gives exactly one output line, in input order. A line that cannot be
     read gives ``{"id": <id or null>, "error": "..."}``; an article whose enrichment fails
-    gives the same with its id. A missing NLP model is not a per-line problem and raises
-    :class:`MissingDependencyError`.
+    gives the same with its id. A missing NLP model or an unreachable recogniser server is
+    not a per-line problem: :class:`MissingDependencyError` / :class:`RetryableError` are
+    raised. Without a CoreNLP server the in-process spaCy recogniser is used (with a warning).
     """
-    worker = enricher or Enricher(batch_size=batch_size)
+    worker = enricher or Enricher(batch_size=batch_size, fallback_to_spacy=True)
     written = 0
     for chunk in _chunks(enumerate(lines, start=1), batch_size):
         slots: list[dict[str, Any] | None] = []
@@ -104,14 +105,14 @@ def _enrich_slots(
         return
     try:
         results = worker.enrich([a for _, _, a in todo])
-    except MissingDependencyError:
+    except (MissingDependencyError, RetryableError):
         raise
     except Exception:  # isolate the article that breaks the batch
         log.exception("enrich.batch_failed", size=len(todo))
         for slot, given_id, article in todo:
             try:
                 yield slot, _output(given_id, worker.enrich([article])[0])
-            except MissingDependencyError:
+            except (MissingDependencyError, RetryableError):
                 raise
             except Exception as exc:
                 yield slot, {"id": given_id, "error": f"enrichment failed: {exc}"}

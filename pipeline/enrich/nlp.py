@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from pipeline.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    from pipeline.enrich.entities import Span
 
 log = structlog.get_logger(__name__)
 
@@ -52,20 +56,23 @@ def _load() -> Any:
     return nlp
 
 
+class SpacyRecogniser:
+    """The in-process recogniser: spaCy's small English model (loaded on first use)."""
+
+    name = "spacy"
+
+    def __init__(self, batch_size: int = 32) -> None:
+        self.batch_size = batch_size
+
+    def spans(self, texts: Sequence[str]) -> list[list[Span]]:
+        from pipeline.enrich.entities import spans_from_doc
+
+        docs = get_nlp().pipe(texts, batch_size=self.batch_size)
+        return [spans_from_doc(doc) for doc in docs]
+
+
 def reset_for_tests() -> None:
     """Forget the loaded pipeline (tests only)."""
     global _nlp
     with _lock:
         _nlp = None
-
-
-def ner_view(text: str) -> str:
-    """The text the NER model reads: ALL-CAPS lines re-cased, same length and offsets.
-
-    The small English model misreads all-caps headlines (every word looks like a name).
-    Lines that are mostly upper case are shown to it in sentence case instead, with
-    well-known names and abbreviations kept; character offsets do not move.
-    """
-    from pipeline.enrich.casing import recase_if_shouting
-
-    return recase_if_shouting(text)

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import ConfigError
-from pipeline.models import Topic
+from pipeline.models import Mention, Topic
 
 BAND_WEIGHTS = {"w3": 3.0, "w2": 1.5, "w1": 0.5}
 TITLE_WEIGHT = 2.0  # a headline term counts as this many body occurrences
@@ -110,11 +110,31 @@ class TopicLexicon:
                 i += 1
 
 
+#: Term bands of the IPTC-derived profiles that are used (see ``iptc_terms.py``).
+DERIVED_BANDS = ("w2",)
+
+
+def merge_profiles(hand: Mapping[str, Any], derived: Mapping[str, Any]) -> dict[str, Any]:
+    """The hand-written profiles with the derived terms added band by band."""
+    topics = {code: dict(spec) for code, spec in hand["topics"].items()}
+    for code, spec in (derived.get("topics") or {}).items():
+        if code not in topics:
+            continue
+        for band in DERIVED_BANDS:
+            extra = spec.get(band) or []
+            topics[code][band] = [*(topics[code].get(band) or []), *extra]
+    return {"version": f"{hand.get('version', 0)}+iptc", "topics": topics}
+
+
 @lru_cache(maxsize=1)
 def load_lexicon() -> TopicLexicon:
-    """The packaged lexicon (``pipeline/data/iptc_topics.yaml``), read once."""
-    text = resources.files("pipeline.data").joinpath("iptc_topics.yaml").read_text("utf-8")
-    return TopicLexicon.from_mapping(yaml.safe_load(text))
+    """The packaged lexicon, read once: the hand-written profiles
+    (``pipeline/data/iptc_topics.yaml``) plus the terms derived from the IPTC Media Topic
+    vocabulary (``pipeline/data/iptc_terms.yaml``, CC BY 4.0)."""
+    data = resources.files("pipeline.data")
+    hand = yaml.safe_load(data.joinpath("iptc_topics.yaml").read_text("utf-8"))
+    derived = yaml.safe_load(data.joinpath("iptc_terms.yaml").read_text("utf-8"))
+    return TopicLexicon.from_mapping(merge_profiles(hand, derived))
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +174,66 @@ def gather_evidence(
     return TopicEvidence(raw=dict(raw), terms=dict(terms), n_tokens=n_tokens)
 
 
+#: Words in an organisation's name that tie it to a topic ("Manchester United" -> sport,
+#: "Labour Party" -> politics, "BMW Group" -> economy). Written from general knowledge of
+#: how organisations are named, not fitted to any labelled data.
+ORG_NAME_TOPICS: dict[str, frozenset[str]] = {
+    "medtop:15000000": frozenset(
+        {"fc", "united", "city", "rovers", "athletic", "wanderers", "hotspur", "albion",
+         "club", "olympic", "fifa", "uefa", "iaaf", "rfu", "wru", "league", "rugby",
+         "football", "cricket", "tennis"}
+    ),
+    "medtop:11000000": frozenset(
+        {"party", "parliament", "commons", "lords", "ministry", "government", "council",
+         "commission", "senate", "congress", "cabinet", "labour", "tory", "tories",
+         "conservative", "conservatives", "democrats", "republicans", "dem", "dems", "ukip",
+         "eu", "un", "nato"}
+    ),
+    "medtop:04000000": frozenset(
+        {"plc", "inc", "corp", "ltd", "group", "holdings", "bank", "airlines", "airways",
+         "motors", "fund", "capital", "securities", "exchange", "stock", "imf", "opec", "wto"}
+    ),
+    "medtop:13000000": frozenset(
+        {"software", "technologies", "systems", "labs", "electronics", "computer",
+         "networks", "nasa"}
+    ),
+    "medtop:01000000": frozenset(
+        {"records", "pictures", "studios", "films", "orchestra", "theatre", "academy"}
+    ),
+}  # fmt: skip
+ORG_NAMED_WEIGHT = 3.0  # an organisation whose name says its topic: a strong term
+#: Any other organisation is most often a company: weak evidence for economy and business.
+ORG_DEFAULT_TOPIC, ORG_DEFAULT_WEIGHT = "medtop:04000000", 1.0
+
+
+def entity_evidence(mentions: Iterable[Mention]) -> dict[str, list[tuple[str, float]]]:
+    """Topic evidence from the organisations an article names: ``{code: [(name, w)]}``."""
+    counts: dict[str, int] = defaultdict(int)
+    for m in mentions:
+        if m.type == "organization":
+            counts[m.canonical] += 1
+    out: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for name, n in counts.items():
+        words = {w.casefold().strip(".,") for w in name.replace("-", " ").split()}
+        damp = 1.0 + math.log(n)
+        named = [code for code, names in ORG_NAME_TOPICS.items() if words & names]
+        for code in named:
+            out[code].append((name, round(ORG_NAMED_WEIGHT * damp, 3)))
+        if not named:
+            out[ORG_DEFAULT_TOPIC].append((name, round(ORG_DEFAULT_WEIGHT * damp, 3)))
+    return dict(out)
+
+
+def with_entities(evidence: TopicEvidence, mentions: Iterable[Mention]) -> TopicEvidence:
+    """``evidence`` plus :func:`entity_evidence` (entity contributions named ``@name``)."""
+    raw = dict(evidence.raw)
+    terms = {code: list(items) for code, items in evidence.terms.items()}
+    for code, items in entity_evidence(mentions).items():
+        raw[code] = raw.get(code, 0.0) + sum(w for _, w in items)
+        terms.setdefault(code, []).extend((f"@{name}", w) for name, w in items)
+    return TopicEvidence(raw=raw, terms=terms, n_tokens=evidence.n_tokens)
+
+
 def scores_from_evidence(evidence: TopicEvidence) -> dict[str, float]:
     """Scores in [0, 1]: saturating in length-normalised evidence, relative to the best."""
     if not evidence.raw:
@@ -175,10 +255,12 @@ def score_topics(
     lexicon: TopicLexicon | None = None,
     threshold: float = THRESHOLD,
     max_topics: int = MAX_TOPICS,
+    mentions: Iterable[Mention] = (),
 ) -> list[Topic]:
-    """Best-first IPTC topics above ``threshold`` (the best one is always kept)."""
+    """Best-first IPTC topics above ``threshold`` (the best one is always kept); the
+    article's organisation ``mentions`` count as evidence too."""
     lex = lexicon or load_lexicon()
-    scores = scores_from_evidence(gather_evidence(fields, lex))
+    scores = scores_from_evidence(with_entities(gather_evidence(fields, lex), mentions))
     ranked = sorted(scores.items(), key=lambda cs: (-cs[1], cs[0]))
     return [
         Topic(code=code, label=lex.labels[code], score=score)

@@ -14,6 +14,7 @@ import structlog
 
 from pipeline.errors import StackError
 from pipeline.settings import Settings
+from pipeline.stack.corenlp import CoreNLPServer
 from pipeline.stack.elasticsearch import ElasticsearchNode
 from pipeline.stack.java import Jdk, find_jdk
 from pipeline.stack.kafka import KafkaServer
@@ -48,7 +49,7 @@ log = structlog.get_logger(__name__)
 
 Progress = Callable[[str], None]
 STACK_FILE = "stack.json"
-ServiceName = Literal["kafka", "search"]
+ServiceName = Literal["kafka", "search", "corenlp"]
 SEARCH_NODES: dict[str, type[SearchNode]] = {
     "elasticsearch": ElasticsearchNode,
     "opensearch": OpenSearchNode,
@@ -176,7 +177,7 @@ class LocalStack:
         *,
         dist_dir: Path | None = None,
         pom: Path | None = None,
-        services: Sequence[ServiceName] = ("kafka", "search"),
+        services: Sequence[ServiceName] = ("kafka", "search", "corenlp"),
     ) -> None:
         self.settings = settings
         self.home = settings.home.expanduser().resolve()
@@ -193,17 +194,27 @@ class LocalStack:
         )
         self.services = tuple(services)
         self.stack_file = self.home / STACK_FILE
+        # the entity recogniser's server, unless another one is configured or spaCy is used
+        self.corenlp: CoreNLPServer | None = None
+        if settings.ner_backend == "corenlp" and not settings.corenlp_url:
+            self.corenlp = CoreNLPServer(settings, self.home, self.dist_dir, self._say)
 
     @property
     def servers(self) -> tuple[Server, ...]:
-        chosen: dict[ServiceName, Server] = {"kafka": self.kafka, "search": self.search}
-        return tuple(chosen[name] for name in self.services)
+        chosen: dict[ServiceName, Server | None] = {
+            "kafka": self.kafka,
+            "search": self.search,
+            "corenlp": self.corenlp,
+        }
+        return tuple(server for name in self.services if (server := chosen[name]) is not None)
 
     @property
     def components(self) -> tuple[Component, ...]:
-        """What Maven resolves for this stack."""
+        """What deploy/local/pom.xml resolves for this stack (CoreNLP has its own pom)."""
         return tuple(
-            "kafka" if name == "kafka" else self.search.component for name in self.services
+            "kafka" if name == "kafka" else self.search.component
+            for name in self.services
+            if name in ("kafka", "search")
         )
 
     def _read_versions_quietly(self) -> StackVersions | None:
@@ -263,7 +274,7 @@ class LocalStack:
 
     def resolve(self) -> Artifacts:
         """Find JDKs and make sure the servers are downloaded (no-op when they are)."""
-        jdk = self._jdk(self.servers[-1])
+        jdk = self._jdk(self.kafka)  # Maven itself runs on any JDK the broker accepts
         return resolve(self.pom, self.dist_dir, jdk, self._say, self.components)
 
     def _jdk(self, server: Server) -> Jdk:
@@ -271,7 +282,7 @@ class LocalStack:
         return find_jdk(low, high, purpose=f"{server.name} {server.version}")
 
     def up(self, timeout: float | None = None) -> StackStatus:
-        """Start whatever is not running, wait until both answer, write ``stack.json``.
+        """Start whatever is not running, wait until all answer, write ``stack.json``.
 
         Healthy servers are left alone. Raises StackError (with the last log lines) when a
         server exits or does not become healthy in time."""
@@ -372,6 +383,7 @@ class LocalStack:
             "search_version": status.search.version if self.search.name in running else None,
             "kafka_version": status.kafka.version if "kafka" in running else None,
             "search_extensions": extras,
+            "corenlp_url": self.corenlp.url if self.corenlp and "corenlp" in running else None,
             "pids": {s.name: s.pid for s in status.services},
             "logs": {s.name: str(s.log_file) for s in status.services},
         }
@@ -436,7 +448,11 @@ def local_endpoints(settings: Settings) -> dict[str, Any] | None:
     engine = data.get("search_engine")
     if engine in SEARCH_ENGINES and engine != settings.search_engine:
         settings = settings.model_copy(update={"search_engine": engine})
-    keys: dict[ServiceName, str] = {"kafka": "kafka_bootstrap", "search": "search_url"}
+    keys: dict[ServiceName, str] = {
+        "kafka": "kafka_bootstrap",
+        "search": "search_url",
+        "corenlp": "corenlp_url",
+    }
     services = [name for name, key in keys.items() if data.get(key)]
     stack = LocalStack(settings, services=services)
     for name, server in zip(services, stack.servers, strict=True):

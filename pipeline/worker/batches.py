@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from pipeline import PIPELINE_VERSION, metrics
+from pipeline.backoff import backoff_delay
 from pipeline.enrich.dedup import (
     assign_cluster,
     check_exact_duplicate,
@@ -25,9 +26,10 @@ from pipeline.enrich.dedup import (
     normalize_text,
     story_signature,
 )
+from pipeline.errors import RetryableError
 from pipeline.kafka.client import bootstrap, encode, make_producer, send_all, start_client
 from pipeline.kafka.compacted import ReplicatedTable
-from pipeline.models import EnrichedArticle, RawArticle, utcnow
+from pipeline.models import EnrichedArticle, Enrichment, RawArticle, utcnow
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
@@ -38,6 +40,9 @@ Values = Sequence[tuple[bytes | None, dict[str, Any]]]
 
 #: Fewer words than this and two articles are not called exact duplicates.
 DEDUP_MIN_WORDS = 40
+#: Backoff while the entity recogniser is unavailable (seconds): doubles up to the cap.
+RECOGNISER_RETRY_FIRST = 1.0
+RECOGNISER_RETRY_CAP = 60.0
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -145,11 +150,7 @@ class Worker:
         articles = self._drop_duplicates(articles, stories)
         enriched: list[EnrichedArticle] = []
         if articles:
-            loop = asyncio.get_running_loop()
-            with metrics.ENRICH_SECONDS.time():
-                results = await loop.run_in_executor(
-                    self.executor, self.enricher().enrich, articles
-                )
+            results = await self._enrich_until_done(articles)
             now = utcnow()
             for article, enrichment in zip(articles, results, strict=True):
                 enriched.append(
@@ -175,6 +176,32 @@ class Worker:
         if dead:
             await self.send_dlq(dead)
         return len(enriched)
+
+    async def _enrich_until_done(self, articles: list[RawArticle]) -> list[Enrichment]:
+        """Enrich in the NLP thread; while the recogniser is unavailable, wait and retry.
+
+        Nothing is acknowledged meanwhile, and no article is published without entities."""
+        loop = asyncio.get_running_loop()
+        failures = 0
+        while True:
+            try:
+                with metrics.ENRICH_SECONDS.time():
+                    results: list[Enrichment] = await loop.run_in_executor(
+                        self.executor, self.enricher().enrich, articles
+                    )
+                return results
+            except RetryableError as exc:
+                failures += 1
+                delay = backoff_delay(failures, RECOGNISER_RETRY_FIRST, RECOGNISER_RETRY_CAP)
+                wait = min(max(exc.retry_after or 0.0, delay), RECOGNISER_RETRY_CAP)
+                metrics.ENRICH_RETRIES.inc()
+                log.warning(
+                    "enrich.recogniser_unavailable",
+                    error=str(exc),
+                    articles=len(articles),
+                    retry_in=round(wait, 1),
+                )
+                await asyncio.sleep(wait)
 
     @staticmethod
     def _drop_duplicates(

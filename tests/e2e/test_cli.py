@@ -44,7 +44,7 @@ def cli_env(stack: Any, tmp_path: Path) -> dict[str, str]:
         for name in ("kafka_bootstrap", "elasticsearch_url", "opensearch_url"):
             env.pop(f"NEWSWIRE_{name.upper()}", None)
         for name in ("kafka_port", "kafka_controller_port", "search_port", "search_transport_port",
-                     "kafka_heap", "search_heap"):  # fmt: skip
+                     "kafka_heap", "search_heap", "corenlp_port"):  # fmt: skip
             env[f"NEWSWIRE_{name.upper()}"] = str(getattr(stack.settings, name))
     env.update(
         NEWSWIRE_SEEDS_DIR=str(REPO / "seeds"),

@@ -297,3 +297,65 @@ async def test_an_unexpected_error_stops_the_worker_and_loses_nothing(
         return await _count(worker_settings, [a.id for a in articles]) == len(articles)
 
     await wait_for(all_indexed, 180, "every article of the failed batch to be indexed")
+
+
+async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
+    stack: Any, tmp_path: Path
+) -> None:
+    """The worker starts while its CoreNLP server is down: nothing is indexed, the batch is
+    retried; once the server runs the article is indexed, with its entities."""
+    import asyncio
+    import time
+
+    from pipeline.stack.corenlp import CoreNLPServer
+    from pipeline.stack.java import find_jdk
+    from pipeline.stack.process import stop_process, write_pid
+    from tests.conftest import _BASE, SHARED_DIST
+
+    port = _BASE + 501
+    settings = isolated(
+        stack.settings, "outage", batch_size=8, batch_seconds=0.5, corenlp_port=port,
+        corenlp_url=None, ner_backend="corenlp",
+    )  # fmt: skip
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    server = CoreNLPServer(settings, tmp_path / "home", SHARED_DIST)
+    pid = None
+    article = RawArticle(
+        id="outage-1", title="Kerry in Moscow", body="John Kerry met Sergei Lavrov in Moscow."
+    )
+    await run_setup(settings)
+    worker.start()
+    try:
+        producer = make_producer(settings)
+        await producer.start()
+        try:
+            await publish_raw(producer, settings.topic_raw, [article])
+        finally:
+            await producer.stop()
+
+        async def retried() -> bool:
+            assert worker.alive(), worker.tail()
+            return "enrich.recogniser_unavailable" in worker.tail()
+
+        await wait_for(retried, 120, "the worker to report CoreNLP unavailable")
+        assert await _count(settings, ["outage-1"]) == 0, "indexed without entities"
+
+        pid = server.start(find_jdk(*server.java_range))
+        write_pid(server.pid_file, pid)
+        deadline = time.monotonic() + server.start_timeout
+        while not server.probe(timeout=2.0).healthy:
+            assert time.monotonic() < deadline, f"CoreNLP did not start: {server.log_file}"
+            await asyncio.sleep(0.5)
+
+        async def indexed() -> bool:
+            assert worker.alive(), worker.tail()
+            return await _count(settings, ["outage-1"]) == 1
+
+        await wait_for(indexed, 120, "the article to be indexed once CoreNLP runs")
+        source = await _source(settings, "outage-1")
+        assert source is not None
+        assert source["entities"]["person"] == ["John Kerry", "Sergei Lavrov"]
+    finally:
+        worker.stop()
+        if pid is not None:
+            stop_process(pid, timeout=server.stop_timeout, marker=server.marker_for())

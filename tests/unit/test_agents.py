@@ -53,3 +53,38 @@ async def test_agents_hand_over_micro_batches_in_order(name: str) -> None:
     assert flat == [f"v{n}".encode() for n in range(7)]
     assert all(len(batch) <= 3 for batch in mine)
     assert other == []
+
+
+class FlakyRecogniser:
+    """A recogniser whose server is down for the first ``outages`` calls."""
+
+    name = "flaky"
+
+    def __init__(self, outages: int) -> None:
+        self.outages = outages
+        self.calls = 0
+
+    def spans(self, texts: Sequence[str]) -> list[list[Any]]:
+        from pipeline.errors import RecogniserUnavailableError
+
+        self.calls += 1
+        if self.calls <= self.outages:
+            raise RecogniserUnavailableError("http://127.0.0.1:1/", "connection refused", 0.01)
+        return [[] for _ in texts]
+
+
+async def test_recogniser_outage_waits_and_retries_the_same_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.enrich.enricher import Enricher
+    from pipeline.models import RawArticle
+    from pipeline.worker import batches as batches_module
+
+    monkeypatch.setattr(batches_module, "RECOGNISER_RETRY_FIRST", 0.01)
+    flaky = FlakyRecogniser(outages=2)
+    worker = Worker(Settings(kafka_bootstrap="127.0.0.1:1"))
+    worker._enricher = Enricher(recogniser=flaky)
+    articles = [RawArticle(id="a", title="Kerry in Moscow", body="Talks went on.")]
+    results = await worker._enrich_until_done(articles)
+    assert flaky.calls == 3  # two outages waited out, then the same batch enriched
+    assert [r.entities.person for r in results] == [[]]

@@ -9,7 +9,6 @@ from pipeline.enrich.canonical import (
     clean_mention,
     link_person_names,
     load_alias_table,
-    looks_like_person_name,
     normalize_key,
     strip_titles,
 )
@@ -114,9 +113,17 @@ def test_link_person_names_ambiguous_surname_stays() -> None:
     assert links["Bush"] == "George Bush"
 
 
-def test_looks_like_person_name() -> None:
-    assert looks_like_person_name("Staffan de Mistura")
-    assert looks_like_person_name("Bashar al-Assad")
-    assert not looks_like_person_name("Goldman Sachs Group")
-    assert not looks_like_person_name("Moscow")
-    assert not looks_like_person_name("Bank of England")
+def test_given_name_alone_takes_the_full_name() -> None:
+    links = link_person_names(["Ozzy Osbourne", "Ozzy", "Osbourne", "Ozzy"])
+    assert links["Ozzy"] == "Ozzy Osbourne"
+    assert links["Osbourne"] == "Ozzy Osbourne"
+
+
+def test_shared_surname_is_a_short_form_not_a_facet_value() -> None:
+    from pipeline.enrich.canonical import short_forms
+
+    names = ["Ozzy Osbourne", "Sharon Osbourne", "Osbourne", "Ozzy", "Sharon", "Tony Blair"]
+    links = link_person_names(names)
+    assert links["Ozzy"] == "Ozzy Osbourne" and links["Sharon"] == "Sharon Osbourne"
+    assert links["Osbourne"] == "Osbourne"  # ambiguous: neither full name
+    assert short_forms(links.values()) == {"Osbourne"}

@@ -24,7 +24,6 @@ def test_clean_spans_offsets_titles_and_possessives() -> None:
             ("US", "GPE"),
             ("Secretary of State John Kerry", "PERSON"),
             ("Syria's", "GPE"),
-            ("State", "ORG"),
             ("Kerry", "PERSON"),
         ],
     )
@@ -38,13 +37,6 @@ def test_clean_spans_offsets_titles_and_possessives() -> None:
     ]
     for m in mentions:
         assert text[m.start : m.end] == m.name
-
-
-def test_person_tagged_as_org_next_to_role_is_person() -> None:
-    text = "Washington and the UN envoy for Syria, Staffan de Mistura, want talks."
-    spans = _spans(text, [("UN", "ORG"), ("Syria", "GPE"), ("Staffan de Mistura", "ORG")])
-    mentions = clean_spans(text, spans, "body")
-    assert ("person", "Staffan de Mistura") in [(m.type, m.name) for m in mentions]
 
 
 def test_org_without_role_context_stays_org() -> None:
@@ -84,3 +76,12 @@ def test_canonicalize_majority_type_and_spelling() -> None:
     result = canonicalize(mentions)
     assert result.entities.organization == ["Acme"]
     assert result.entities.location == []
+
+
+def test_canonicalize_osbournes_one_facet_value_per_person() -> None:
+    names = ["Ozzy Osbourne", "Ozzy", "Sharon", "Osbourne", "Sharon Osbourne", "Ozzy"]
+    result = canonicalize([_m("person", n) for n in names])
+    assert result.entities.person == ["Ozzy Osbourne", "Sharon Osbourne"]
+    by_text = {m.text: m.canonical for m in result.mentions}
+    assert by_text["Ozzy"] == "Ozzy Osbourne" and by_text["Sharon"] == "Sharon Osbourne"
+    assert by_text["Osbourne"] == "Osbourne"  # kept as a mention, not listed

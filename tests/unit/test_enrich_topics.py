@@ -53,3 +53,28 @@ def test_explanations_name_the_terms() -> None:
     terms = dict(why[first])
     assert max(terms, key=lambda t: terms[t]) == "ceasefire talk"  # headline phrase, doubled
     assert terms["troop"] > 0
+
+
+def test_organisations_are_topic_evidence() -> None:
+    from pipeline.enrich.topics import entity_evidence
+    from pipeline.models import Mention
+
+    def org(name: str) -> Mention:
+        return Mention(type="organization", text=name, canonical=name, field="body", start=0, end=1)
+
+    evidence = entity_evidence([org("Manchester United"), org("Labour Party"), org("Vodafone")])
+    assert [n for n, _ in evidence["medtop:15000000"]] == ["Manchester United"]
+    assert [n for n, _ in evidence["medtop:11000000"]] == ["Labour Party"]
+    assert [n for n, _ in evidence["medtop:04000000"]] == ["Vodafone"]  # a company, most likely
+    assert score_topics({"title": "Glazer bid"}, mentions=[org("Manchester United")])[0].code == (
+        "medtop:15000000"
+    )
+
+
+def test_iptc_derived_terms_carry_the_attribution() -> None:
+    from importlib import resources
+
+    text = resources.files("pipeline.data").joinpath("iptc_terms.yaml").read_text("utf-8")
+    assert "IPTC Media Topic NewsCodes, CC BY 4.0" in text.splitlines()[0]
+    lex = load_lexicon()
+    assert "medtop:15000000" in [code for code, _ in lex.unigrams["decathlon"]]

@@ -31,3 +31,9 @@ def test_every_setting_is_documented_in_the_readme() -> None:
         variable = f"NEWSWIRE_{name.upper()}"
         assert field.description and field.description.startswith(variable), name
         assert f"`{variable}`" in text, f"{variable} missing from the README configuration table"
+
+
+def test_readme_configuration_table_is_generated_from_settings() -> None:
+    from pipeline.settings import markdown_table
+
+    assert markdown_table() in README.read_text(), "README table is stale: run `make docs`"

@@ -1,0 +1,101 @@
+"""The CoreNLP client against the real CoreNLP server (started by the ``corenlp_url`` fixture)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from pipeline.enrich.corenlp import CoreNLPRecogniser
+from pipeline.enrich.enricher import Enricher
+from pipeline.errors import RecogniserUnavailableError, RetryableError
+from pipeline.models import RawArticle
+
+pytestmark = pytest.mark.integration
+
+TEXTS = [
+    "John Kerry met Sergei Lavrov in Geneva on Monday.",
+    "",
+    "Shares in Goldman Sachs rose in New York 😀 as Angela Merkel spoke.",
+    "no names here at all",
+    "Ozzy Osbourne and Sharon Osbourne live in Los Angeles",
+]
+
+
+def _names(text: str, spans: list[object]) -> list[tuple[str, str]]:
+    return [(s.label, text[s.start : s.end]) for s in spans]  # type: ignore[attr-defined]
+
+
+def test_batch_is_split_back_per_text_with_exact_offsets(corenlp_url: str) -> None:
+    recogniser = CoreNLPRecogniser(corenlp_url)
+    result = recogniser.spans(TEXTS)
+    assert len(result) == len(TEXTS)
+    assert _names(TEXTS[0], result[0]) == [
+        ("PERSON", "John Kerry"),
+        ("PERSON", "Sergei Lavrov"),
+        ("LOCATION", "Geneva"),
+    ]
+    assert result[1] == [] and result[3] == []
+    # offsets stay right after a character outside the BMP (Java counts UTF-16 units)
+    assert ("PERSON", "Angela Merkel") in _names(TEXTS[2], result[2])
+    assert ("ORGANIZATION", "Goldman Sachs") in _names(TEXTS[2], result[2])
+    assert ("PERSON", "Ozzy Osbourne") in _names(TEXTS[4], result[4])
+
+
+def test_small_requests_give_the_same_spans(corenlp_url: str) -> None:
+    one = CoreNLPRecogniser(corenlp_url).spans(TEXTS)
+    many = CoreNLPRecogniser(corenlp_url, max_request_chars=40).spans(TEXTS)
+    assert one == many
+
+
+def test_enricher_uses_the_server(corenlp_url: str) -> None:
+    enricher = Enricher(recogniser=CoreNLPRecogniser(corenlp_url))
+    [result] = enricher.enrich(
+        [RawArticle(id="a", title="Kerry in Moscow", body="John Kerry met Vladimir Putin.")]
+    )
+    assert result.entities.person == ["John Kerry", "Vladimir Putin"]
+    assert result.entities.location == ["Moscow"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_outage_is_retryable() -> None:
+    recogniser = CoreNLPRecogniser(f"http://127.0.0.1:{_free_port()}/", timeout=2.0)
+    assert not recogniser.available()
+    with pytest.raises(RecogniserUnavailableError) as info:
+        recogniser.spans(["John Kerry"])
+    assert isinstance(info.value, RetryableError)
+    assert info.value.retry_after and info.value.retry_after > 0
+
+
+def test_timeout_is_retryable(corenlp_url: str) -> None:
+    recogniser = CoreNLPRecogniser(corenlp_url, timeout=0.001)
+    with pytest.raises(RecogniserUnavailableError, match="no answer"):
+        recogniser.spans(["John Kerry met Sergei Lavrov. " * 2000])
+
+
+def _non_loopback_address() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+        except OSError:
+            return None
+        address = str(sock.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+def test_local_server_refuses_non_loopback_clients(corenlp_url: str) -> None:
+    import httpx
+
+    if "127.0.0.1" not in corenlp_url:
+        pytest.skip("not the local stack's server")
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to test from")
+    port = corenlp_url.rstrip("/").rsplit(":", 1)[1]
+    reply = httpx.post(f"http://{address}:{port}/", content=b"John Kerry", timeout=10)
+    assert reply.status_code == 401
