@@ -112,6 +112,7 @@ def _first_buckets(response: dict[str, Any], layer: dict[str, Any]) -> list[Any]
 async def kibana_index(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The seed and a few articles, really enriched and indexed in an alias of their own."""
     from pipeline.enrich.enricher import Enricher
+    from pipeline.enrich.recogniser import make_recogniser
 
     settings: Settings = isolated(stack.settings, "kibana", opensearch_url=None)
     extra = tmp_path_factory.mktemp("kibana") / "extra.jsonl"
@@ -121,7 +122,9 @@ async def kibana_index(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> 
     assert not report.errors and len(raw) >= 3
     enriched = [
         EnrichedArticle(**article.model_dump(), **enrichment.model_dump())
-        for article, enrichment in zip(raw, Enricher().enrich(raw), strict=True)
+        for article, enrichment in zip(
+            raw, Enricher(recogniser=make_recogniser(settings)).enrich(raw), strict=True
+        )
     ]
     backend = open_backend(settings)
     await install_index(backend, settings.index_alias)

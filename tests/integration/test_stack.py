@@ -54,7 +54,7 @@ def test_up_is_idempotent(stack: StackEndpoints) -> None:
     messages: list[str] = []
     after = LocalStack(stack.settings, messages.append, dist_dir=SHARED_DIST).up()
     assert [s.pid for s in after.services] == [s.pid for s in before.services]
-    assert sum("already running" in m for m in messages) == 2
+    assert sum("already running" in m for m in messages) == len(before.services)
     # Nothing resolved, built or started again.
     work = ("downloading", "resolving", "building", "installing", "starting")
     assert not [m for m in messages if m.startswith(work)], messages
@@ -135,7 +135,11 @@ def test_elasticsearch_health_version_and_english_analysis(stack: StackEndpoints
         ) == ["compani", "runner", "were", "run", "quickli", "zurich"]
         refused = client.post(
             "/_analyze",
-            json={"tokenizer": "standard", "filter": [{"type": "stemmer", "language": "x"}]},
+            json={
+                "tokenizer": "standard",
+                "filter": [{"type": "stemmer", "language": "x"}],
+                "text": "running",
+            },
         )
         # Refused with the reason (the node wraps a stable plugin's refusal as a 500).
         assert refused.status_code >= 400 and "unknown language [x]" in refused.text
