@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
-import re
 import unicodedata
 from collections.abc import MutableMapping, Sequence
 from functools import lru_cache
@@ -24,6 +23,8 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 from datasketch import MinHash
+
+from pipeline.enrich.words import NEWS_STOP, stop_words, words
 
 NUM_PERM = 128
 BANDS = 64  # 64 bands x 2 rows: a candidate is found for Jaccard >= ~0.15 with p > 0.75
@@ -33,86 +34,11 @@ BAND_PREFIX = "b:"
 SIGNATURE_PREFIX = "s:"
 EXACT_PREFIX = "x:"
 
-_WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "he",
-        "her",
-        "his",
-        "i",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "it's",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "that",
-        "the",
-        "their",
-        "them",
-        "they",
-        "this",
-        "to",
-        "was",
-        "we",
-        "were",
-        "which",
-        "who",
-        "will",
-        "with",
-        "would",
-        "said",
-        "says",
-        "say",
-        "also",
-        "after",
-        "before",
-        "over",
-        "than",
-        "then",
-        "there",
-        "these",
-        "those",
-        "not",
-        "no",
-        "new",
-        "more",
-        "most",
-        "about",
-        "up",
-        "out",
-        "one",
-        "two",
-        "its",
-        "s",
-    ]
-)
-
 
 def normalize_text(text: str) -> str:
     """NFKC, case-folded, punctuation dropped, whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(_WORD_RE.findall(text))
+    return " ".join(words(text))
 
 
 def fingerprint(*parts: str | None) -> str:
@@ -123,12 +49,13 @@ def fingerprint(*parts: str | None) -> str:
 
 def shingles(text: str) -> set[str]:
     """Content words and adjacent content-word pairs of the normalised text."""
-    words = [w for w in normalize_text(text[:MAX_TEXT_CHARS]).split() if w not in _STOP]
-    words = [
-        w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words
+    stop = stop_words() | NEWS_STOP
+    content = [w for w in normalize_text(text[:MAX_TEXT_CHARS]).split() if w not in stop]
+    content = [
+        w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in content
     ]
-    out = set(words)
-    out.update(f"{a} {b}" for a, b in itertools.pairwise(words))
+    out = set(content)
+    out.update(f"{a} {b}" for a, b in itertools.pairwise(content))
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,13 +21,13 @@ from pipeline.enrich.language import LanguageResult, detect_language
 from pipeline.enrich.nlp import NER_LANGUAGES
 from pipeline.enrich.recogniser import Recogniser, make_recogniser
 from pipeline.enrich.topics import THRESHOLD, TopicLexicon, load_lexicon, score_topics
+from pipeline.enrich.words import words
 from pipeline.models import Enrichment, RawArticle
 
 log = structlog.get_logger(__name__)
 
 TOPIC_LANGUAGES = frozenset({"en"})  # the keyword profiles are English
 LANGUAGE_SAMPLE_CHARS = 1500
-_WORD_RE = re.compile(r"\w+(?:[-'’]\w+)*")
 
 
 @dataclass
@@ -41,7 +40,7 @@ class _Work:
 
 def count_words(text: str) -> int:
     """Words as a reader counts them ("al-Assad" and "don't" are one)."""
-    return len(_WORD_RE.findall(text))
+    return len(words(text))
 
 
 class Enricher:
@@ -136,14 +135,16 @@ class Enricher:
             else []
         )
         body = work.fields.get("body")
-        words = count_words(body) if body else sum(count_words(t) for t in work.fields.values())
+        word_count = (
+            count_words(body) if body else sum(count_words(t) for t in work.fields.values())
+        )
         return Enrichment(
             language=work.language.code,
             entities=result.entities,
             mentions=result.mentions,
             topics=topics,
             keywords=extract_keywords(work.fields, result.mentions),
-            word_count=words,
+            word_count=word_count,
         )
 
 

@@ -93,9 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     rows = [json.loads(line) for line in Path(args[0]).read_text("utf-8").splitlines() if line]
-    from pipeline.enrich.topics import _stopwords
+    from pipeline.enrich.words import stop_words
 
-    data = derive(rows, _stopwords())
+    data = derive(rows, stop_words())
     sys.stdout.write(f"# {ATTRIBUTION}\n")
     sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
     return 0

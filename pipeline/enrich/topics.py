@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.enrich.words import stop_words
 from pipeline.errors import ConfigError
 from pipeline.models import Mention, Topic
 
@@ -30,14 +31,6 @@ MAX_TOPICS = 5
 MIN_EVIDENCE = 1.5  # below this raw evidence no topic is assigned at all
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:[-'’&.][a-z0-9]+)*|[%$£€]")
-
-
-def _stopwords() -> frozenset[str]:
-    try:
-        from spacy.lang.en.stop_words import STOP_WORDS
-    except ImportError:  # topics still work without spaCy, with a minimal list
-        return frozenset({"the", "a", "an", "of", "to", "in", "it", "is", "over", "who", "us"})
-    return frozenset(STOP_WORDS)
 
 
 def stem(token: str) -> str:
@@ -74,7 +67,7 @@ class TopicLexicon:
         topics = data.get("topics")
         if not isinstance(topics, Mapping) or not topics:
             raise ConfigError("topic lexicon: expected a 'topics' mapping")
-        stop = _stopwords()
+        stop = stop_words()
         lex = cls(version=data.get("version", 0), labels={})
         for code, spec in topics.items():
             lex.labels[str(code)] = str(spec["label"])
