@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -585,3 +586,24 @@ def test_each_local_service_is_found_on_its_own(tmp_path: Path) -> None:
     assert local_endpoints(settings) is None  # nothing of it runs
     with pytest.raises(ConfigError, match="no Kafka configured"):
         bootstrap(settings)
+
+
+def test_no_unprivileged_user_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As root with no way to create the node's user, `stack up` says what to do."""
+    from pipeline.stack import users
+
+    monkeypatch.setattr(users.os, "geteuid", lambda: 0)
+
+    def missing(name: str) -> Any:
+        raise KeyError(name)
+
+    monkeypatch.setattr(users.pwd, "getpwnam", missing)
+    monkeypatch.setattr(users.shutil, "which", lambda _name: None)
+    with pytest.raises(StackError) as info:
+        users.ensure_system_user("nw-no-such-user")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "refuses to run as root" in message and "useradd" in message
+    monkeypatch.setattr(users.shutil, "which", lambda _name: "/bin/false")  # useradd fails
+    with pytest.raises(StackError, match="creating the system user 'nw-no-such-user' failed"):
+        users.ensure_system_user("nw-no-such-user")
