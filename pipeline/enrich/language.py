@@ -86,24 +86,40 @@ def evidence_text(text: str) -> str:
     return " ".join(w for w in text.split() if w[:1].isalpha() and not w[:1].isupper())
 
 
+def _ranked(sample: str) -> list[tuple[str, float]]:
+    values = get_detector().compute_language_confidence_values(sample)
+    return [(v.language.iso_code_639_1.name.lower(), float(v.value)) for v in values]
+
+
+def _needed(letters: int) -> float:
+    return SHORT_TEXT_CONFIDENCE if letters < SHORT_TEXT_LETTERS else MIN_CONFIDENCE
+
+
 def detect_language(text: str, hint: str | None = None) -> LanguageResult:
-    """Detect the language of ``text``; fall back to ``hint`` when the text cannot tell."""
+    """Detect the language of ``text``; fall back to ``hint`` when the text cannot tell.
+
+    The lower-case words decide first (names travel between languages). When they are too
+    few to be sure, the whole text decides if it is sure and its language was the words'
+    own first or second choice: "met in on to discuss the war" alone looks Dutch, the
+    sentence with its names is plainly English, and a list of names still cannot make a
+    text Dutch that its words do not point to."""
     hint_code = normalize_hint(hint)
     sample = text[:SAMPLE_CHARS]
     if not any(ch.isalpha() for ch in sample):
         return LanguageResult(hint_code, 0.0, False)
     evidence = evidence_text(sample)
     letters = sum(ch.isalpha() for ch in evidence)
-    if letters >= MIN_LETTERS:
-        sample = evidence
-    values = get_detector().compute_language_confidence_values(sample)
-    if not values:
+    ranked = _ranked(evidence if letters >= MIN_LETTERS else sample)
+    if not ranked:
         return LanguageResult(hint_code, 0.0, False)
-    best = values[0]
-    code = best.language.iso_code_639_1.name.lower()
-    confidence = float(best.value)
-    needed = SHORT_TEXT_CONFIDENCE if letters < SHORT_TEXT_LETTERS else MIN_CONFIDENCE
-    reliable = letters >= MIN_LETTERS and confidence >= needed
+    code, confidence = ranked[0]
+    reliable = letters >= MIN_LETTERS and confidence >= _needed(letters)
+    if not reliable and letters >= MIN_LETTERS:
+        whole = _ranked(sample)
+        all_letters = sum(ch.isalpha() for ch in sample)
+        candidates = {c for c, _ in ranked[:2]}
+        if whole and whole[0][0] in candidates and whole[0][1] >= _needed(all_letters):
+            return LanguageResult(whole[0][0], whole[0][1], True)
     if not reliable and hint_code:
         return LanguageResult(hint_code, confidence, False)
     return LanguageResult(code, confidence, reliable)
