@@ -20,6 +20,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from pipeline.errors import ConfigError
 from pipeline.kafka.client import bootstrap, start_client
+from pipeline.kafka.security import client_options
 from pipeline.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -42,7 +43,7 @@ async def create_missing_topics(
 ) -> list[str]:
     """Create the topics of ``specs`` that do not exist yet; returns the ones created."""
     servers = servers or bootstrap(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    admin = AIOKafkaAdminClient(**client_options(settings, servers))
     await start_client(admin, servers)
     try:
         existing = set(await admin.list_topics())
