@@ -35,7 +35,14 @@ INSTALL_HINT = (
     "plugin (`docker compose`)"
 )
 #: Values the required variables need so that `config` can interpolate the file.
-COMPOSE_SECRETS = {"ELASTIC_PASSWORD": "test-elastic", "KIBANA_PASSWORD": "test-kibana"}
+COMPOSE_SECRETS = {
+    "ELASTIC_PASSWORD": "test-elastic",
+    "KIBANA_PASSWORD": "test-kibana",
+    "ES_WRITER_PASSWORD": "test-writer",
+    "ES_READER_PASSWORD": "test-reader",
+}
+#: The Elasticsearch user of each Newswire service (least privilege): None = no access.
+ES_USERS = {"setup": "elastic", "worker": "newswire_writer", "poller": None}
 NEWSWIRE_SERVICES = ("setup", "poller", "worker")
 LONG_RUNNING = ("kafka", "elasticsearch", "kibana", "poller", "worker")
 _DEFAULT = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
@@ -132,9 +139,23 @@ def test_compose_resolves_to_the_expected_stack(tmp_path: Path) -> None:
     assert images["kibana"].rpartition(":")[2] == es_tag
     assert es_tag.startswith("9.")
     assert images["kafka"].startswith("apache/kafka:4.")
-    for name in NEWSWIRE_SERVICES:
+    passwords = {"elastic": "ELASTIC_PASSWORD", "newswire_writer": "ES_WRITER_PASSWORD"}
+    for name, user in ES_USERS.items():
         env = resolved[name]["environment"]
-        assert env["NEWSWIRE_ELASTICSEARCH_PASSWORD"] == COMPOSE_SECRETS["ELASTIC_PASSWORD"]
+        assert env.get("NEWSWIRE_ELASTICSEARCH_USERNAME") == user, name
+        if user is None:
+            assert not {k for k in env if "ELASTICSEARCH" in k or "KIBANA" in k}, name
+        else:
+            assert env["NEWSWIRE_ELASTICSEARCH_PASSWORD"] == COMPOSE_SECRETS[passwords[user]]
+    init = resolved["elasticsearch-init"]
+    script = " ".join(init["command"])
+    for role in ("newswire_writer", "newswire_reader"):
+        assert f"/_security/role/{role}" in script and f"/_security/user/{role}" in script
+    assert '"manage_index_templates"' in script and '"newswire-articles*"' in script
+    assert "ELASTIC_PASSWORD" in init["environment"]
+    assert resolved["setup"]["depends_on"]["elasticsearch-init"]["condition"] == (
+        "service_completed_successfully"
+    )
 
 
 def test_compose_refuses_to_run_without_passwords(tmp_path: Path) -> None:
@@ -230,8 +251,10 @@ def test_newswire_services_are_built_and_configured(name: str) -> None:
     assert (ROOT / service["build"]["context"] / service["build"]["dockerfile"]) == DOCKERFILE
     env = service["environment"]
     assert env["NEWSWIRE_KAFKA_BOOTSTRAP"].split(":")[0] == "kafka"
-    assert env["NEWSWIRE_ELASTICSEARCH_URL"].startswith("http://elasticsearch:")
-    assert env["NEWSWIRE_KIBANA_URL"].startswith("http://kibana:")
+    if ES_USERS[name] is not None:
+        assert env["NEWSWIRE_ELASTICSEARCH_URL"].startswith("http://elasticsearch:")
+    if name == "setup":
+        assert env["NEWSWIRE_KIBANA_URL"].startswith("http://kibana:")
     unknown = {key for key in env if key.startswith("NEWSWIRE_")} - _known_env_names()
     assert not unknown, f"{name}: settings that do not exist: {sorted(unknown)}"
 
