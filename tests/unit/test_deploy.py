@@ -399,11 +399,33 @@ def test_k8s_settings_are_real_settings() -> None:
         assert config.get(key), key
 
 
-def test_k8s_secret_is_a_marked_placeholder() -> None:
-    secret = _k8s_objects("Secret")["newswire-elasticsearch"]
-    value = secret["stringData"]["NEWSWIRE_ELASTICSEARCH_API_KEY"]
-    assert "REPLACE-ME" in value
+def test_k8s_secrets_are_marked_placeholders() -> None:
+    secrets = _k8s_objects("Secret")
+    assert set(secrets) == {f"newswire-elasticsearch-{u}" for u in ("admin", "writer", "reader")}
+    for secret in secrets.values():
+        assert "REPLACE-ME" in secret["stringData"]["NEWSWIRE_ELASTICSEARCH_PASSWORD"]
     assert "PLACEHOLDER" in (K8S / "secret.yaml").read_text(encoding="utf-8")
+
+
+def test_k8s_least_privilege_users() -> None:
+    """The poller gets no Elasticsearch secret, the worker the writer's, setup the admin's
+    (its init container creates the roles and users)."""
+    secrets = _k8s_objects("Secret")
+    users = {n: s["stringData"]["NEWSWIRE_ELASTICSEARCH_USERNAME"] for n, s in secrets.items()}
+    assert users["newswire-elasticsearch-writer"] == "newswire_writer"
+    workloads = {**_k8s_objects("Deployment"), **_k8s_objects("Job")}
+    expected = {
+        "newswire-poller": set(),
+        "newswire-worker": {"newswire-elasticsearch-writer"},
+        "newswire-setup": {"newswire-elasticsearch-admin"},
+    }
+    for name, workload in workloads.items():
+        for container in _containers(workload):
+            refs = {r["secretRef"]["name"] for r in container["envFrom"] if "secretRef" in r}
+            assert refs == expected[name], name
+    setup = workloads["newswire-setup"]["spec"]["template"]["spec"]
+    script = "\n".join(setup["initContainers"][0]["args"])
+    assert "/_security/role/newswire_writer" in script and "manage_index_templates" in script
 
 
 def test_k8s_workloads_run_real_commands_as_non_root() -> None:
@@ -414,11 +436,10 @@ def test_k8s_workloads_run_real_commands_as_non_root() -> None:
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         for container in _containers(workload):
             assert container["args"][0] in _cli_commands(), f"{name}: {container['args']}"
-            sources = {
-                ref.get("configMapRef", ref.get("secretRef"))["name"]
-                for ref in container["envFrom"]
+            configs = {
+                r["configMapRef"]["name"] for r in container["envFrom"] if "configMapRef" in r
             }
-            assert sources == {"newswire-config", "newswire-elasticsearch"}, name
+            assert configs == {"newswire-config"}, name
 
 
 def test_k8s_setup_job_is_one_shot() -> None:
