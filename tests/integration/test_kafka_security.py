@@ -99,3 +99,22 @@ async def test_plaintext_client_cannot_reach_the_secure_listener(
     producer = make_producer(settings, request_timeout_ms=5000)
     with pytest.raises((KafkaUnavailableError, KafkaAuthError)):
         await start_client(producer, settings.kafka_bootstrap or "")
+
+
+async def test_setup_checks_the_feeds_topic_partitions(secure_kafka: SecureKafka) -> None:
+    """`newswire setup`'s check of an existing feeds topic (over the secure connection):
+    fewer partitions than NEWSWIRE_POLLER_PARTITIONS is an error, more a warning, equal or
+    missing passes."""
+    from pipeline.errors import ConfigError
+    from pipeline.kafka.topics import check_feeds_topic, partition_counts
+
+    settings = isolated(secure_kafka.settings, "feeds", poller_partitions=4)
+    assert await check_feeds_topic(settings) is None  # not created yet
+    await create_missing_topics(settings, [TopicSpec(settings.topic_feeds, 2)])
+    assert await partition_counts(settings, [settings.topic_feeds]) == {settings.topic_feeds: 2}
+    with pytest.raises(ConfigError, match="NEWSWIRE_POLLER_PARTITIONS=4"):
+        await check_feeds_topic(settings)
+    fewer = settings.model_copy(update={"poller_partitions": 1})
+    warning = await check_feeds_topic(fewer)
+    assert warning is not None and "get no feeds" in warning
+    assert await check_feeds_topic(settings.model_copy(update={"poller_partitions": 2})) is None
