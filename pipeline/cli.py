@@ -148,6 +148,7 @@ def setup(as_json: JsonOption = False) -> None:
         "alias": index.alias if index else None,
         "index_created": index.created_index if index else None,
         "kibana_objects": report.kibana_objects,
+        "warnings": report.warnings,
     }
     if as_json:
         _print_json(data)

@@ -56,6 +56,23 @@ class KafkaUnavailableError(NewswireError):
         self.bootstrap = bootstrap
 
 
+class KafkaAuthError(KafkaUnavailableError):
+    """Kafka refused the connection's credentials or TLS handshake (wrong password, unknown
+    user, untrusted certificate): retrying will not help, the settings must change."""
+
+    def __init__(self, bootstrap: str, reason: str, user: str | None = None) -> None:
+        who = f" for user {user!r}" if user else ""
+        NewswireError.__init__(
+            self,
+            f"Kafka at {bootstrap} refused the connection{who}: {reason}; check "
+            "NEWSWIRE_KAFKA_SECURITY_PROTOCOL, NEWSWIRE_KAFKA_SASL_MECHANISM / USERNAME / "
+            "PASSWORD and NEWSWIRE_KAFKA_SSL_* ",
+        )
+        self.bootstrap = bootstrap
+        self.reason = reason
+        self.user = user
+
+
 class BadInputError(NewswireError):
     """A file, feed or record that cannot be turned into an article."""
 

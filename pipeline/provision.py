@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from pipeline.kafka.topics import ensure_topics
+from pipeline.kafka.topics import check_feeds_topic, ensure_topics, replication_warning
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import IndexSetup, install_index
@@ -22,12 +22,21 @@ class SetupReport:
     topics_created: list[str] = field(default_factory=list)
     index: IndexSetup | None = None
     kibana_objects: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 async def run_setup(settings: Settings) -> SetupReport:
     """Idempotent: safe to run before every start."""
     report = SetupReport()
+    replication = replication_warning(settings)
+    if replication:
+        report.warnings.append(replication)
     report.topics_created = await ensure_topics(settings)
+    feeds = await check_feeds_topic(settings)  # ConfigError when it cannot work
+    if feeds:
+        report.warnings.append(feeds)
+    for warning in report.warnings:
+        log.warning("setup.warning", detail=warning)
     backend = open_backend(settings)
     try:
         report.index = await install_index(backend, settings.index_alias)

@@ -23,6 +23,43 @@ class Settings(BaseSettings):
         None,
         description="NEWSWIRE_KAFKA_BOOTSTRAP: host:port list; unset = the local stack's broker.",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="NEWSWIRE_KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or "
+        "SASL_SSL (SASL over TLS); every Kafka client of Newswire uses it.",
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="NEWSWIRE_KAFKA_SSL_CAFILE: PEM file of the CA that signed the brokers' "
+        "certificates; unset = the system CAs.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None,
+        description="NEWSWIRE_KAFKA_SSL_CERTFILE: PEM client certificate (mutual TLS), with "
+        "NEWSWIRE_KAFKA_SSL_KEYFILE.",
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, description="NEWSWIRE_KAFKA_SSL_KEYFILE: PEM private key of the client certificate."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="NEWSWIRE_KAFKA_SSL_KEY_PASSWORD: password of an encrypted key file."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True,
+        description="NEWSWIRE_KAFKA_SSL_CHECK_HOSTNAME: check that the broker's certificate "
+        "names the host connected to.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512",
+        description="NEWSWIRE_KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 "
+        "(the SASL_* protocols).",
+    )
+    kafka_sasl_username: str | None = Field(
+        None, description="NEWSWIRE_KAFKA_SASL_USERNAME: SASL user (the SASL_* protocols)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="NEWSWIRE_KAFKA_SASL_PASSWORD: SASL password."
+    )
     search_engine: Literal["elasticsearch", "opensearch"] = Field(
         "elasticsearch",
         description="NEWSWIRE_SEARCH_ENGINE: the engine the local stack runs, and the one used "
@@ -42,6 +79,21 @@ class Settings(BaseSettings):
     elasticsearch_password: SecretStr | None = Field(
         None, description="NEWSWIRE_ELASTICSEARCH_PASSWORD: basic-auth password."
     )
+    elasticsearch_ca_file: Path | None = Field(
+        None,
+        description="NEWSWIRE_ELASTICSEARCH_CA_FILE: PEM file of the CA that signed the "
+        "cluster's HTTP certificate (https URLs); unset = the system CAs.",
+    )
+    elasticsearch_ssl_fingerprint: str | None = Field(
+        None,
+        description="NEWSWIRE_ELASTICSEARCH_SSL_FINGERPRINT: SHA-256 fingerprint (hex) of the "
+        "cluster's certificate, pinned instead of a CA file.",
+    )
+    elasticsearch_verify_certs: bool = Field(
+        True,
+        description="NEWSWIRE_ELASTICSEARCH_VERIFY_CERTS: verify the certificate of https URLs "
+        "(Elasticsearch and OpenSearch); turn off only for a throwaway test cluster.",
+    )
     opensearch_url: str | None = Field(
         None,
         description="NEWSWIRE_OPENSEARCH_URL: an OpenSearch 2.x cluster (the optional backend).",
@@ -51,6 +103,11 @@ class Settings(BaseSettings):
     )
     opensearch_password: SecretStr | None = Field(
         None, description="NEWSWIRE_OPENSEARCH_PASSWORD: basic-auth password."
+    )
+    opensearch_ca_file: Path | None = Field(
+        None,
+        description="NEWSWIRE_OPENSEARCH_CA_FILE: PEM file of the CA that signed the cluster's "
+        "HTTP certificate; unset = the system CAs.",
     )
     kibana_url: str | None = Field(
         None, description="NEWSWIRE_KIBANA_URL: setup imports saved objects when set."

@@ -8,7 +8,12 @@ with a developer's own stack, and stops it at the end of the session
 
 ``opensearch`` is a second search node, OpenSearch, for the backend-contract tests of the
 optional engine (``.newswire/test-opensearch``, ports 29400/29410), or the server named by
-NEWSWIRE_TEST_OPENSEARCH_URL. Both fixtures are lazy: ``pytest tests/unit`` starts nothing.
+NEWSWIRE_TEST_OPENSEARCH_URL.
+
+``secure_kafka`` is a Kafka-only stack (``.newswire/test-secure``, ports base+600..602) with an
+extra SASL_SSL listener: a test CA and server certificate made by openssl, client
+certificates required, and a SCRAM-SHA-256 user created when the storage is formatted. All
+fixtures are lazy: ``pytest tests/unit`` starts nothing.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
+from pipeline.stack.kafka import ScramUser, SecureListener
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_HOME = REPO / ".newswire" / "test"
@@ -158,3 +165,64 @@ def corenlp_url() -> Iterator[str]:
         if started_here and not keep and is_alive(read_pid(server.pid_file), server.marker_for()):
             stop_process(started_here, timeout=server.stop_timeout, marker=server.marker_for())
             server.pid_file.unlink(missing_ok=True)
+
+
+SECURE_HOME = REPO / ".newswire" / "test-secure"
+SECURE_PORTS = {"kafka_port": _BASE + 600, "kafka_controller_port": _BASE + 601}
+SECURE_LISTENER_PORT = _BASE + 602
+SCRAM_USER = "newswire-test"
+SCRAM_PASSWORD = "scram-" + "s3cret-for-tests"
+
+
+@dataclass(frozen=True)
+class SecureKafka:
+    """A broker with a SASL_SSL listener; ``settings`` connect to it with TLS (CA file,
+    client certificate and encrypted key) and SCRAM-SHA-256."""
+
+    settings: Settings
+    plaintext_bootstrap: str
+    local: LocalStack
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[SecureKafka]:
+    import shutil
+
+    from tests.integration.certs import make_pki
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: it makes the test CA and certificates")
+    base = local_test_settings(
+        SECURE_HOME, **SECURE_PORTS, elasticsearch_url=None, search_engine="elasticsearch"
+    )
+    # A fresh broker each session: SCRAM users are created when the storage is formatted.
+    probe = LocalStack(base, dist_dir=SHARED_DIST, services=("kafka",))
+    probe.down()
+    shutil.rmtree(SECURE_HOME / "kafka", ignore_errors=True)
+    pki = make_pki(SECURE_HOME / "pki")
+    listener = SecureListener(
+        port=SECURE_LISTENER_PORT,
+        keystore=pki.server_keystore,
+        truststore=pki.ca,
+        users=(ScramUser(SCRAM_USER, SCRAM_PASSWORD, "SCRAM-SHA-256"),),
+        client_auth="required",
+    )
+    local = LocalStack(base, dist_dir=SHARED_DIST, services=("kafka",), kafka_secure=listener)
+    local.up()
+    settings = base.model_copy(
+        update={
+            "kafka_bootstrap": f"127.0.0.1:{SECURE_LISTENER_PORT}",
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_ssl_cafile": pki.ca,
+            "kafka_ssl_certfile": pki.client_cert,
+            "kafka_ssl_keyfile": pki.client_key,
+            "kafka_ssl_key_password": SecretStr(pki.client_key_password),
+            "kafka_sasl_mechanism": "SCRAM-SHA-256",
+            "kafka_sasl_username": SCRAM_USER,
+            "kafka_sasl_password": SecretStr(SCRAM_PASSWORD),
+        }
+    )
+    try:
+        yield SecureKafka(settings, base.kafka_bootstrap or "", local)
+    finally:
+        local.down()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from pipeline.errors import ConfigError, KafkaUnavailableError
+from pipeline.errors import ConfigError, KafkaAuthError, KafkaUnavailableError
+from pipeline.kafka.security import client_options
 from pipeline.models import RawArticle
 from pipeline.settings import Settings
 
@@ -48,7 +50,7 @@ def encode(record: dict[str, Any] | RawArticle) -> bytes:
 def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     """A producer with ``acks=all`` and idempotence (docs/architecture.md, delivery guarantees)."""
     options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap(settings),
+        **client_options(settings),
         "acks": "all",
         "enable_idempotence": True,
         "compression_type": "gzip",
@@ -60,15 +62,65 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options)
 
 
+#: Why a connection failed, as aiokafka names it, when it is the credentials or TLS.
+AUTH_FAILURES = (
+    "SaslAuthenticationFailed",
+    "AuthenticationFailed",
+    "IllegalSaslState",
+    "UnsupportedSaslMechanism",
+    "AuthenticationMethodNotSupported",
+    "CERTIFICATE_VERIFY_FAILED",
+    "TLSV1_ALERT",
+    "SSLV3_ALERT",
+    "WRONG_VERSION_NUMBER",
+)
+
+
+class _BootstrapFailures(logging.Filter):
+    """Keeps aiokafka's per-host "Unable connect" lines (the only place the real reason of a
+    failed bootstrap is given) for the error raised, instead of letting them log."""
+
+    def __init__(self, servers: str) -> None:
+        super().__init__()
+        self.hosts = [s.strip() for s in servers.split(",") if s.strip()]
+        self.reasons: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        if not text.startswith("Unable connect to") or not isinstance(record.args, tuple):
+            return True
+        where = ":".join(str(a) for a in record.args[:-1])
+        if self.hosts and not any(where == h or h.endswith(where) for h in self.hosts):
+            return True
+        self.reasons.append(str(record.args[-1]))
+        return False
+
+
+def _sasl_user(client: Any) -> str | None:
+    # The producer keeps its AIOKafkaClient in ``client``, consumers and admins in ``_client``.
+    inner = getattr(client, "_client", None) or getattr(client, "client", None)
+    user = getattr(inner, "_sasl_plain_username", None)
+    return user if isinstance(user, str) else None
+
+
 async def start_client(client: Any, servers: str) -> None:
-    """Start an aiokafka client; an unreachable broker becomes a clear error (and the
-    half-started client is closed)."""
+    """Start an aiokafka client; an unreachable broker becomes a KafkaUnavailableError and
+    refused credentials or TLS a KafkaAuthError, each with the reason and without a
+    traceback in the logs (the half-started client is closed)."""
+    failures = _BootstrapFailures(servers)
+    aiokafka_log = logging.getLogger("aiokafka")  # aiokafka.client logs as "aiokafka"
+    aiokafka_log.addFilter(failures)
     try:
         await client.start()
     except (KafkaConnectionError, KafkaError, OSError) as exc:
         with contextlib.suppress(Exception):
             await (client.close() if hasattr(client, "close") else client.stop())
-        raise KafkaUnavailableError(servers, str(exc) or type(exc).__name__) from exc
+        reason = failures.reasons[-1] if failures.reasons else str(exc) or type(exc).__name__
+        if any(marker in reason for marker in AUTH_FAILURES):
+            raise KafkaAuthError(servers, reason, _sasl_user(client)) from None
+        raise KafkaUnavailableError(servers, reason) from exc
+    finally:
+        aiokafka_log.removeFilter(failures)
 
 
 async def send_all(

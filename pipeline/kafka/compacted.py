@@ -16,7 +16,8 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from pipeline.kafka.client import bootstrap, send_all
+from pipeline.kafka.client import bootstrap, send_all, start_client
+from pipeline.kafka.security import client_options
 from pipeline.kafka.topics import COMPACTED, TopicSpec, create_missing_topics, wait_partitions
 from pipeline.settings import Settings
 
@@ -74,12 +75,12 @@ class ReplicatedTable(MutableMapping[str, str]):
         spec = TopicSpec(self.topic, self.settings.topic_partitions, self._topic_configs())
         await create_missing_topics(self.settings, [spec])
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap(self.settings),
+            **client_options(self.settings),
             enable_auto_commit=False,
             group_id=None,
             auto_offset_reset="earliest",
         )
-        await consumer.start()
+        await start_client(consumer, bootstrap(self.settings))
         partitions = await wait_partitions(consumer, self.topic)
         await read_to_end(consumer, partitions, self._apply_record)
         self._consumer = consumer

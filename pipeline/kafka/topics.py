@@ -20,6 +20,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from pipeline.errors import ConfigError
 from pipeline.kafka.client import bootstrap, start_client
+from pipeline.kafka.security import client_options
 from pipeline.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -42,7 +43,7 @@ async def create_missing_topics(
 ) -> list[str]:
     """Create the topics of ``specs`` that do not exist yet; returns the ones created."""
     servers = servers or bootstrap(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    admin = AIOKafkaAdminClient(**client_options(settings, servers))
     await start_client(admin, servers)
     try:
         existing = set(await admin.list_topics())
@@ -73,6 +74,70 @@ async def ensure_topics(settings: Settings) -> list[str]:
     )
 
 
+def replication_warning(settings: Settings) -> str | None:
+    """Producers use ``acks=all``; with one replica that guards nothing. A warning for a
+    configured cluster (NEWSWIRE_KAFKA_BOOTSTRAP), where it is a choice; the local stack
+    is one broker by design."""
+    if settings.kafka_bootstrap and settings.topic_replication < 2:
+        return (
+            f"NEWSWIRE_TOPIC_REPLICATION={settings.topic_replication}: producers wait for "
+            "acks=all, but with one replica a single broker loss loses acknowledged records; "
+            "set it to 3 on a production cluster"
+        )
+    return None
+
+
+def feeds_partitions_problem(topic: str, existing: int | None, wanted: int) -> tuple[str, str]:
+    """("", "") when the feeds topic fits NEWSWIRE_POLLER_PARTITIONS (or does not exist yet);
+    ("error", why) when it has fewer partitions (the feeds of the missing ones would never
+    be polled); ("warning", why) when it has more (the extra ones stay idle)."""
+    if existing is None or existing == wanted:
+        return "", ""
+    if existing < wanted:
+        return "error", (
+            f"topic {topic} has {existing} partitions but NEWSWIRE_POLLER_PARTITIONS={wanted}: "
+            f"the feeds of partitions {existing}..{wanted - 1} would never be polled; set "
+            f"NEWSWIRE_POLLER_PARTITIONS={existing}, or add partitions to the topic"
+        )
+    return "warning", (
+        f"topic {topic} has {existing} partitions but NEWSWIRE_POLLER_PARTITIONS={wanted}: "
+        f"partitions {wanted}..{existing - 1} get no feeds (pollers assigned only those idle)"
+    )
+
+
+async def partition_counts(settings: Settings, topics: Iterable[str]) -> dict[str, int]:
+    """The partition count of each of ``topics`` that exists."""
+    servers = bootstrap(settings)
+    admin = AIOKafkaAdminClient(**client_options(settings, servers))
+    await start_client(admin, servers)
+    try:
+        wanted = list(topics)
+        existing = set(await admin.list_topics())
+        found = [t for t in wanted if t in existing]
+        if not found:
+            return {}
+        described = await admin.describe_topics(found)
+        return {
+            str(d.get("topic", d.get("name"))): len(d["partitions"])
+            for d in described
+            if not d["error_code"]
+        }
+    finally:
+        await admin.close()
+
+
+async def check_feeds_topic(settings: Settings) -> str | None:
+    """Raise ConfigError when the feeds topic cannot work with NEWSWIRE_POLLER_PARTITIONS;
+    returns a warning when it works only in part."""
+    counts = await partition_counts(settings, [settings.topic_feeds])
+    level, why = feeds_partitions_problem(
+        settings.topic_feeds, counts.get(settings.topic_feeds), settings.poller_partitions
+    )
+    if level == "error":
+        raise ConfigError(why)
+    return why or None
+
+
 async def topic_partitions(consumer: Any, topic: str) -> set[int]:
     """The partition numbers of ``topic`` (fresh metadata; empty if it does not exist).
 
@@ -95,8 +160,12 @@ async def wait_partitions(consumer: Any, topic: str) -> list[TopicPartition]:
 __all__ = [
     "COMPACTED",
     "TopicSpec",
+    "check_feeds_topic",
     "create_missing_topics",
     "ensure_topics",
+    "feeds_partitions_problem",
+    "partition_counts",
+    "replication_warning",
     "topic_partitions",
     "wait_partitions",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from elasticsearch import (
     ApiError,
     AsyncElasticsearch,
@@ -16,6 +17,9 @@ from elasticsearch import (
 from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.settings import Settings
 from pipeline.sinks.backend import translate_errors
+from pipeline.sinks.connection import elasticsearch_options
+
+log = structlog.get_logger(__name__)
 
 
 def _wrap(exc: Exception) -> SearchBackendError:
@@ -44,14 +48,9 @@ class ElasticsearchBackend:
 
     def __init__(self, settings: Settings, url: str) -> None:
         self.url = url
-        options: dict[str, Any] = {"request_timeout": 30, "retry_on_timeout": True}
-        if settings.elasticsearch_api_key:
-            options["api_key"] = settings.elasticsearch_api_key.get_secret_value()
-        elif settings.elasticsearch_username and settings.elasticsearch_password:
-            options["basic_auth"] = (
-                settings.elasticsearch_username,
-                settings.elasticsearch_password.get_secret_value(),
-            )
+        options = elasticsearch_options(settings, url)
+        if options.get("verify_certs") is False:
+            log.warning("elasticsearch.tls_unverified", url=url)
         self.client = AsyncElasticsearch(url, **options)
 
     @_translated

@@ -16,6 +16,7 @@ from opensearchpy.exceptions import (
 from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.settings import Settings
 from pipeline.sinks.backend import translate_errors
+from pipeline.sinks.connection import opensearch_options
 
 
 def _wrap(exc: Exception) -> SearchBackendError:
@@ -37,12 +38,7 @@ class OpenSearchBackend:
 
     def __init__(self, settings: Settings, url: str) -> None:
         self.url = url
-        options: dict[str, Any] = {"timeout": 30, "retry_on_timeout": True}
-        if settings.opensearch_username and settings.opensearch_password:
-            options["http_auth"] = (
-                settings.opensearch_username,
-                settings.opensearch_password.get_secret_value(),
-            )
+        options = opensearch_options(settings, url)
         self.client = AsyncOpenSearch(hosts=[url], **options)
 
     @_translated

@@ -23,8 +23,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import ProducerFenced
 
-from pipeline.kafka.client import bootstrap
+from pipeline.kafka.client import bootstrap, start_client
 from pipeline.kafka.compacted import read_to_end
+from pipeline.kafka.security import client_options
 from pipeline.kafka.topics import COMPACTED, TopicSpec, create_missing_topics, topic_partitions
 from pipeline.settings import Settings
 from pipeline.sources.state import FeedState, partition_for
@@ -62,27 +63,27 @@ class KafkaStateStore:
         async with self._lock:
             if self._producer is None:
                 self._producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap,
+                    **client_options(self.config, self.bootstrap),
                     acks="all",
                     enable_idempotence=True,
                     linger_ms=5,
                     max_request_size=4 * 1024 * 1024,
                     client_id="newswire-poller-state",
                 )
-                await self._producer.start()
+                await start_client(self._producer, self.bootstrap)
             return self._producer
 
     async def load(self, partitions: Iterable[int] | None = None) -> dict[str, FeedState]:
         topic = self.config.topic_poller_state
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **client_options(self.config, self.bootstrap),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=32 * 1024 * 1024,
         )
-        await consumer.start()
+        await start_client(consumer, self.bootstrap)
         states: dict[str, FeedState] = {}
 
         def apply(record: Any) -> None:
@@ -152,7 +153,7 @@ class _PartitionCommitter:
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.store.bootstrap,
+            **client_options(self.store.config, self.store.bootstrap),
             transactional_id=self.transactional_id,
             enable_idempotence=True,
             acks="all",
@@ -162,7 +163,8 @@ class _PartitionCommitter:
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             client_id=f"newswire-poller-{self.partition}",
         )
-        await self.producer.start()  # init_transactions: fences the previous owner
+        # init_transactions: fences the previous owner
+        await start_client(self.producer, self.store.bootstrap)
 
     async def commit(self, state: Record, articles: list[Record]) -> None:
         if self.failed is not None:
@@ -356,7 +358,7 @@ class GroupMembership:
         await ensure_poller_topics(servers, config)
         poller.assigned = set()
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=servers,
+            **client_options(config, servers),
             group_id=config.poller_group,
             enable_auto_commit=False,
             session_timeout_ms=config.poller_session_timeout_ms,
@@ -365,7 +367,7 @@ class GroupMembership:
             rebalance_timeout_ms=max(60_000, int(config.poll_timeout * 2000)),
         )
         self.consumer.subscribe([config.topic_feeds], listener=Listener())
-        await self.consumer.start()
+        await start_client(self.consumer, servers)
 
     async def poll(self) -> None:
         # Records are not used: calling getmany keeps the membership alive and runs the

@@ -10,9 +10,9 @@ import os
 import subprocess
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
 
@@ -46,6 +46,40 @@ def new_cluster_id() -> str:
 
 
 @dataclass(frozen=True)
+class ScramUser:
+    """A SCRAM credential written into the metadata when the storage is formatted."""
+
+    name: str
+    password: str = field(repr=False)
+    mechanism: str = "SCRAM-SHA-256"
+
+    def format_arg(self) -> str:
+        """The ``kafka-storage format --add-scram`` value for this user."""
+        for text in (self.name, self.password):
+            if any(c in text for c in ',=[]"\n'):
+                raise StackError("SCRAM names and passwords may not contain , = [ ] or quotes")
+        return f"{self.mechanism}=[name={self.name},password={self.password}]"
+
+
+@dataclass(frozen=True)
+class SecureListener:
+    """An extra ``SASL_SSL`` listener (TLS + SCRAM) next to the PLAINTEXT one, for testing
+    Newswire's client security against a real broker: the PEM keystore holds the server's
+    private key (unencrypted PKCS#8) and certificate chain; the PEM truststore the CA that
+    signs client certificates (``client_auth=required`` makes them mandatory)."""
+
+    port: int
+    keystore: Path
+    truststore: Path
+    users: tuple[ScramUser, ...] = ()
+    client_auth: Literal["none", "requested", "required"] = "none"
+
+    @property
+    def mechanisms(self) -> list[str]:
+        return sorted({u.mechanism for u in self.users} or {"SCRAM-SHA-256"})
+
+
+@dataclass(frozen=True)
 class KafkaConfig:
     """Everything server.properties depends on."""
 
@@ -56,25 +90,26 @@ class KafkaConfig:
     node_id: int = NODE_ID
     num_partitions: int = 4
     internal_topic_partitions: int = 4
+    secure: SecureListener | None = None
 
 
 def render_server_properties(cfg: KafkaConfig) -> str:
-    """server.properties for a single node that is broker and KRaft controller at once."""
+    """server.properties for a single node that is broker and KRaft controller at once
+    (with ``cfg.secure``, also a SASL_SSL listener)."""
+    listeners = f"PLAINTEXT://{cfg.host}:{cfg.port},CONTROLLER://{cfg.host}:{cfg.controller_port}"
+    protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    if cfg.secure is not None:
+        listeners += f",SASL_SSL://{cfg.host}:{cfg.secure.port}"
+        protocols += ",SASL_SSL:SASL_SSL"
     props: list[tuple[str, object]] = [
         ("process.roles", "broker,controller"),
         ("node.id", cfg.node_id),
         ("controller.quorum.bootstrap.servers", f"{cfg.host}:{cfg.controller_port}"),
-        (
-            "listeners",
-            f"PLAINTEXT://{cfg.host}:{cfg.port},CONTROLLER://{cfg.host}:{cfg.controller_port}",
-        ),
-        (
-            "advertised.listeners",
-            f"PLAINTEXT://{cfg.host}:{cfg.port},CONTROLLER://{cfg.host}:{cfg.controller_port}",
-        ),
+        ("listeners", listeners),
+        ("advertised.listeners", listeners),
         ("controller.listener.names", "CONTROLLER"),
         ("inter.broker.listener.name", "PLAINTEXT"),
-        ("listener.security.protocol.map", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"),
+        ("listener.security.protocol.map", protocols),
         ("log.dirs", cfg.data_dir),
         ("num.partitions", cfg.num_partitions),
         ("default.replication.factor", 1),
@@ -95,9 +130,33 @@ def render_server_properties(cfg: KafkaConfig) -> str:
         ("log.retention.hours", 168),
         ("log.segment.bytes", 128 * 1024 * 1024),
     ]
+    if cfg.secure is not None:
+        props += _secure_properties(cfg.secure)
     lines = ["# Written by newswire stack up (pipeline/stack/kafka.py); edits are overwritten."]
     lines += [f"{key}={value}" for key, value in props]
     return "\n".join(lines) + "\n"
+
+
+def _secure_properties(secure: SecureListener) -> list[tuple[str, object]]:
+    """The SASL_SSL listener: PEM key and trust stores, SCRAM mechanisms and their JAAS
+    login module (SCRAM checks passwords against the credentials in the metadata)."""
+    prefix = "listener.name.sasl_ssl"
+    props: list[tuple[str, object]] = [
+        ("sasl.enabled.mechanisms", ",".join(secure.mechanisms)),
+        (f"{prefix}.ssl.keystore.type", "PEM"),
+        (f"{prefix}.ssl.keystore.location", secure.keystore),
+        (f"{prefix}.ssl.truststore.type", "PEM"),
+        (f"{prefix}.ssl.truststore.location", secure.truststore),
+        (f"{prefix}.ssl.client.auth", secure.client_auth),
+    ]
+    for mechanism in secure.mechanisms:
+        props.append(
+            (
+                f"{prefix}.{mechanism.lower()}.sasl.jaas.config",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            )
+        )
+    return props
 
 
 def render_log4j2(logs_dir: Path) -> str:
@@ -193,8 +252,15 @@ class KafkaServer:
     start_timeout = START_TIMEOUT
     java_range: tuple[int, int | None] = (JAVA_MIN, JAVA_MAX)
 
-    def __init__(self, settings: Settings, home: Path, version: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        home: Path,
+        version: str,
+        secure: SecureListener | None = None,
+    ) -> None:
         self.settings = settings
+        self.secure = secure
         self.home = home
         self.version = version
         self.port = settings.kafka_port
@@ -228,6 +294,7 @@ class KafkaServer:
             controller_port=self.controller_port,
             data_dir=self.data_dir,
             num_partitions=self.settings.topic_partitions,
+            secure=self.secure,
         )
 
     def write_config(self) -> None:
@@ -270,6 +337,8 @@ class KafkaServer:
             "--standalone",
             "--ignore-formatted",
         ]
+        for user in self.secure.users if self.secure else ():
+            cmd += ["--add-scram", user.format_arg()]
         try:
             done = subprocess.run(
                 cmd, capture_output=True, text=True, timeout=180, check=False, cwd=self.base

@@ -17,7 +17,7 @@ from pipeline.settings import Settings
 from pipeline.stack.corenlp import CoreNLPServer
 from pipeline.stack.elasticsearch import ElasticsearchNode
 from pipeline.stack.java import Jdk, find_jdk
-from pipeline.stack.kafka import KafkaServer
+from pipeline.stack.kafka import KafkaServer, SecureListener
 from pipeline.stack.maven import (
     DEFAULT_POM,
     Artifacts,
@@ -167,8 +167,9 @@ class LocalStack:
 
     ``dist_dir`` holds the resolved jars and distributions (default ``<home>/dist``); point
     several homes at one ``dist_dir`` to share them. ``services`` limits the stack to some of
-    its servers (a test's second search node needs no broker). ``progress`` receives one-line
-    messages (Maven downloads, starts, readiness)."""
+    its servers (a test's second search node needs no broker); ``kafka_secure`` adds a
+    SASL_SSL listener to the broker (tests of the clients' TLS and SCRAM). ``progress``
+    receives one-line messages (Maven downloads, starts, readiness)."""
 
     def __init__(
         self,
@@ -178,6 +179,7 @@ class LocalStack:
         dist_dir: Path | None = None,
         pom: Path | None = None,
         services: Sequence[ServiceName] = ("kafka", "search", "corenlp"),
+        kafka_secure: SecureListener | None = None,
     ) -> None:
         self.settings = settings
         self.home = settings.home.expanduser().resolve()
@@ -187,7 +189,9 @@ class LocalStack:
         self._versions: StackVersions | None = None
         self._log_offsets: dict[Path, int] = {}
         versions = self._read_versions_quietly()
-        self.kafka = KafkaServer(settings, self.home, versions.kafka if versions else "unknown")
+        self.kafka = KafkaServer(
+            settings, self.home, versions.kafka if versions else "unknown", kafka_secure
+        )
         node = SEARCH_NODES[settings.search_engine]
         self.search: SearchNode = node(
             settings, self.home, getattr(versions, node.component) if versions else "unknown"
@@ -331,6 +335,8 @@ class LocalStack:
         ports = [server.port]
         if server is self.kafka:
             ports.append(self.kafka.controller_port)
+            if self.kafka.secure is not None:
+                ports.append(self.kafka.secure.port)
         if server is self.search:
             ports.append(self.search.transport_port)
         for port in ports:

@@ -16,6 +16,7 @@ import faust
 import structlog
 
 from pipeline.kafka.client import bootstrap
+from pipeline.kafka.security import faust_broker_options
 from pipeline.settings import Settings
 from pipeline.worker.batches import Values, Worker
 from pipeline.worker.failstop import fail_stop
@@ -56,6 +57,7 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     app = faust.App(
         settings.worker_id,
         broker=f"kafka://{bootstrap(settings)}",
+        **faust_broker_options(settings),
         store="memory://",
         datadir=str(datadir),
         topic_partitions=settings.topic_partitions,

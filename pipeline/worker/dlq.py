@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer
 
 from pipeline import PIPELINE_VERSION
 from pipeline.kafka.client import bootstrap, make_producer, send_all, start_client
+from pipeline.kafka.security import client_options
 from pipeline.models import utcnow
 from pipeline.settings import Settings
 
@@ -83,7 +84,7 @@ async def read_dead_letters(settings: Settings, limit: int = 1000) -> list[DeadL
     servers = bootstrap(settings)
     consumer = AIOKafkaConsumer(
         settings.topic_dlq,
-        bootstrap_servers=servers,
+        **client_options(settings, servers),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -35,7 +35,14 @@ INSTALL_HINT = (
     "plugin (`docker compose`)"
 )
 #: Values the required variables need so that `config` can interpolate the file.
-COMPOSE_SECRETS = {"ELASTIC_PASSWORD": "test-elastic", "KIBANA_PASSWORD": "test-kibana"}
+COMPOSE_SECRETS = {
+    "ELASTIC_PASSWORD": "test-elastic",
+    "KIBANA_PASSWORD": "test-kibana",
+    "ES_WRITER_PASSWORD": "test-writer",
+    "ES_READER_PASSWORD": "test-reader",
+}
+#: The Elasticsearch user of each Newswire service (least privilege): None = no access.
+ES_USERS = {"setup": "elastic", "worker": "newswire_writer", "poller": None}
 NEWSWIRE_SERVICES = ("setup", "poller", "worker")
 LONG_RUNNING = ("kafka", "elasticsearch", "kibana", "poller", "worker")
 _DEFAULT = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
@@ -132,9 +139,23 @@ def test_compose_resolves_to_the_expected_stack(tmp_path: Path) -> None:
     assert images["kibana"].rpartition(":")[2] == es_tag
     assert es_tag.startswith("9.")
     assert images["kafka"].startswith("apache/kafka:4.")
-    for name in NEWSWIRE_SERVICES:
+    passwords = {"elastic": "ELASTIC_PASSWORD", "newswire_writer": "ES_WRITER_PASSWORD"}
+    for name, user in ES_USERS.items():
         env = resolved[name]["environment"]
-        assert env["NEWSWIRE_ELASTICSEARCH_PASSWORD"] == COMPOSE_SECRETS["ELASTIC_PASSWORD"]
+        assert env.get("NEWSWIRE_ELASTICSEARCH_USERNAME") == user, name
+        if user is None:
+            assert not {k for k in env if "ELASTICSEARCH" in k or "KIBANA" in k}, name
+        else:
+            assert env["NEWSWIRE_ELASTICSEARCH_PASSWORD"] == COMPOSE_SECRETS[passwords[user]]
+    init = resolved["elasticsearch-init"]
+    script = " ".join(init["command"])
+    for role in ("newswire_writer", "newswire_reader"):
+        assert f"/_security/role/{role}" in script and f"/_security/user/{role}" in script
+    assert '"manage_index_templates"' in script and '"newswire-articles*"' in script
+    assert "ELASTIC_PASSWORD" in init["environment"]
+    assert resolved["setup"]["depends_on"]["elasticsearch-init"]["condition"] == (
+        "service_completed_successfully"
+    )
 
 
 def test_compose_refuses_to_run_without_passwords(tmp_path: Path) -> None:
@@ -230,8 +251,10 @@ def test_newswire_services_are_built_and_configured(name: str) -> None:
     assert (ROOT / service["build"]["context"] / service["build"]["dockerfile"]) == DOCKERFILE
     env = service["environment"]
     assert env["NEWSWIRE_KAFKA_BOOTSTRAP"].split(":")[0] == "kafka"
-    assert env["NEWSWIRE_ELASTICSEARCH_URL"].startswith("http://elasticsearch:")
-    assert env["NEWSWIRE_KIBANA_URL"].startswith("http://kibana:")
+    if ES_USERS[name] is not None:
+        assert env["NEWSWIRE_ELASTICSEARCH_URL"].startswith("http://elasticsearch:")
+    if name == "setup":
+        assert env["NEWSWIRE_KIBANA_URL"].startswith("http://kibana:")
     unknown = {key for key in env if key.startswith("NEWSWIRE_")} - _known_env_names()
     assert not unknown, f"{name}: settings that do not exist: {sorted(unknown)}"
 
@@ -377,11 +400,35 @@ def test_k8s_settings_are_real_settings() -> None:
         assert config.get(key), key
 
 
-def test_k8s_secret_is_a_marked_placeholder() -> None:
-    secret = _k8s_objects("Secret")["newswire-elasticsearch"]
-    value = secret["stringData"]["NEWSWIRE_ELASTICSEARCH_API_KEY"]
-    assert "REPLACE-ME" in value
+def test_k8s_secrets_are_marked_placeholders() -> None:
+    secrets = _k8s_objects("Secret")
+    assert set(secrets) == {f"newswire-elasticsearch-{u}" for u in ("admin", "writer", "reader")}
+    for secret in secrets.values():
+        assert "REPLACE-ME" in secret["stringData"]["NEWSWIRE_ELASTICSEARCH_PASSWORD"]
     assert "PLACEHOLDER" in (K8S / "secret.yaml").read_text(encoding="utf-8")
+
+
+def test_k8s_least_privilege_users() -> None:
+    """The poller and CoreNLP get no Elasticsearch secret, the worker the writer's, setup the
+    admin's (its init container creates the roles and users)."""
+    secrets = _k8s_objects("Secret")
+    users = {n: s["stringData"]["NEWSWIRE_ELASTICSEARCH_USERNAME"] for n, s in secrets.items()}
+    assert users["newswire-elasticsearch-writer"] == "newswire_writer"
+    workloads = {**_k8s_objects("Deployment"), **_k8s_objects("Job")}
+    expected = {
+        "newswire-poller": set(),
+        "newswire-worker": {"newswire-elasticsearch-writer"},
+        "newswire-setup": {"newswire-elasticsearch-admin"},
+        "newswire-corenlp": set(),  # the recogniser's server needs no credentials
+    }
+    for name, workload in workloads.items():
+        for container in _containers(workload):
+            env_from = container.get("envFrom", [])
+            refs = {r["secretRef"]["name"] for r in env_from if "secretRef" in r}
+            assert refs == expected[name], name
+    setup = workloads["newswire-setup"]["spec"]["template"]["spec"]
+    script = "\n".join(setup["initContainers"][0]["args"])
+    assert "/_security/role/newswire_writer" in script and "manage_index_templates" in script
 
 
 def test_k8s_workloads_run_real_commands_as_non_root() -> None:
@@ -394,11 +441,10 @@ def test_k8s_workloads_run_real_commands_as_non_root() -> None:
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         for container in _containers(workload):
             assert container["args"][0] in _cli_commands(), f"{name}: {container['args']}"
-            sources = {
-                ref.get("configMapRef", ref.get("secretRef"))["name"]
-                for ref in container["envFrom"]
+            configs = {
+                r["configMapRef"]["name"] for r in container["envFrom"] if "configMapRef" in r
             }
-            assert sources == {"newswire-config", "newswire-elasticsearch"}, name
+            assert configs == {"newswire-config"}, name
 
 
 def test_k8s_setup_job_is_one_shot() -> None:

@@ -27,6 +27,8 @@ from pipeline.stack.java import Jdk, find_jdk, java_feature, jdk_version
 from pipeline.stack.kafka import (
     KafkaConfig,
     KafkaServer,
+    ScramUser,
+    SecureListener,
     new_cluster_id,
     render_log4j2,
     render_server_properties,
@@ -94,6 +96,35 @@ def test_server_properties_single_kraft_node(tmp_path: Path) -> None:
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["transaction.state.log.min.isr"] == "1"
     assert props["group.initial.rebalance.delay.ms"] == "0"
+
+
+def test_server_properties_with_a_sasl_ssl_listener(tmp_path: Path) -> None:
+    """The optional SASL_SSL listener: PEM stores, SCRAM, and the PLAINTEXT one kept."""
+    secure = SecureListener(
+        9094,
+        tmp_path / "keystore.pem",
+        tmp_path / "ca.pem",
+        users=(ScramUser("alice", "pw", "SCRAM-SHA-512"),),
+        client_auth="required",
+    )
+    props = _props(render_server_properties(KafkaConfig(9092, 9093, tmp_path, secure=secure)))
+    listeners = "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,SASL_SSL://127.0.0.1:9094"
+    assert props["listeners"] == props["advertised.listeners"] == listeners
+    assert props["listener.security.protocol.map"].endswith(",SASL_SSL:SASL_SSL")
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["listener.name.sasl_ssl.ssl.keystore.type"] == "PEM"
+    assert props["listener.name.sasl_ssl.ssl.truststore.location"] == str(tmp_path / "ca.pem")
+    assert props["listener.name.sasl_ssl.ssl.client.auth"] == "required"
+    assert "ScramLoginModule" in props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
+    assert ScramUser("alice", "pw", "SCRAM-SHA-512").format_arg() == (
+        "SCRAM-SHA-512=[name=alice,password=pw]"
+    )
+    assert "pw" not in repr(ScramUser("alice", "pw"))
+    with pytest.raises(StackError):
+        ScramUser("alice", "p,w").format_arg()
+    plain = _props(render_server_properties(KafkaConfig(9092, 9093, tmp_path)))
+    assert "sasl.enabled.mechanisms" not in plain
 
 
 def test_log4j2_config_logs_to_file_and_keeps_shutdown_lines(tmp_path: Path) -> None:
