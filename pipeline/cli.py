@@ -7,7 +7,8 @@ import io
 import json
 import re
 import sys
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.errors import NewswireError
 from pipeline.logs import configure
@@ -47,6 +49,12 @@ def _settings() -> Settings:
     settings = get_settings()
     configure(settings.log_level, settings.log_format)
     return settings
+
+
+def _literal(*values: object) -> list[Text]:
+    """Table cells shown as they are: feed text such as ``[/b]`` or ``[link=...]`` is never
+    read as rich markup (which would style it, or raise ``MarkupError``)."""
+    return [Text(str(value)) for value in values]
 
 
 def _print_json(data: Any) -> None:
@@ -142,6 +150,7 @@ def setup(as_json: JsonOption = False) -> None:
     index = report.index
     data = {
         "topics_created": report.topics_created,
+        "topics_configured": report.topics_configured,
         "engine": index.engine if index else None,
         "engine_version": index.version if index else None,
         "analysis": index.variant if index else None,
@@ -350,22 +359,59 @@ def feeds_status(feeds: FeedsOption = None) -> None:
 
 @dlq_app.command("list")
 def dlq_list(
-    limit: Annotated[int, typer.Option(help="Records to read at most.")] = 1000,
+    limit: Annotated[
+        int, typer.Option(help="Records per page (1-1000); one page is read at a time.")
+    ] = 50,
+    cursor: Annotated[
+        str | None,
+        typer.Option(help="Where to go on: the next_cursor printed with the previous page."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Start at the first record written on or after this ISO date/time."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The records that could not be enriched or indexed, with the reason."""
-    from pipeline.worker.dlq import read_dead_letters
+    """The records that could not be enriched or indexed, with the reason, a page at a time."""
+    from pipeline.worker.dlq import read_dead_letters_page
 
-    letters = asyncio.run(read_dead_letters(_settings(), limit))
+    started = _parse_since(since) if since and cursor is None else None
+    page = asyncio.run(
+        read_dead_letters_page(_settings(), limit=limit, cursor=cursor, since=started)
+    )
     if as_json:
-        _print_json([letter.as_json() for letter in letters])
+        _print_json(page.as_json())
         return
+    out.print(dlq_table(page.letters))
+    if page.next_cursor:
+        err.print(Text(f"more: newswire dlq list --limit {limit} --cursor {page.next_cursor}"))
+
+
+def _parse_since(text: str) -> datetime:
+    """An ISO date or date-time from the command line; naive values are UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO date: {text!r}", param_hint="--since") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def dlq_table(letters: Sequence[Any]) -> Table:
+    """One row per dead letter; every cell is literal text (reasons quote feed text)."""
     table = Table(title=f"{len(letters)} dead letter(s)")
-    for column in ("failed at", "stage", "key", "reason"):
+    for column in ("failed at", "stage", "partition:offset", "key", "reason"):
         table.add_column(column, overflow="fold")
     for letter in letters:
-        table.add_row((letter.failed_at or "")[:19], letter.stage, letter.key or "", letter.reason)
-    out.print(table)
+        table.add_row(
+            *_literal(
+                (letter.failed_at or "")[:19],
+                letter.stage,
+                f"{letter.partition}:{letter.offset}",
+                letter.key or "",
+                letter.reason,
+            )
+        )
+    return table
 
 
 @dlq_app.command("replay")

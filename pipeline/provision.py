@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from pipeline.kafka.topics import ensure_topics
+from pipeline.kafka.topics import dlq_spec, enforce_topic_configs, ensure_topics
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import IndexSetup, install_index
@@ -20,6 +20,8 @@ class SetupReport:
     """What setup created or found."""
 
     topics_created: list[str] = field(default_factory=list)
+    #: Existing topics whose configuration setup changed (e.g. DLQ retention), and how.
+    topics_configured: dict[str, dict[str, str]] = field(default_factory=dict)
     index: IndexSetup | None = None
     kibana_objects: int | None = None
 
@@ -28,6 +30,7 @@ async def run_setup(settings: Settings) -> SetupReport:
     """Idempotent: safe to run before every start."""
     report = SetupReport()
     report.topics_created = await ensure_topics(settings)
+    report.topics_configured = await enforce_topic_configs(settings, [dlq_spec(settings)])
     backend = open_backend(settings)
     try:
         report.index = await install_index(backend, settings.index_alias)

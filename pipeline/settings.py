@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         "newswire.stories",
         description="NEWSWIRE_TOPIC_STORIES: compacted topic of duplicate and story-cluster keys.",
     )
+    dlq_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="NEWSWIRE_DLQ_RETENTION_DAYS: how long dead letters are kept "
+        "(`retention.ms` of the DLQ topic, set at creation and by `setup`).",
+    )
     topic_partitions: int = Field(4, description="NEWSWIRE_TOPIC_PARTITIONS: for `setup`.")
     topic_replication: int = Field(
         1, description="NEWSWIRE_TOPIC_REPLICATION: replication factor of created topics."
