@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     )
     poll_concurrency: int = Field(64, description="NEWSWIRE_POLL_CONCURRENCY: fetches at once.")
     poll_per_host: int = Field(2, description="NEWSWIRE_POLL_PER_HOST: fetches at once per host.")
+    poll_max_hosts: int = Field(
+        1024,
+        gt=0,
+        description="NEWSWIRE_POLL_MAX_HOSTS: distinct hosts the fetcher's DNS cache "
+        "remembers before it is cleared (per-host limits are dropped when idle).",
+    )
     poll_timeout: float = Field(30.0, description="NEWSWIRE_POLL_TIMEOUT: seconds per fetch.")
     poll_connect_timeout: float = Field(
         10.0, description="NEWSWIRE_POLL_CONNECT_TIMEOUT: seconds to connect."
