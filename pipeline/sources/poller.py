@@ -120,7 +120,11 @@ class Poller:
 
     async def load_state(self, partitions: Iterable[int] | None = None) -> None:
         loaded = await self.store.load(partitions)
-        removed = removed_feeds(loaded, self.feeds) if self._forget_removed else []
+        # Only a group member (the service: ``assigned`` is a set) forgets: the group's
+        # pollers share one list, while a one-off run (``poll --once --feeds other.yaml``)
+        # may poll a different list against the same state topic.
+        forget = self._forget_removed and self.assigned is not None
+        removed = removed_feeds(loaded, self.feeds) if forget else []
         if removed:
             # Feeds taken off the list: tombstone their state so the compacted topic
             # (and every later load) forgets them instead of keeping them forever.

@@ -34,6 +34,7 @@ async def _store_with_three() -> MemoryStateStore:
 async def test_state_of_a_removed_feed_is_forgotten_on_load() -> None:
     store = await _store_with_three()
     poller = Poller(SETTINGS, FeedList(feeds=[KEPT, DISABLED]), _publish, store)
+    poller.assigned = set()  # a group member, as GroupMembership.start makes it
     try:
         await poller.load_state()
     finally:
@@ -46,8 +47,19 @@ async def test_a_list_with_invalid_entries_forgets_nothing() -> None:
     store = await _store_with_three()
     broken = FeedList(feeds=[KEPT], errors=[FeedEntryError(1, "htp://gone", "not http")])
     poller = Poller(SETTINGS, broken, _publish, store)
+    poller.assigned = set()
     try:
         await poller.load_state()
+    finally:
+        await poller.close()
+    assert set(store.states) == {KEPT.key, DISABLED.key, GONE.key}
+
+
+async def test_a_one_off_run_outside_the_group_forgets_nothing() -> None:
+    store = await _store_with_three()
+    poller = Poller(SETTINGS, FeedList(feeds=[KEPT]), _publish, store)
+    try:
+        await poller.load_state()  # assigned is None: not a group member
     finally:
         await poller.close()
     assert set(store.states) == {KEPT.key, DISABLED.key, GONE.key}
