@@ -7,7 +7,8 @@ import io
 import json
 import re
 import sys
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.errors import NewswireError
 from pipeline.logs import configure
@@ -47,6 +49,12 @@ def _settings() -> Settings:
     settings = get_settings()
     configure(settings.log_level, settings.log_format)
     return settings
+
+
+def _literal(*values: object) -> list[Text]:
+    """Table cells shown as they are: feed text such as ``[/b]`` or ``[link=...]`` is never
+    read as rich markup (which would style it, or raise ``MarkupError``)."""
+    return [Text(str(value)) for value in values]
 
 
 def _print_json(data: Any) -> None:
@@ -142,6 +150,7 @@ def setup(as_json: JsonOption = False) -> None:
     index = report.index
     data = {
         "topics_created": report.topics_created,
+        "topics_configured": report.topics_configured,
         "engine": index.engine if index else None,
         "engine_version": index.version if index else None,
         "analysis": index.variant if index else None,
@@ -154,7 +163,7 @@ def setup(as_json: JsonOption = False) -> None:
         _print_json(data)
         return
     for key, value in data.items():
-        out.print(f"{key:>16}: {value}")
+        out.print(Text(f"{key:>16}: {value}"))
     if index and index.variant == "standard":
         err.print(
             "[yellow]note:[/yellow] this node has no language analyzers; "
@@ -189,7 +198,7 @@ def replay(
     else:
         report = asyncio.run(replaying.replay(paths, settings, console=err))
     for error in report.errors:
-        err.print(f"[red]skipped[/red] {error}")
+        err.print(Text.assemble(("skipped", "red"), " ", str(error)))
     err.print(
         f"{report.articles} article(s) from {report.files} file(s)"
         + ("" if dry_run else " published")
@@ -278,10 +287,12 @@ def feeds_import(
     target = feeds or _settings().feeds_file
     result = import_opml(opml, target)
     for error in result.errors:
-        err.print(f"[yellow]skipped[/] {error}")
+        err.print(Text.assemble(("skipped", "yellow"), " ", str(error)))
     err.print(
-        f"{len(result.added)} feeds added to {target}, "
-        f"{len(result.skipped)} already listed, {len(result.errors)} invalid"
+        Text(
+            f"{len(result.added)} feeds added to {target}, "
+            f"{len(result.skipped)} already listed, {len(result.errors)} invalid"
+        )
     )
     raise typer.Exit(1 if result.errors else 0)
 
@@ -306,22 +317,29 @@ def feeds_list(feeds: FeedsOption = None) -> None:
 
     path = feeds or _settings().feeds_file
     found = load_feeds(path)
-    table = Table(title=f"{len(found.feeds)} feeds in {path}")
+    out.print(feeds_list_table(path, found.feeds))
+    for error in found.errors:
+        out.print(Text.assemble(("invalid", "red"), " ", str(error)))
+    raise typer.Exit(1 if found.errors else 0)
+
+
+def feeds_list_table(path: Path, feeds: Sequence[Any]) -> Table:
+    """One row per feed of the list; names, URLs and tags are literal text."""
+    table = Table(title=Text(f"{len(feeds)} feeds in {path}"))
     for column in ("name", "url", "tags", "interval", "enabled", "fulltext"):
         table.add_column(column)
-    for feed in found.feeds:
+    for feed in feeds:
         table.add_row(
-            feed.name or "",
-            feed.url,
-            ", ".join(feed.tags),
-            f"{feed.interval:g}s" if feed.interval else "adaptive",
-            "yes" if feed.enabled else "no",
-            "yes" if feed.fulltext else "no",
+            *_literal(
+                feed.name or "",
+                feed.url,
+                ", ".join(feed.tags),
+                f"{feed.interval:g}s" if feed.interval else "adaptive",
+                "yes" if feed.enabled else "no",
+                "yes" if feed.fulltext else "no",
+            )
         )
-    out.print(table)
-    for error in found.errors:
-        out.print(f"[red]invalid[/] {error}")
-    raise typer.Exit(1 if found.errors else 0)
+    return table
 
 
 @feeds_app.command("status")
@@ -330,6 +348,11 @@ def feeds_status(feeds: FeedsOption = None) -> None:
     from pipeline.sources.status import read_feed_status
 
     rows = asyncio.run(read_feed_status(_settings(), feeds))
+    out.print(feeds_status_table(rows))
+
+
+def feeds_status_table(rows: Sequence[Any]) -> Table:
+    """One row per feed's stored state; names, outcomes and errors are literal text."""
     table = Table(title="feeds status")
     for column in ("feed", "last poll", "HTTP", "outcome", "new", "failures", "next poll", "error"):
         table.add_column(column)
@@ -339,11 +362,13 @@ def feeds_status(feeds: FeedsOption = None) -> None:
 
     for row in rows:
         table.add_row(
-            row.name[:40], fmt(row.last_poll), str(row.http_status or "-"), row.outcome or "-",
-            str(row.new_items), str(row.consecutive_failures), fmt(row.next_poll),
-            (row.last_error or "")[:60],
+            *_literal(
+                row.name[:40], fmt(row.last_poll), row.http_status or "-", row.outcome or "-",
+                row.new_items, row.consecutive_failures, fmt(row.next_poll),
+                (row.last_error or "")[:60],
+            )
         )  # fmt: skip
-    out.print(table)
+    return table
 
 
 # -- dead letters -------------------------------------------------------------------------
@@ -351,22 +376,59 @@ def feeds_status(feeds: FeedsOption = None) -> None:
 
 @dlq_app.command("list")
 def dlq_list(
-    limit: Annotated[int, typer.Option(help="Records to read at most.")] = 1000,
+    limit: Annotated[
+        int, typer.Option(help="Records per page (1-1000); one page is read at a time.")
+    ] = 50,
+    cursor: Annotated[
+        str | None,
+        typer.Option(help="Where to go on: the next_cursor printed with the previous page."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Start at the first record written on or after this ISO date/time."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The records that could not be enriched or indexed, with the reason."""
-    from pipeline.worker.dlq import read_dead_letters
+    """The records that could not be enriched or indexed, with the reason, a page at a time."""
+    from pipeline.worker.dlq import read_dead_letters_page
 
-    letters = asyncio.run(read_dead_letters(_settings(), limit))
+    started = _parse_since(since) if since and cursor is None else None
+    page = asyncio.run(
+        read_dead_letters_page(_settings(), limit=limit, cursor=cursor, since=started)
+    )
     if as_json:
-        _print_json([letter.as_json() for letter in letters])
+        _print_json(page.as_json())
         return
+    out.print(dlq_table(page.letters))
+    if page.next_cursor:
+        err.print(Text(f"more: newswire dlq list --limit {limit} --cursor {page.next_cursor}"))
+
+
+def _parse_since(text: str) -> datetime:
+    """An ISO date or date-time from the command line; naive values are UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO date: {text!r}", param_hint="--since") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def dlq_table(letters: Sequence[Any]) -> Table:
+    """One row per dead letter; every cell is literal text (reasons quote feed text)."""
     table = Table(title=f"{len(letters)} dead letter(s)")
-    for column in ("failed at", "stage", "key", "reason"):
+    for column in ("failed at", "stage", "partition:offset", "key", "reason"):
         table.add_column(column, overflow="fold")
     for letter in letters:
-        table.add_row((letter.failed_at or "")[:19], letter.stage, letter.key or "", letter.reason)
-    out.print(table)
+        table.add_row(
+            *_literal(
+                (letter.failed_at or "")[:19],
+                letter.stage,
+                f"{letter.partition}:{letter.offset}",
+                letter.key or "",
+                letter.reason,
+            )
+        )
+    return table
 
 
 @dlq_app.command("replay")
@@ -386,7 +448,7 @@ def dlq_replay(
         letters = [letter for letter in letters if letter.stage == stage]
     sent, skipped = asyncio.run(replay_dead_letters(settings, letters))
     for letter in skipped:
-        err.print(f"[yellow]not replayable[/yellow] {letter.key}: {letter.reason}")
+        err.print(Text.assemble(("not replayable", "yellow"), f" {letter.key}: {letter.reason}"))
     err.print(f"{sent} record(s) sent back")
 
 
@@ -433,6 +495,13 @@ def search(
     if as_json:
         _print_json(result.as_json())
         return
+    for table in search_tables(result):
+        out.print(table)
+
+
+def search_tables(result: Any) -> list[Table]:
+    """The hits table, then one table per facet; every cell from the index is literal
+    text, and only the highlight's own ``**match**`` marks are styled."""
     table = Table(title=f"{result.total} article(s)", show_lines=False)
     for column in ("published", "title", "source", "lang", "topics", "people", "match"):
         table.add_column(column, overflow="fold")
@@ -440,27 +509,33 @@ def search(
         highlight = hit.get("highlight") or {}
         fragments = highlight.get("body") or highlight.get("summary") or []
         table.add_row(
-            (hit.get("published_at") or "")[:10],
-            hit.get("title") or "",
-            (hit.get("source") or {}).get("name") or "",
-            hit.get("language") or "",
-            ", ".join(t["label"] for t in (hit.get("topics") or [])[:2]),
-            ", ".join(((hit.get("entities") or {}).get("person") or [])[:4]),
+            *_literal(
+                (hit.get("published_at") or "")[:10],
+                hit.get("title") or "",
+                (hit.get("source") or {}).get("name") or "",
+                hit.get("language") or "",
+                ", ".join(t["label"] for t in (hit.get("topics") or [])[:2]),
+                ", ".join(((hit.get("entities") or {}).get("person") or [])[:4]),
+            ),
             _emphasis(fragments[0]) if fragments else "",
         )
-    out.print(table)
+    tables = [table]
     for name, buckets in result.facets.items():
-        facet_table = Table(title=f"facet: {name}")
+        facet_table = Table(title=Text(f"facet: {name}"))
         facet_table.add_column("value")
         facet_table.add_column("count", justify="right")
         for bucket in buckets:
-            facet_table.add_row(str(bucket["value"]), str(bucket["count"]))
-        out.print(facet_table)
+            facet_table.add_row(*_literal(bucket["value"], bucket["count"]))
+        tables.append(facet_table)
+    return tables
 
 
-def _emphasis(fragment: str) -> str:
-    """A highlight fragment with its ``**match**`` marks shown in bold."""
-    return re.sub(r"\*\*(.+?)\*\*", r"[bold]\1[/bold]", escape(fragment))
+def _emphasis(fragment: str) -> Text:
+    """A highlight fragment with its ``**match**`` marks shown in bold, the rest literal."""
+    text = Text()
+    for index, piece in enumerate(re.split(r"\*\*(.+?)\*\*", fragment)):
+        text.append(piece, style="bold" if index % 2 else None)
+    return text
 
 
 # -- main job ----------------------------------------------------------------------------
@@ -483,7 +558,7 @@ def main() -> None:
     try:
         app()
     except NewswireError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(Text.assemble(("error:", "red"), f" {exc}"))
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -115,6 +115,11 @@ WORKER_RECORDS = Counter(
     "(enriched, indexed, stale, dlq).",
     ["stage", "outcome"],
 )
+WORKER_UNKNOWN_FIELDS = Counter(
+    "newswire_worker_unknown_fields_total",
+    "Records read with fields this version does not know (ignored; see the upgrade rule).",
+    ["stage"],
+)
 WORKER_BAD_INPUT = Counter(
     "newswire_worker_bad_input_total",
     "Bad input met by the worker (invalid record, oversize body, rejected by the index).",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import types
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -121,3 +122,46 @@ class EnrichedArticle(RawArticle, Enrichment):
     def document(self) -> dict[str, Any]:
         """The search-index document (JSON-ready)."""
         return self.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------------------
+# Rolling upgrades: records read from Kafka may carry fields a newer version added.
+# --------------------------------------------------------------------------------------
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The model classes an annotation holds directly, in ``X | None`` or in ``list[X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType, list, tuple):
+        return [m for arg in get_args(annotation) for m in _models_in(arg)]
+    return []
+
+
+def drop_unknown_fields(model: type[BaseModel], data: Any, path: str = "") -> tuple[Any, list[str]]:
+    """``data`` without the keys ``model`` (and its nested models) does not know, and the
+    dotted paths of the keys dropped. Anything that is not a mapping is returned as it is,
+    for validation to judge."""
+    if not isinstance(data, dict):
+        return data, []
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            dropped.append(f"{path}{key}")
+            continue
+        nested = _models_in(field.annotation)
+        if len(nested) == 1 and isinstance(value, dict):
+            value, inner = drop_unknown_fields(nested[0], value, f"{path}{key}.")
+            dropped.extend(inner)
+        elif len(nested) == 1 and isinstance(value, list):
+            items = []
+            for index, item in enumerate(value):
+                item, inner = drop_unknown_fields(nested[0], item, f"{path}{key}[{index}].")
+                items.append(item)
+                dropped.extend(inner)
+            value = items
+        kept[key] = value
+    return kept, dropped

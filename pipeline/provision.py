@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from pipeline.kafka.topics import check_feeds_topic, ensure_topics, replication_warning
+from pipeline.kafka.topics import (
+    check_feeds_topic,
+    dlq_spec,
+    enforce_topic_configs,
+    ensure_topics,
+    replication_warning,
+)
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import IndexSetup, install_index
@@ -20,6 +26,8 @@ class SetupReport:
     """What setup created or found."""
 
     topics_created: list[str] = field(default_factory=list)
+    #: Existing topics whose configuration setup changed (e.g. DLQ retention), and how.
+    topics_configured: dict[str, dict[str, str]] = field(default_factory=dict)
     index: IndexSetup | None = None
     kibana_objects: int | None = None
     warnings: list[str] = field(default_factory=list)
@@ -35,6 +43,7 @@ async def run_setup(settings: Settings) -> SetupReport:
     feeds = await check_feeds_topic(settings)  # ConfigError when it cannot work
     if feeds:
         report.warnings.append(feeds)
+    report.topics_configured = await enforce_topic_configs(settings, [dlq_spec(settings)])
     for warning in report.warnings:
         log.warning("setup.warning", detail=warning)
     backend = open_backend(settings)

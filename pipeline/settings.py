@@ -122,6 +122,12 @@ class Settings(BaseSettings):
         "newswire.stories",
         description="NEWSWIRE_TOPIC_STORIES: compacted topic of duplicate and story-cluster keys.",
     )
+    dlq_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="NEWSWIRE_DLQ_RETENTION_DAYS: how long dead letters are kept "
+        "(`retention.ms` of the DLQ topic, set at creation and by `setup`).",
+    )
     topic_partitions: int = Field(4, description="NEWSWIRE_TOPIC_PARTITIONS: for `setup`.")
     topic_replication: int = Field(
         1, description="NEWSWIRE_TOPIC_REPLICATION: replication factor of created topics."
@@ -189,6 +195,12 @@ class Settings(BaseSettings):
     )
     poll_concurrency: int = Field(64, description="NEWSWIRE_POLL_CONCURRENCY: fetches at once.")
     poll_per_host: int = Field(2, description="NEWSWIRE_POLL_PER_HOST: fetches at once per host.")
+    poll_max_hosts: int = Field(
+        1024,
+        gt=0,
+        description="NEWSWIRE_POLL_MAX_HOSTS: distinct hosts the fetcher's DNS cache "
+        "remembers before it is cleared (per-host limits are dropped when idle).",
+    )
     poll_timeout: float = Field(30.0, description="NEWSWIRE_POLL_TIMEOUT: seconds per fetch.")
     poll_connect_timeout: float = Field(
         10.0, description="NEWSWIRE_POLL_CONNECT_TIMEOUT: seconds to connect."

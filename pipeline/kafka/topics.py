@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from pipeline.errors import ConfigError
@@ -27,6 +28,10 @@ log = structlog.get_logger(__name__)
 
 #: Configuration of a compacted topic (latest record per key kept).
 COMPACTED: Mapping[str, str] = {"cleanup.policy": "compact"}
+#: ``config_source`` of a topic's own (dynamic) setting in DescribeConfigs v1+.
+_DYNAMIC_TOPIC_CONFIG = 1
+#: UNKNOWN_TOPIC_OR_PARTITION
+_UNKNOWN_TOPIC = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +71,97 @@ async def create_missing_topics(
         await admin.close()
 
 
+def retention_ms(days: float) -> str:
+    """A ``retention.ms`` value for ``days``."""
+    return str(round(days * 86_400_000))
+
+
+def dlq_spec(settings: Settings) -> TopicSpec:
+    """The DLQ topic: deleted after ``NEWSWIRE_DLQ_RETENTION_DAYS``, whatever the broker's
+    default retention (which is for the article topics)."""
+    return TopicSpec(
+        settings.topic_dlq,
+        settings.topic_partitions,
+        {"cleanup.policy": "delete", "retention.ms": retention_ms(settings.dlq_retention_days)},
+    )
+
+
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the raw, enriched and DLQ topics if missing; returns the ones created."""
-    names = (settings.topic_raw, settings.topic_enriched, settings.topic_dlq)
-    return await create_missing_topics(
-        settings, [TopicSpec(name, settings.topic_partitions) for name in names]
-    )
+    specs = [
+        TopicSpec(settings.topic_raw, settings.topic_partitions),
+        TopicSpec(settings.topic_enriched, settings.topic_partitions),
+        dlq_spec(settings),
+    ]
+    return await create_missing_topics(settings, specs)
+
+
+def topic_overrides(resource: Mapping[str, Any]) -> dict[str, str]:
+    """The settings a topic has of its own (not broker defaults), from one resource of a
+    DescribeConfigs response (``Response.to_object()``, protocol v0 or v1+)."""
+    overrides: dict[str, str] = {}
+    for entry in resource.get("config_entries") or []:
+        if "config_source" in entry:
+            own = entry["config_source"] == _DYNAMIC_TOPIC_CONFIG
+        else:
+            own = not entry.get("is_default", True)
+        if own and not entry.get("read_only") and entry.get("config_value") is not None:
+            overrides[str(entry["config_names"])] = str(entry["config_value"])
+    return overrides
+
+
+def config_changes(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, str]:
+    """The settings of ``wanted`` that ``current`` does not already have."""
+    return {name: value for name, value in wanted.items() if current.get(name) != value}
+
+
+async def enforce_topic_configs(
+    settings: Settings, specs: Iterable[TopicSpec], servers: str | None = None
+) -> dict[str, dict[str, str]]:
+    """Give existing topics the configuration of their spec (e.g. a changed DLQ
+    retention); returns what was changed, by topic. The other settings a topic has of its
+    own are kept (AlterConfigs replaces a topic's whole set, so they are sent along)."""
+    servers = servers or bootstrap(settings)
+    admin = AIOKafkaAdminClient(**client_options(settings, servers))
+    await start_client(admin, servers)
+    changed: dict[str, dict[str, str]] = {}
+    try:
+        for spec in specs:
+            if not spec.config:
+                continue
+            resource = ConfigResource(ConfigResourceType.TOPIC, spec.name)
+            responses = await admin.describe_configs([resource])
+            described = [
+                r
+                for response in responses
+                for r in response.to_object()["resources"]
+                if r["resource_name"] == spec.name
+            ]
+            if described and described[0]["error_code"] == _UNKNOWN_TOPIC:
+                continue  # created with its configuration when it is created
+            if not described or described[0]["error_code"]:
+                reason = described[0]["error_message"] if described else "no answer"
+                raise ConfigError(f"cannot read the configuration of topic {spec.name}: {reason}")
+            current = topic_overrides(described[0])
+            changes = config_changes(current, spec.config)
+            if not changes:
+                continue
+            merged = {**current, **spec.config}
+            answers = await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=merged)]
+            )
+            for answer in answers:
+                for r in answer.to_object()["resources"]:
+                    if r["error_code"]:
+                        raise ConfigError(
+                            f"cannot configure topic {spec.name} ({changes}): "
+                            f"{r['error_message'] or r['error_code']}"
+                        )
+            log.info("kafka.topic_configured", topic=spec.name, changed=changes)
+            changed[spec.name] = changes
+        return changed
+    finally:
+        await admin.close()
 
 
 def replication_warning(settings: Settings) -> str | None:
@@ -161,11 +251,16 @@ __all__ = [
     "COMPACTED",
     "TopicSpec",
     "check_feeds_topic",
+    "config_changes",
     "create_missing_topics",
+    "dlq_spec",
+    "enforce_topic_configs",
     "ensure_topics",
     "feeds_partitions_problem",
     "partition_counts",
     "replication_warning",
+    "retention_ms",
+    "topic_overrides",
     "topic_partitions",
     "wait_partitions",
 ]

@@ -118,6 +118,21 @@ class KafkaStateStore:
         )
         await future
 
+    async def forget(self, keys: Iterable[str]) -> None:
+        """Tombstone (null value) the state of ``keys``, so compaction deletes it."""
+        producer = await self._get_producer()
+        futures = [
+            await producer.send(
+                self.config.topic_poller_state,
+                key=key.encode("utf-8"),
+                value=None,
+                partition=partition_for(key, self.config.poller_partitions),
+            )
+            for key in keys
+        ]
+        for future in futures:
+            await future
+
     async def close(self) -> None:
         if self._producer is not None and self._own_producer:
             await self._producer.stop()
@@ -131,6 +146,7 @@ MAX_TRANSACTION_RECORDS = 2000
 TRANSACTION_TIMEOUT_MS = 60_000
 
 Record = tuple[bytes, bytes]  # (key, value)
+StateRecord = tuple[bytes, bytes | None]  # a null value is a tombstone
 
 
 class _PartitionCommitter:
@@ -147,7 +163,7 @@ class _PartitionCommitter:
         self.partition = partition
         self.transactional_id = transactional_id
         self.producer: Any = None
-        self.pending: list[tuple[Record, list[Record], asyncio.Future[None]]] = []
+        self.pending: list[tuple[StateRecord, list[Record], asyncio.Future[None]]] = []
         self.task: asyncio.Task[None] | None = None
         self.failed: BaseException | None = None
 
@@ -166,7 +182,7 @@ class _PartitionCommitter:
         # init_transactions: fences the previous owner
         await start_client(self.producer, self.store.bootstrap)
 
-    async def commit(self, state: Record, articles: list[Record]) -> None:
+    async def commit(self, state: StateRecord, articles: list[Record]) -> None:
         if self.failed is not None:
             raise self.failed
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -175,8 +191,8 @@ class _PartitionCommitter:
             self.task = asyncio.create_task(self._run(), name=f"commit:{self.partition}")
         await future
 
-    def _next_batch(self) -> list[tuple[Record, list[Record], asyncio.Future[None]]]:
-        batch: list[tuple[Record, list[Record], asyncio.Future[None]]] = []
+    def _next_batch(self) -> list[tuple[StateRecord, list[Record], asyncio.Future[None]]]:
+        batch: list[tuple[StateRecord, list[Record], asyncio.Future[None]]] = []
         size = 0
         while self.pending and (
             not batch or size + 1 + len(self.pending[0][1]) <= MAX_TRANSACTION_RECORDS
@@ -303,6 +319,19 @@ class AtomicKafkaStateStore(KafkaStateStore):
 
     async def save(self, state: FeedState) -> None:
         await self.commit(state, ())
+
+    async def forget(self, keys: Iterable[str]) -> None:
+        """Tombstone the state of ``keys`` through the transactional producer of their
+        partition (the owner's, so a fenced poller cannot delete what it no longer owns)."""
+        for key in keys:
+            partition = partition_for(key, self.config.poller_partitions)
+            committer = self._committers.get(partition)
+            if committer is None:
+                if self._coordinated:
+                    continue  # not ours: its owner tombstones it
+                await self.claim([partition])
+                committer = self._committers[partition]
+            await committer.commit((key.encode("utf-8"), None), [])
 
     async def close(self) -> None:
         await self.release(list(self._committers))

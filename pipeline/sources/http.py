@@ -9,9 +9,10 @@ connect and read timeouts; a size cap before and after decompression
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -79,13 +80,71 @@ class FetchResult:
         return self.status == 304
 
 
+@dataclass(slots=True)
+class _HostSlot:
+    semaphore: asyncio.Semaphore
+    users: int = 0
+
+
+class HostLimits:
+    """Per-host concurrency limits that live only while used.
+
+    A host's semaphore exists while a fetch holds or waits for it and is dropped when the
+    last one leaves (an idle semaphore is at its full count: it holds no state), so the
+    map never holds more hosts than fetches in flight, however many hosts the feeds and
+    their redirects name over months."""
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = max(1, per_host)
+        self._slots: dict[str, _HostSlot] = {}
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, host: str) -> AsyncIterator[None]:
+        """Wait for one of ``host``'s ``per_host`` places and hold it for the block."""
+        slot = self._slots.get(host)
+        if slot is None:
+            slot = self._slots[host] = _HostSlot(asyncio.Semaphore(self.per_host))
+        slot.users += 1
+        try:
+            async with slot.semaphore:
+                yield
+        finally:
+            slot.users -= 1
+            if slot.users == 0:
+                del self._slots[host]
+
+
+@dataclass(slots=True)
+class HostsSeen:
+    """Distinct hosts looked up since the DNS cache was last cleared. aiohttp forgets an
+    expired DNS entry only when that host is looked up again, so the cache grows with
+    every host ever fetched; :meth:`note` says when it has seen ``cap`` hosts and the
+    cache should be cleared."""
+
+    cap: int
+    hosts: set[str] = field(default_factory=set)
+
+    def note(self, host: str) -> bool:
+        """Record ``host``; True (and start over) once more than ``cap`` were seen."""
+        self.hosts.add(host)
+        if len(self.hosts) > self.cap:
+            self.hosts.clear()
+            return True
+        return False
+
+
 class Fetcher:
     """HTTP GET with redirects checked hop by hop, per-host and global limits, size caps."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._global = asyncio.Semaphore(max(1, settings.poll_concurrency))
-        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._hosts = HostLimits(settings.poll_per_host)
+        self._hosts_seen = HostsSeen(max(1, settings.poll_max_hosts))
+        self._connector: aiohttp.TCPConnector | None = None
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Fetcher:
@@ -98,7 +157,7 @@ class Fetcher:
         if self._session is None:
             # The semaphores of ``fetch`` are the concurrency limits (waiting for them
             # does not count against the request timeout), so the pool has none.
-            connector = aiohttp.TCPConnector(
+            connector = self._connector = aiohttp.TCPConnector(
                 limit=0,
                 resolver=SafeResolver(self.settings.allow_private_feeds),
                 ttl_dns_cache=300,
@@ -124,13 +183,13 @@ class Fetcher:
         if self._session is not None:
             await self._session.close()
             self._session = None
+            self._connector = None
 
-    def _host_limit(self, url: str) -> asyncio.Semaphore:
+    def _host_limit(self, url: str) -> contextlib.AbstractAsyncContextManager[None]:
         host = (urlsplit(url).hostname or "").lower()
-        sem = self._hosts.get(host)
-        if sem is None:
-            sem = self._hosts[host] = asyncio.Semaphore(max(1, self.settings.poll_per_host))
-        return sem
+        if self._hosts_seen.note(host) and self._connector is not None:
+            self._connector.clear_dns_cache()
+        return self._hosts.hold(host)
 
     async def fetch(self, url: str, headers: Mapping[str, str]) -> FetchResult:
         """GET ``url``; raises :class:`FetchError` (with status / retry_after) on failure."""
@@ -203,6 +262,8 @@ __all__ = [
     "HTML_ACCEPT",
     "FetchResult",
     "Fetcher",
+    "HostLimits",
+    "HostsSeen",
     "SafeResolver",
     "failure_reason",
 ]

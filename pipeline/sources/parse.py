@@ -439,16 +439,21 @@ def entry_to_article(
     language: str | None = None,
     fetched_at: datetime | None = None,
     max_body_chars: int | None = None,
+    base_url: str | None = None,
 ) -> RawArticle:
-    """One feedparser entry (or a dict with the same keys) as a raw article."""
+    """One feedparser entry (or a dict with the same keys) as a raw article.
+
+    Relative links resolve against ``base_url`` (see :func:`link_base`), ``feed_url``
+    when it is not given."""
+    base = feed_url if base_url is None else base_url
     guid = _guid(entry)
-    url = _http_url(entry.get("link"), feed_url)
+    url = _http_url(entry.get("link"), base)
     if url is None and guid and entry.get("guidislink", True):
         url = _http_url(guid)
     if url is None:
         for link in entry.get("links") or []:
             if isinstance(link, Mapping) and link.get("rel", "alternate") == "alternate":
-                url = _http_url(link.get("href"), feed_url)
+                url = _http_url(link.get("href"), base)
                 if url:
                     break
 
@@ -537,6 +542,17 @@ def _source_for(
     return Source(name=source_name or title or host or None, domain=host or None, feed_url=feed_url)
 
 
+def link_base(feed_url: str, site_link: str | None) -> str | None:
+    """What relative entry links resolve against when the feed has no ``xml:base``: the
+    feed's own URL when it was fetched over HTTP(S); else (a feed replayed from a file,
+    ``file://...``) the feed's site link (RSS channel ``<link>``, Atom alternate link,
+    JSON Feed ``home_page_url``) when that is an absolute HTTP(S) URL; else nothing, and
+    such links are dropped (the entry is then identified by its GUID)."""
+    if _http_url(feed_url) is not None:
+        return feed_url
+    return _http_url(site_link)
+
+
 def _number(value: Any) -> float | None:
     try:
         number = float(str(value).strip())
@@ -604,7 +620,12 @@ def parse_feed(
         )  # fmt: skip
     check_xml_safety(content, source=feed_url)
 
-    fp_headers: dict[str, str] = {"content-location": feed_url}
+    # feedparser resolves relative links against Content-Location (and xml:base). Only an
+    # HTTP(S) feed URL is a base; a file URI would turn every relative link into a file
+    # path, so replayed files keep them relative and they resolve against the site link.
+    fp_headers: dict[str, str] = {}
+    if _http_url(feed_url) is not None:
+        fp_headers["content-location"] = feed_url
     if headers.get("content-language"):
         fp_headers["content-language"] = headers["content-language"]
     # feedparser applies RFC 3023 to the HTTP Content-Type ("text/xml" without charset
@@ -640,6 +661,7 @@ def parse_feed(
         entries,
         "entry",
         feed_url=feed_url,
+        base_url=link_base(feed_url, link),
         source=source,
         tags=tags,
         language=language,
@@ -741,6 +763,7 @@ def _parse_json_feed(
         entries,
         "item",
         feed_url=feed_url,
+        base_url=link_base(feed_url, link),
         source=source,
         tags=tags,
         language=language,
@@ -773,6 +796,7 @@ __all__ = [
     "check_xml_safety",
     "entry_to_article",
     "html_to_text",
+    "link_base",
     "parse_feed",
     "parse_feed_safely",
     "parse_iso_datetime",

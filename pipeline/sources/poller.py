@@ -35,7 +35,7 @@ from pipeline.sources.http import Fetcher, FetchResult, failure_reason
 from pipeline.sources.parse import ParsedFeed
 from pipeline.sources.pool import parse_job, parse_pool
 from pipeline.sources.schedule import conditional_headers, next_interval, parse_max_age
-from pipeline.sources.state import FeedState, MemoryStateStore, StateStore
+from pipeline.sources.state import FeedState, MemoryStateStore, StateStore, removed_feeds
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +85,8 @@ class Poller:
         self.settings = settings
         all_feeds = feeds.feeds if isinstance(feeds, FeedList) else list(feeds)
         self.feeds: dict[str, FeedConfig] = {f.key: f for f in all_feeds}
+        # A list with invalid entries may only have a typo: their state is kept.
+        self._forget_removed = not (isinstance(feeds, FeedList) and feeds.errors)
         self.store: StateStore = state_store or MemoryStateStore(self.settings.poller_partitions)
         self._atomic = self.store if isinstance(self.store, AtomicKafkaStateStore) else None
         if publish is None and self._atomic is None:
@@ -118,6 +120,19 @@ class Poller:
 
     async def load_state(self, partitions: Iterable[int] | None = None) -> None:
         loaded = await self.store.load(partitions)
+        # Only a group member (the service: ``assigned`` is a set) forgets: the group's
+        # pollers share one list, while a one-off run (``poll --once --feeds other.yaml``)
+        # may poll a different list against the same state topic.
+        forget = self._forget_removed and self.assigned is not None
+        removed = removed_feeds(loaded, self.feeds) if forget else []
+        if removed:
+            # Feeds taken off the list: tombstone their state so the compacted topic
+            # (and every later load) forgets them instead of keeping them forever.
+            await self.store.forget(removed)
+            for key in removed:
+                loaded.pop(key, None)
+                self.states.pop(key, None)
+            log.info("poller.removed_feeds_forgotten", feeds=len(removed))
         self.states.update(loaded)
         self._loaded = True
         log.info("poller.state_loaded", feeds=len(loaded))

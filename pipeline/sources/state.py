@@ -79,7 +79,18 @@ class StateStore(Protocol):
 
     async def save(self, state: FeedState) -> None: ...
 
+    async def forget(self, keys: Iterable[str]) -> None:
+        """Delete the state of ``keys`` (a tombstone in the compacted topic)."""
+        ...
+
     async def close(self) -> None: ...
+
+
+def removed_feeds(stored: Iterable[str], listed: Iterable[str]) -> list[str]:
+    """Keys with stored state whose feed is no longer in the list (disabled feeds are
+    still listed, and keep their state)."""
+    present = set(listed)
+    return sorted(key for key in stored if key not in present)
 
 
 class MemoryStateStore:
@@ -101,6 +112,10 @@ class MemoryStateStore:
     async def save(self, state: FeedState) -> None:
         self.states[state.key] = FeedState.from_json(state.to_json())
         self.saves += 1
+
+    async def forget(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.states.pop(key, None)
 
     async def close(self) -> None:
         return None

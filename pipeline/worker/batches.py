@@ -9,6 +9,7 @@ with the reason; either way the batch's output is safe (acknowledged) when these
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -29,7 +30,13 @@ from pipeline.enrich.dedup import (
 from pipeline.errors import RetryableError
 from pipeline.kafka.client import bootstrap, encode, make_producer, send_all, start_client
 from pipeline.kafka.compacted import ReplicatedTable
-from pipeline.models import EnrichedArticle, Enrichment, RawArticle, utcnow
+from pipeline.models import (
+    EnrichedArticle,
+    Enrichment,
+    RawArticle,
+    drop_unknown_fields,
+    utcnow,
+)
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
@@ -54,6 +61,21 @@ def _validation_reason(exc: ValidationError) -> str:
 RecordT = TypeVar("RecordT", bound=RawArticle)
 
 
+def decode_record(value: bytes | None, model: type[RecordT]) -> tuple[RecordT, list[str]]:
+    """A Kafka record as ``model``, and the fields it had that this version does not know.
+
+    The rule for rolling upgrades (docs/architecture.md): unknown fields, at any depth,
+    are ignored (dropped before validation), so a newer producer can add fields while
+    older workers still run; known fields are validated as strictly as ever. Raises
+    :class:`ValidationError` for anything else (not JSON, wrong types, missing id)."""
+    try:
+        data = json.loads(value or b"")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return model.model_validate_json(value or b""), []  # raises, with pydantic's reason
+    known, unknown = drop_unknown_fields(model, data)
+    return model.model_validate(known), unknown
+
+
 def _decode(
     values: Values, model: type[RecordT], stage: str
 ) -> tuple[list[tuple[RecordT, bytes | None, dict[str, Any]]], list[dict[str, Any]]]:
@@ -62,7 +84,11 @@ def _decode(
     dead: list[dict[str, Any]] = []
     for value, where in values:
         try:
-            decoded.append((model.model_validate_json(value or b""), value, where))
+            record, unknown = decode_record(value, model)
+            decoded.append((record, value, where))
+            if unknown:
+                metrics.WORKER_UNKNOWN_FIELDS.labels(stage).inc()
+                log.info("worker.unknown_fields_ignored", stage=stage, id=record.id, fields=unknown)
         except ValidationError as exc:
             metrics.WORKER_BAD_INPUT.labels("invalid_record").inc()
             dead.append(dlq_record(value, _validation_reason(exc), stage, **where))
@@ -256,4 +282,4 @@ class Worker:
         return len(result.indexed) + len(result.stale)
 
 
-__all__ = ["DEDUP_MIN_WORDS", "Values", "Worker"]
+__all__ = ["DEDUP_MIN_WORDS", "Values", "Worker", "decode_record"]

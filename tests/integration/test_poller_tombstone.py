@@ -1,0 +1,78 @@
+"""A feed taken off the list: its state is tombstoned in the real compacted state topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from pipeline.kafka.topics import topic_partitions
+from pipeline.sources.coordination import (
+    AtomicKafkaStateStore,
+    KafkaStateStore,
+    ensure_poller_topics,
+)
+from pipeline.sources.feeds import FeedConfig, FeedList
+from pipeline.sources.poller import Poller
+from pipeline.sources.state import FeedState
+from tests.integration.helpers import isolated
+
+pytestmark = pytest.mark.integration
+
+
+async def _records(bootstrap: str, topic: str) -> list[tuple[str, bytes | None]]:
+    """Every committed (key, value) of ``topic``, tombstones included."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(await topic_partitions(consumer, topic))]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        out: list[tuple[str, bytes | None]] = []
+        while any([await consumer.position(tp) < end[tp] for tp in tps]):
+            batch = await consumer.getmany(*tps, timeout_ms=500)
+            for records in batch.values():
+                out.extend((r.key.decode(), r.value) for r in records if r.key)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def test_removed_feed_state_is_tombstoned_in_the_state_topic(stack: Any) -> None:
+    settings = isolated(stack.settings, "tombstone", poller_partitions=4)
+    servers = stack.kafka_bootstrap
+    await ensure_poller_topics(servers, settings)
+    kept = FeedConfig(url="https://kept.test/rss")
+    gone = FeedConfig(url="https://gone.test/rss")
+    writer = KafkaStateStore(servers, settings)
+    try:
+        for feed in (kept, gone):
+            await writer.save(FeedState(key=feed.key, url=feed.url, total_items=3))
+    finally:
+        await writer.close()
+
+    store = AtomicKafkaStateStore(servers, settings, settings.topic_raw)
+    poller = Poller(settings, FeedList(feeds=[kept]), None, store)
+    poller.assigned = set()  # a group member, as GroupMembership.start makes it
+    try:
+        await poller.load_state()
+    finally:
+        await poller.close()
+        await store.close()
+    assert set(poller.states) == {kept.key}
+
+    records = await _records(servers, settings.topic_poller_state)
+    assert [value is None for key, value in records if key == gone.key] == [False, True]
+    assert all(value is not None for key, value in records if key == kept.key)
+    reader = KafkaStateStore(servers, settings)
+    try:
+        assert set(await reader.load()) == {kept.key}
+    finally:
+        await reader.close()
