@@ -44,6 +44,10 @@ FULLTEXT_FETCHES = Counter(
     "Article pages fetched for full text (fulltext feeds), by outcome (ok, no_text, reason).",
     ["outcome"],
 )
+PARSE_POOL_RESTARTS = Counter(
+    "newswire_parse_pool_restarts_total",
+    "Times the poller's parse pool was rebuilt (a process died or a job ran over its timeout).",
+)
 FEEDS_IN_BACKOFF = Gauge(
     "newswire_feeds_in_backoff", "Assigned feeds whose last poll failed (backing off)."
 )

@@ -211,7 +211,15 @@ class Settings(BaseSettings):
     )
     poll_max_redirects: int = Field(5, description="NEWSWIRE_POLL_MAX_REDIRECTS")
     poll_parse_workers: int = Field(
-        0, description="NEWSWIRE_POLL_PARSE_WORKERS: feed-parsing processes; 0 = one per CPU."
+        0,
+        description="NEWSWIRE_POLL_PARSE_WORKERS: feed-parsing processes; 0 = one per CPU the "
+        "process may use (affinity and cgroup quota).",
+    )
+    poll_parse_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="NEWSWIRE_POLL_PARSE_TIMEOUT: seconds a feed parse or full-text extraction "
+        "may take before its process is killed and the document counted as bad input.",
     )
     poll_seen_ids: int = Field(
         2000, description="NEWSWIRE_POLL_SEEN_IDS: published ids remembered per feed."

@@ -9,7 +9,6 @@ fetched or yields no longer text leaves the article as the feed gave it.
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Executor
 
 import structlog
 
@@ -18,6 +17,7 @@ from pipeline.errors import FetchError
 from pipeline.models import RawArticle
 from pipeline.sources.http import HTML_ACCEPT, Fetcher, failure_reason
 from pipeline.sources.parse import plain_text
+from pipeline.sources.pool import ParsePool
 
 log = structlog.get_logger(__name__)
 
@@ -40,21 +40,19 @@ def extract_main_text(page: bytes, url: str | None = None) -> str | None:
 
 async def with_fulltext(
     fetcher: Fetcher,
-    executor: Executor,
+    pool: ParsePool,
     feed_url: str,
     articles: list[RawArticle],
     max_chars: int,
 ) -> list[RawArticle]:
     """``articles`` with the main text of their page as body where that text is longer."""
     return list(
-        await asyncio.gather(
-            *(_fulltext(fetcher, executor, feed_url, a, max_chars) for a in articles)
-        )
+        await asyncio.gather(*(_fulltext(fetcher, pool, feed_url, a, max_chars) for a in articles))
     )
 
 
 async def _fulltext(
-    fetcher: Fetcher, executor: Executor, feed_url: str, article: RawArticle, max_chars: int
+    fetcher: Fetcher, pool: ParsePool, feed_url: str, article: RawArticle, max_chars: int
 ) -> RawArticle:
     if not article.url:
         return article
@@ -62,8 +60,7 @@ async def _fulltext(
         page = await fetcher.fetch(article.url, {"Accept": HTML_ACCEPT})
         if page.not_modified or not page.body:
             return article
-        loop = asyncio.get_running_loop()
-        text = await loop.run_in_executor(executor, extract_main_text, page.body, page.final_url)
+        text = await pool.run(page.final_url, extract_main_text, page.body, page.final_url)
     except asyncio.CancelledError:
         raise
     except Exception as exc:

@@ -33,7 +33,7 @@ from pipeline.sources.feeds import FeedConfig, FeedList
 from pipeline.sources.fulltext import with_fulltext
 from pipeline.sources.http import Fetcher, FetchResult, failure_reason
 from pipeline.sources.parse import ParsedFeed
-from pipeline.sources.pool import parse_job, parse_pool
+from pipeline.sources.pool import ParsePool, parse_job
 from pipeline.sources.schedule import conditional_headers, next_interval, parse_max_age
 from pipeline.sources.state import FeedState, MemoryStateStore, StateStore, removed_feeds
 
@@ -94,8 +94,11 @@ class Poller:
         self._publish = publish or _atomic_store_publishes
         self.states: dict[str, FeedState] = {}
         self.fetcher = Fetcher(self.settings)
-        self._executor = executor
-        self._own_executor = executor is None
+        self.pool = ParsePool(
+            self.settings.poll_parse_workers,
+            timeout=self.settings.poll_parse_timeout,
+            executor=executor,
+        )
         self.rng = rng or random.Random()
         self.clock = clock
         self.assigned: set[str] | None = None  # None = every feed (no group)
@@ -106,17 +109,9 @@ class Poller:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    @property
-    def executor(self) -> Executor:
-        if self._executor is None:
-            self._executor = parse_pool(self.settings.poll_parse_workers)
-        return self._executor
-
     async def close(self) -> None:
         await self.fetcher.close()
-        if self._executor is not None and self._own_executor:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        self.pool.close()
 
     async def load_state(self, partitions: Iterable[int] | None = None) -> None:
         loaded = await self.store.load(partitions)
@@ -146,8 +141,14 @@ class Poller:
     def health(self) -> tuple[bool, dict[str, Any]]:
         assigned = len(self._my_feeds())
         idle = self.clock() - (self.last_activity or self.started_at)
-        ok = idle < max(3 * self.settings.poll_max_interval, 600)
-        return ok, {"feeds_assigned": assigned, "in_flight": len(self._in_flight), "idle_s": idle}
+        pool = self.pool.health()
+        ok = idle < max(3 * self.settings.poll_max_interval, 600) and pool["broken"] is None
+        return ok, {
+            "feeds_assigned": assigned,
+            "in_flight": len(self._in_flight),
+            "idle_s": idle,
+            "parse_pool": pool,
+        }
 
     def _my_feeds(self) -> list[FeedConfig]:
         return [
@@ -176,8 +177,7 @@ class Poller:
             "max_bytes": self.settings.poll_max_bytes,
             "max_body_chars": self.settings.max_body_chars,
         }
-        loop = asyncio.get_running_loop()
-        parsed = await loop.run_in_executor(self.executor, parse_job, result.body, kwargs)
+        parsed = await self.pool.run(feed.url, parse_job, result.body, kwargs)
         if isinstance(parsed, BadInputError):
             raise parsed
         return parsed
@@ -222,7 +222,7 @@ class Poller:
                 published = new_articles(parsed.articles, state.seen_ids)
                 if published and feed.fulltext:
                     published = await with_fulltext(
-                        self.fetcher, self.executor, feed.url, published,
+                        self.fetcher, self.pool, feed.url, published,
                         self.settings.max_body_chars,
                     )  # fmt: skip
                 if published:
