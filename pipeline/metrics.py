@@ -44,6 +44,10 @@ FULLTEXT_FETCHES = Counter(
     "Article pages fetched for full text (fulltext feeds), by outcome (ok, no_text, reason).",
     ["outcome"],
 )
+POLLER_KAFKA_ERRORS = Counter(
+    "newswire_poller_kafka_errors_total",
+    "Polls whose articles or state could not be written to Kafka (retried; not a feed failure).",
+)
 PARSE_POOL_RESTARTS = Counter(
     "newswire_parse_pool_restarts_total",
     "Times the poller's parse pool was rebuilt (a process died or a job ran over its timeout).",

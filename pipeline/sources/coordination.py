@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import ProducerFenced
 
+from pipeline.errors import KafkaUnavailableError
 from pipeline.kafka.client import bootstrap, start_client
 from pipeline.kafka.compacted import read_to_end
 from pipeline.kafka.security import client_options
@@ -140,6 +141,8 @@ class KafkaStateStore:
 
 
 #: Records a transaction of the atomic store may carry at most (a batch is split beyond).
+#: Longest wait for a stuck committer's task or producer to stop (seconds).
+STOP_TIMEOUT = 10.0
 MAX_TRANSACTION_RECORDS = 2000
 #: An open transaction of a dead poller blocks read_committed readers at most this long
 #: when nobody fences it (the next owner of the partition fences it at once).
@@ -165,7 +168,10 @@ class _PartitionCommitter:
         self.producer: Any = None
         self.pending: list[tuple[StateRecord, list[Record], asyncio.Future[None]]] = []
         self.task: asyncio.Task[None] | None = None
+        #: Fenced: another poller owns the partition; only a new claim may replace us.
         self.failed: BaseException | None = None
+        #: The producer could not even abort (a broker restart): replaced before next use.
+        self.broken: BaseException | None = None
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(
@@ -235,8 +241,10 @@ class _PartitionCommitter:
                     self.failed = exc
                     log.warning("poller.fenced", partition=self.partition)
                 else:
-                    with contextlib.suppress(Exception):
+                    try:
                         await self.producer.abort_transaction()
+                    except Exception as abort_exc:
+                        self.broken = abort_exc
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
@@ -247,11 +255,13 @@ class _PartitionCommitter:
 
     async def stop(self) -> None:
         if self.task is not None:
-            with contextlib.suppress(Exception):
-                await self.task
+            if self.broken is not None:
+                self.task.cancel()  # stuck on a broker that went away: nothing to wait for
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self.task, STOP_TIMEOUT)
         if self.producer is not None:
-            with contextlib.suppress(Exception):
-                await self.producer.stop()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self.producer.stop(), STOP_TIMEOUT)
             self.producer = None
 
 
@@ -289,6 +299,14 @@ class AtomicKafkaStateStore(KafkaStateStore):
     async def claim(self, partitions: Iterable[int]) -> None:
         """Start (and so fence any other holder of) the producers of ``partitions``."""
         async with self._claim_lock:
+            # A fenced or broken committer is replaced when its partition is ours again.
+            stale = [
+                self._committers.pop(p)
+                for p in partitions
+                if p in self._committers
+                and (self._committers[p].failed or self._committers[p].broken)
+            ]
+            await asyncio.gather(*(c.stop() for c in stale))
             wanted = [p for p in partitions if p not in self._committers]
             committers = [_PartitionCommitter(self, p, f"{self.prefix}-{p}") for p in wanted]
             await asyncio.gather(*(c.start() for c in committers))
@@ -308,6 +326,12 @@ class AtomicKafkaStateStore(KafkaStateStore):
         """Publish ``articles`` ((id, JSON value) pairs) and save ``state``, atomically."""
         partition = partition_for(state.key, self.config.poller_partitions)
         committer = self._committers.get(partition)
+        if committer is not None and committer.broken is not None:
+            # Still ours (not fenced), but its producer died with the broker: a new one
+            # with the same transactional id takes over (and aborts what was left open).
+            log.warning("poller.committer_replaced", partition=partition)
+            await self.claim([partition])
+            committer = self._committers[partition]
         if committer is None:
             if self._coordinated:
                 # Claiming here would fence the poller that owns the partition now.
@@ -315,7 +339,17 @@ class AtomicKafkaStateStore(KafkaStateStore):
             await self.claim([partition])
             committer = self._committers[partition]
         record = (state.key.encode("utf-8"), state.to_json())
-        await committer.commit(record, [(k.encode("utf-8"), v) for k, v in articles])
+        timeout = self.config.poll_timeout
+        try:
+            await asyncio.wait_for(
+                committer.commit(record, [(k.encode("utf-8"), v) for k, v in articles]), timeout
+            )
+        except TimeoutError:
+            # The broker does not answer. The transaction may still be open: the committer
+            # is replaced before the next commit, and its successor (same transactional id)
+            # aborts it, so a late commit can never land beside the restored state.
+            committer.broken = KafkaUnavailableError(self.bootstrap, "commit timed out")
+            raise committer.broken from None
 
     async def save(self, state: FeedState) -> None:
         await self.commit(state, ())

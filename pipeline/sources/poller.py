@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from aiokafka.errors import KafkaError
 
 from pipeline import metrics
 from pipeline.backoff import backoff_delay
-from pipeline.errors import BadInputError, FetchError
+from pipeline.errors import BadInputError, FetchError, KafkaUnavailableError
 from pipeline.kafka.client import encode
 from pipeline.models import RawArticle
 from pipeline.settings import Settings
@@ -38,6 +39,14 @@ from pipeline.sources.schedule import conditional_headers, next_interval, parse_
 from pipeline.sources.state import FeedState, MemoryStateStore, StateStore, removed_feeds
 
 log = structlog.get_logger(__name__)
+#: After a failed publish or state write the feed is tried again this soon (seconds).
+KAFKA_RETRY_SECONDS = 30.0
+
+
+def is_kafka_outage(exc: BaseException) -> bool:
+    """Whether a poll failed on Kafka (publishing or saving state), not on the feed."""
+    return isinstance(exc, KafkaError | KafkaUnavailableError)
+
 
 #: Publishes raw articles and returns once Kafka acknowledged them.
 PublishCallable = Callable[[list[RawArticle]], Awaitable[Any]]
@@ -266,6 +275,18 @@ class Poller:
     async def _failure(
         self, feed: FeedConfig, state: FeedState, exc: Exception, now: float
     ) -> None:
+        if is_kafka_outage(exc):
+            # Our broker, not the feed, failed: no backoff, no failure count. The feed is
+            # polled again soon and its items published then (state was restored).
+            state.next_poll_at = now + KAFKA_RETRY_SECONDS
+            metrics.POLLER_KAFKA_ERRORS.inc()
+            log.warning(
+                "poller.kafka_unavailable",
+                feed=feed.url,
+                error=repr(exc)[:300],
+                retry_in=KAFKA_RETRY_SECONDS,
+            )
+            return
         reason = failure_reason(exc)
         message = str(exc) if isinstance(exc, FetchError | BadInputError) else repr(exc)
         state.consecutive_failures += 1
