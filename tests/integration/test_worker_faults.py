@@ -182,9 +182,9 @@ async def test_search_engine_down_60s_during_ingest_loses_and_duplicates_nothing
             return (await index_count(settings) or 0) >= 40
 
         await wait_for(some_indexed, 300, "the first articles to be indexed", every=0.5)
+        indexed_at_stop = await index_count(settings)
         search_node.stop()
         down_at = time.monotonic()
-        indexed_at_stop = await index_count(settings)  # None: the node is down
         enriched_at_stop = await topic_size(settings, settings.topic_enriched)
         await publish(settings, second)  # the rest of the replay arrives during the outage
         while time.monotonic() - down_at < 60:
@@ -309,6 +309,7 @@ async def test_sigterm_mid_ingest_exits_0_and_the_next_worker_completes_exactly_
         assert count is not None
         check_exactly_once(
             "sigterm-mid-ingest", sent, ids, count, exit_code=code, indexed_at_sigterm=at_stop,
+            batches_handed_back=first_log.count("batch_handed_back"),
             stop_s=round(stop_s, 1), recover_s=round(recover_s, 1),
         )  # fmt: skip
     finally:
