@@ -106,6 +106,16 @@ class RecogniserUnavailableError(RetryableError):
         self.reason = reason
 
 
+class HandedBackError(NewswireError):
+    """The worker is stopping while a batch waits (for the search engine, the recogniser):
+    the batch is handed back unacknowledged, so Kafka redelivers it to the next worker."""
+
+    def __init__(self, stage: str, waiting_for: str) -> None:
+        super().__init__(f"{stage}: stopping while waiting for {waiting_for}; batch handed back")
+        self.stage = stage
+        self.waiting_for = waiting_for
+
+
 class PermanentIndexError(SearchBackendError):
     """A document the index will never accept (mapping errors); it belongs in the DLQ."""
 

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from pipeline.errors import ConfigError, SearchBackendError
+from pipeline.errors import ConfigError, RetryableError, SearchBackendError
 from pipeline.settings import Settings
 
 P = ParamSpec("P")
@@ -68,7 +68,8 @@ def search_target(settings: Settings) -> tuple[str, str]:
     if endpoints and endpoints.get("search_url"):
         return str(endpoints["search_engine"]), str(endpoints["search_url"])
     if endpoints:
-        raise ConfigError(
+        # Down for now, perhaps restarting: retryable, so the worker waits for it.
+        raise RetryableError(
             "the local stack's search node is not running (its Kafka is): start it with "
             "`newswire stack up`, or set NEWSWIRE_ELASTICSEARCH_URL"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import structlog
 
 from pipeline.backoff import backoff_delay
-from pipeline.errors import RetryableError, SearchBackendError
+from pipeline.errors import HandedBackError, RetryableError, SearchBackendError
 from pipeline.metrics import INDEX_STALLED as STALLED
 from pipeline.models import EnrichedArticle
 from pipeline.sinks.backend import SearchBackend
@@ -82,12 +83,16 @@ class Indexer:
         backoff_base: float = 0.5,
         backoff_cap: float = 60.0,
         escalate_after: int = 8,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         self.backend = backend
         self.alias = alias
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.escalate_after = escalate_after
+        #: Set when the worker stops: a batch still waiting is handed back, not acked.
+        self.stopping = stopping or asyncio.Event()
+        self._waiting_since: float | None = None
 
     async def write(self, articles: Sequence[EnrichedArticle]) -> WriteResult:
         """Index ``articles``; returns only when every one is acknowledged or rejected."""
@@ -117,22 +122,42 @@ class Indexer:
                 reason = report.retry[0].reason if report.retry else "no answer for some items"
                 attempt = await self._wait(attempt, str(reason), len(pending))
                 result.retries += 1
+        if attempt:
+            waited = time.monotonic() - (self._waiting_since or time.monotonic())
+            log.info(
+                "sink.recovered", attempts=attempt, docs=len(articles), waited_s=round(waited, 1)
+            )
+        self._waiting_since = None
         STALLED.set(0)
         return result
 
     async def _wait(
         self, attempt: int, reason: str, docs: int, retry_after: float | None = None
     ) -> int:
-        """Back off before the next try; past ``escalate_after`` tries, say so loudly (the
-        documents are still never dropped: the worker holds their offsets meanwhile)."""
-        delay = retry_after or backoff_delay(attempt + 1, self.backoff_base, self.backoff_cap)
-        if attempt + 1 >= self.escalate_after:
-            STALLED.set(1)
-            log.error("sink.stalled", attempts=attempt + 1, docs=docs, reason=reason, delay=delay)
+        """Back off before the next try, forever: retryable failures are never dropped nor
+        acknowledged (the worker holds their offsets meanwhile). One warning when the wait
+        starts, one error when it passes ``escalate_after`` tries, one line when it is over
+        (``sink.recovered``); the tries between are logged at debug level, so an outage of
+        hours does not flood the log. A stop request ends the wait: the batch is handed
+        back (:class:`HandedBackError`), unacknowledged."""
+        attempt += 1
+        delay = retry_after or backoff_delay(attempt, self.backoff_base, self.backoff_cap)
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
+        fields = {"attempt": attempt, "docs": docs, "reason": reason, "delay": delay}
+        if attempt == 1:
+            log.warning("sink.retry", **fields)
+        elif attempt == self.escalate_after:
+            log.error("sink.stalled", **fields)
         else:
-            log.warning("sink.retry", attempt=attempt + 1, docs=docs, reason=reason, delay=delay)
-        await asyncio.sleep(delay)
-        return attempt + 1
+            log.debug("sink.retry", **fields)
+        if attempt >= self.escalate_after:
+            STALLED.set(1)
+        try:
+            await asyncio.wait_for(self.stopping.wait(), delay)
+        except TimeoutError:
+            return attempt
+        raise HandedBackError("sink", f"the search engine ({reason})")
 
     def _operations(self, articles: Any) -> list[dict[str, Any]]:
         return bulk_operations(

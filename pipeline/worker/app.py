@@ -8,6 +8,8 @@ work itself is :class:`pipeline.worker.batches.Worker`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, cast
@@ -15,6 +17,7 @@ from typing import Any, cast
 import faust
 import structlog
 
+from pipeline.errors import HandedBackError
 from pipeline.kafka.client import bootstrap
 from pipeline.kafka.security import faust_broker_options
 from pipeline.settings import Settings
@@ -23,6 +26,8 @@ from pipeline.worker.failstop import fail_stop
 
 log = structlog.get_logger(__name__)
 BatchHandler = Callable[[Values], Awaitable[int]]
+#: Seconds a batch in progress may take to finish when the worker is asked to stop.
+STOP_GRACE = 20.0
 
 
 def _where(event: Any) -> dict[str, Any]:
@@ -37,11 +42,21 @@ def _where(event: Any) -> dict[str, Any]:
 
 
 class FaustWorker(faust.Worker):
-    """Faust's worker with Newswire's structured logging instead of Faust's own format."""
+    """Faust's worker with Newswire's structured logging instead of Faust's own format, and
+    a stop in order: the agents first (their batches finished or handed back), then the
+    connections they write through (see :func:`create_app`)."""
 
     def __init__(self, app: faust.App, settings: Settings) -> None:
         self.newswire_settings = settings
         super().__init__(app, loglevel=settings.log_level.lower(), redirect_stdouts=False)
+
+    async def on_shutdown(self) -> None:
+        # Runs after the app and its agents stopped: nothing writes through these anymore.
+        work: Worker | None = getattr(self.app, "newswire_worker", None)
+        if work is not None:
+            await work.stop()
+        log.info("worker.stopped")
+        await super().on_shutdown()
 
     def on_setup_root_logger(self, logger: Any, level: int) -> None:
         from pipeline.logs import configure
@@ -71,7 +86,10 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
         web_bind=settings.worker_web_host,
         web_port=settings.worker_web_port or 6066,
         web_enabled=settings.worker_web_port > 0,
-        stream_wait_empty=True,
+        # A stop does not wait for every buffered event to be acked (a sink waiting for the
+        # search engine would never let it end): acked offsets are committed, the batches
+        # in progress get ``STOP_GRACE`` seconds, then are cancelled unacked (handed back).
+        stream_wait_empty=False,
         logging_config=None,
     )
     raw = app.topic(settings.topic_raw, key_type=bytes, value_type=bytes, value_serializer="raw")
@@ -81,13 +99,32 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     worker = worker or Worker(settings)
     within = timedelta(seconds=settings.batch_seconds)
 
+    busy: set[str] = set()  # the stages with a batch in progress
+    idle = asyncio.Event()  # set whenever ``busy`` empties
+
     async def consume(stream: Any, stage: str, handle: BatchHandler) -> None:
-        """Micro-batches; each event is acked only once ``handle`` made its output safe."""
+        """Micro-batches; each event is acked only once ``handle`` made its output safe.
+
+        A batch is finished or handed back, never half-acked: on a stop request a batch
+        that waits (search engine or recogniser down) raises HandedBackError and nothing of
+        it is acked; Kafka redelivers it to the next worker. Any other error fail-stops."""
         async for events in stream.noack_take(settings.batch_size, within=within):
+            if worker.stopping.is_set():
+                log.info(f"{stage}.batch_handed_back", records=len(events), reason="stopping")
+                return
+            busy.add(stage)
+            idle.clear()
             try:
                 done = await handle([(e.value, _where(e)) for e in events])
+            except HandedBackError as exc:
+                log.info(f"{stage}.batch_handed_back", records=len(events), reason=str(exc))
+                return
             except Exception as exc:
                 fail_stop(stage, exc, len(events))
+            finally:
+                busy.discard(stage)
+                if not busy:
+                    idle.set()
             for event in events:
                 await stream.ack(event)
             log.info(f"{stage}.batch", records=len(events), done=done)
@@ -106,8 +143,20 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
 
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-    async def _close(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await worker.stop()
+    async def _stopping(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Before the agents are stopped: waiting batches are handed back at once, a batch
+        doing work gets ``STOP_GRACE`` seconds to finish (then it is cancelled, unacked).
+        The connections close later, in FaustWorker.on_shutdown, once no agent runs."""
+        worker.request_stop()
+        if busy:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(idle.wait(), STOP_GRACE)
+        try:  # the offsets of the batches finished during the grace
+            await app.consumer.commit()
+        except Exception as exc:  # their redelivery is harmless (deterministic _id)
+            log.warning("worker.final_commit_failed", error=f"{type(exc).__name__}: {exc}")
+        log.info("worker.stopping", unfinished=sorted(busy))
 
-    app.on_before_shutdown.connect(cast(Any, _close))  # mode types miss async receivers
+    app.on_before_shutdown.connect(cast(Any, _stopping))  # mode types miss async receivers
+    app.newswire_worker = worker  # type: ignore[attr-defined]  # closed by FaustWorker
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -27,7 +28,7 @@ from pipeline.enrich.dedup import (
     normalize_text,
     story_signature,
 )
-from pipeline.errors import RetryableError
+from pipeline.errors import HandedBackError, RetryableError
 from pipeline.kafka.client import bootstrap, encode, make_producer, send_all, start_client
 from pipeline.kafka.compacted import ReplicatedTable
 from pipeline.models import (
@@ -38,7 +39,7 @@ from pipeline.models import (
     utcnow,
 )
 from pipeline.settings import Settings
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.backend import SearchBackend, open_backend
 from pipeline.sinks.indexer import Indexer, install_index
 from pipeline.worker.dlq import dlq_record
 
@@ -50,6 +51,9 @@ DEDUP_MIN_WORDS = 40
 #: Backoff while the entity recogniser is unavailable (seconds): doubles up to the cap.
 RECOGNISER_RETRY_FIRST = 1.0
 RECOGNISER_RETRY_CAP = 60.0
+#: Backoff while the search engine cannot be reached to install the index (seconds).
+SINK_CONNECT_FIRST = 1.0
+SINK_CONNECT_CAP = 30.0
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -105,20 +109,69 @@ class Worker:
         self.stories: ReplicatedTable | None = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlp")
         self._enricher: Any = None
+        self._backend: SearchBackend | None = None
+        self.stopping = asyncio.Event()
 
     async def start(self) -> None:
-        """Connect the producer and the search backend (idempotent)."""
+        """Connect the producer (idempotent). The search engine is not needed to enrich:
+        the sink connects on its own, on its first batch (:meth:`start_sink`)."""
         if self.producer is None:
             self.producer = make_producer(self.settings)
             await start_client(self.producer, bootstrap(self.settings))
-        if self.indexer is None:
-            backend = open_backend(self.settings)
-            # Idempotent: a worker started before `newswire setup` still writes into the
-            # strict, templated index behind the alias, never an auto-created one.
-            await install_index(backend, self.settings.index_alias)
-            self.indexer = Indexer(
-                backend, self.settings.index_alias, escalate_after=self.settings.max_retries
+
+    async def start_sink(self) -> Indexer:
+        """The indexer, once the index is installed (idempotent: a worker started before
+        `newswire setup` still writes into the strict, templated index behind the alias,
+        never an auto-created one).
+
+        While the search engine is unreachable this waits with backoff, forever, and only
+        blocks the sink: the enrich agent goes on. One warning when the wait starts, one
+        error past ``max_retries`` tries, one line when the engine answers."""
+        if self.indexer is not None:
+            return self.indexer
+        failures = 0
+        started = time.monotonic()
+        while True:
+            try:
+                if self._backend is None:  # a local node that is down: found when it is up
+                    self._backend = open_backend(self.settings)
+                await install_index(self._backend, self.settings.index_alias)
+                break
+            except RetryableError as exc:
+                failures += 1
+                delay = backoff_delay(failures, SINK_CONNECT_FIRST, SINK_CONNECT_CAP)
+                url = self._backend.url if self._backend is not None else "the local stack"
+                fields = {"url": url, "error": str(exc), "retry_in": delay}
+                if failures == 1:
+                    log.warning("sink.search_unavailable", **fields)
+                elif failures == self.settings.max_retries:
+                    log.error("sink.search_still_unavailable", attempts=failures, **fields)
+                else:
+                    log.debug("sink.search_unavailable", attempts=failures, **fields)
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+                except TimeoutError:
+                    continue
+                raise HandedBackError("sink", f"the search engine at {url}") from exc
+        if failures:
+            log.info(
+                "sink.search_available",
+                url=self._backend.url,
+                attempts=failures,
+                waited_s=round(time.monotonic() - started, 1),
             )
+        self.indexer = Indexer(
+            self._backend,
+            self.settings.index_alias,
+            escalate_after=self.settings.max_retries,
+            stopping=self.stopping,
+        )
+        return self.indexer
+
+    def request_stop(self) -> None:
+        """The worker is stopping: batches that wait (for the search engine, the entity
+        recogniser) are handed back unacknowledged instead of waiting on."""
+        self.stopping.set()
 
     async def start_stories(self) -> ReplicatedTable:
         """The duplicate / story-cluster table, loaded whole on first use."""
@@ -133,16 +186,17 @@ class Worker:
         return self.stories
 
     async def stop(self) -> None:
-        """Flush and close connections."""
+        """Flush and close connections (after the agents stopped: see ``app.py``)."""
         if self.stories is not None:
             await self.stories.stop()
             self.stories = None
         if self.producer is not None:
             await self.producer.stop()
             self.producer = None
-        if self.indexer is not None:
-            await self.indexer.backend.close()
-            self.indexer = None
+        self.indexer = None
+        if self._backend is not None:
+            await self._backend.close()
+            self._backend = None
 
     def enricher(self) -> Any:
         """The NLP enricher, created (and its model loaded) once per process."""
@@ -227,7 +281,11 @@ class Worker:
                     articles=len(articles),
                     retry_in=round(wait, 1),
                 )
-                await asyncio.sleep(wait)
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), wait)
+                except TimeoutError:
+                    continue
+                raise HandedBackError("enrich", "the entity recogniser") from exc
 
     @staticmethod
     def _drop_duplicates(
@@ -265,11 +323,11 @@ class Worker:
     async def index_batch(self, values: Values) -> int:
         """Index enriched records; permanent failures go to the DLQ. Returns docs acked."""
         await self.start()
-        assert self.indexer is not None
+        indexer = await self.start_sink()
         decoded, dead = _decode(values, EnrichedArticle, "sink")
         articles = [article for article, _, _ in decoded]
         origin = {article.id: (value, where) for article, value, where in decoded}
-        result = await self.indexer.write(articles)
+        result = await indexer.write(articles)
         metrics.WORKER_RECORDS.labels("sink", "indexed").inc(len(result.indexed))
         metrics.WORKER_RECORDS.labels("sink", "stale").inc(len(result.stale))
         metrics.INDEX_RETRIES.inc(result.retries)

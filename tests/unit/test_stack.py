@@ -572,7 +572,7 @@ def test_node_not_healthy_by_its_deadline_is_stopped_with_its_log_tail(tmp_path:
 
 def test_each_local_service_is_found_on_its_own(tmp_path: Path) -> None:
     """With the search node down, the broker that runs is still found (and the other way)."""
-    from pipeline.errors import ConfigError
+    from pipeline.errors import ConfigError, RetryableError
     from pipeline.kafka.client import bootstrap
     from pipeline.sinks.backend import search_target
 
@@ -610,8 +610,8 @@ def test_each_local_service_is_found_on_its_own(tmp_path: Path) -> None:
         assert endpoints["kafka_bootstrap"] == stack.kafka.bootstrap
         assert endpoints["search_url"] is None  # its node is down
         assert bootstrap(settings) == stack.kafka.bootstrap
-        with pytest.raises(ConfigError, match="search node is not running"):
-            search_target(settings)
+        with pytest.raises(RetryableError, match="search node is not running"):
+            search_target(settings)  # retryable: the worker waits for the node
     finally:
         stop_process(pid, timeout=5)
     assert local_endpoints(settings) is None  # nothing of it runs
