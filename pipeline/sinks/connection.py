@@ -7,6 +7,7 @@ verification stays on unless NEWSWIRE_ELASTICSEARCH_VERIFY_CERTS=false says othe
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
@@ -55,16 +56,19 @@ def elasticsearch_options(settings: Settings, url: str) -> dict[str, Any]:
         return options
     options["verify_certs"] = settings.elasticsearch_verify_certs
     if settings.elasticsearch_ca_file is not None:
-        if not settings.elasticsearch_ca_file.is_file():
-            raise ConfigError(
-                f"NEWSWIRE_ELASTICSEARCH_CA_FILE={settings.elasticsearch_ca_file}: no such file"
-            )
-        options["ca_certs"] = str(settings.elasticsearch_ca_file)
+        options["ca_certs"] = _ca_file("ELASTICSEARCH", settings.elasticsearch_ca_file)
     if settings.elasticsearch_ssl_fingerprint:
         options["ssl_assert_fingerprint"] = _fingerprint(settings.elasticsearch_ssl_fingerprint)
     if not settings.elasticsearch_verify_certs:
         options["ssl_show_warn"] = False  # the setting said so; warned once in the log
     return options
+
+
+def _ca_file(engine: str, path: Path) -> str:
+    """The CA file's path, or a ConfigError naming its setting when it does not exist."""
+    if not path.is_file():
+        raise ConfigError(f"NEWSWIRE_{engine}_CA_FILE={path}: no such file")
+    return str(path)
 
 
 def opensearch_options(settings: Settings, url: str) -> dict[str, Any]:
@@ -83,11 +87,7 @@ def opensearch_options(settings: Settings, url: str) -> dict[str, Any]:
     options["use_ssl"] = True
     options["verify_certs"] = settings.elasticsearch_verify_certs
     if settings.opensearch_ca_file is not None:
-        if not settings.opensearch_ca_file.is_file():
-            raise ConfigError(
-                f"NEWSWIRE_OPENSEARCH_CA_FILE={settings.opensearch_ca_file}: no such file"
-            )
-        options["ca_certs"] = str(settings.opensearch_ca_file)
+        options["ca_certs"] = _ca_file("OPENSEARCH", settings.opensearch_ca_file)
     if not settings.elasticsearch_verify_certs:
         options["ssl_show_warn"] = False
     return options

@@ -88,8 +88,9 @@ async def read_topic(bootstrap: str, topic: str, expect: int, limit: float = 60)
     return records
 
 
-async def read_committed(bootstrap: str, topic: str) -> list[bytes]:
-    """Every committed record value of ``topic``, in order within each partition."""
+async def read_committed_records(bootstrap: str, topic: str) -> list[Any]:
+    """Every committed record of ``topic`` (tombstones included), in order within each
+    partition."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -102,11 +103,17 @@ async def read_committed(bootstrap: str, topic: str) -> list[bytes]:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)  # the last stable offsets
-        out: dict[TopicPartition, list[bytes]] = defaultdict(list)
+        out: dict[TopicPartition, list[Any]] = defaultdict(list)
         while any([await consumer.position(tp) < end[tp] for tp in tps]):
             batch = await consumer.getmany(*tps, timeout_ms=500)
             for tp, records in batch.items():
-                out[tp].extend(r.value for r in records if r.value is not None)
-        return [value for tp in tps for value in out[tp]]
+                out[tp].extend(records)
+        return [record for tp in tps for record in out[tp]]
     finally:
         await consumer.stop()
+
+
+async def read_committed(bootstrap: str, topic: str) -> list[bytes]:
+    """Every committed record value of ``topic``, in order within each partition."""
+    records = await read_committed_records(bootstrap, topic)
+    return [r.value for r in records if r.value is not None]

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from pipeline.kafka.topics import topic_partitions
 from pipeline.sources.coordination import (
     AtomicKafkaStateStore,
     KafkaStateStore,
@@ -16,33 +14,15 @@ from pipeline.sources.coordination import (
 from pipeline.sources.feeds import FeedConfig, FeedList
 from pipeline.sources.poller import Poller
 from pipeline.sources.state import FeedState
-from tests.integration.helpers import isolated
+from tests.integration.helpers import isolated, read_committed_records
 
 pytestmark = pytest.mark.integration
 
 
 async def _records(bootstrap: str, topic: str) -> list[tuple[str, bytes | None]]:
     """Every committed (key, value) of ``topic``, tombstones included."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(await topic_partitions(consumer, topic))]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        out: list[tuple[str, bytes | None]] = []
-        while any([await consumer.position(tp) < end[tp] for tp in tps]):
-            batch = await consumer.getmany(*tps, timeout_ms=500)
-            for records in batch.values():
-                out.extend((r.key.decode(), r.value) for r in records if r.key)
-        return out
-    finally:
-        await consumer.stop()
+    records = await read_committed_records(bootstrap, topic)
+    return [(r.key.decode(), r.value) for r in records if r.key]
 
 
 async def test_removed_feed_state_is_tombstoned_in_the_state_topic(stack: Any) -> None:
