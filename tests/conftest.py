@@ -28,7 +28,7 @@ import pytest
 from pydantic import SecretStr
 
 from pipeline.settings import Settings
-from pipeline.stack import LocalStack
+from pipeline.stack import LocalStack, StackStatus
 from pipeline.stack.kafka import ScramUser, SecureListener
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +72,16 @@ def local_test_settings(home: Path = TEST_HOME, **overrides: object) -> Settings
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def _up(local: LocalStack, started_here: bool) -> StackStatus:
+    """``local.up()``; when it fails, stop what this session started rather than leave it."""
+    try:
+        return local.up()
+    except BaseException:
+        if started_here:
+            local.down()
+        raise
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "stack_last: runs after every other test (it stops the session stack)"
@@ -95,7 +105,7 @@ def stack() -> Iterator[StackEndpoints]:
     # Another test session (a second terminal) may already run the test stack: share it,
     # and leave stopping it to the session that started it.
     started_here = not local.status().healthy
-    status = local.up()
+    status = _up(local, started_here)
     try:
         yield StackEndpoints(status.kafka.endpoint, status.search.endpoint, settings, local)
     finally:
@@ -127,7 +137,7 @@ def opensearch() -> Iterator[SearchNodeEndpoint]:
     )
     local = LocalStack(settings, dist_dir=SHARED_DIST, services=("search",))
     started_here = not local.status().healthy
-    status = local.up()
+    status = _up(local, started_here)
     try:
         yield SearchNodeEndpoint(status.search.endpoint, settings, local)
     finally:

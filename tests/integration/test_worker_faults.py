@@ -98,6 +98,18 @@ async def index_count(settings: Settings) -> int | None:
         await backend.close()
 
 
+async def wait_indexed(
+    settings: Settings, worker: WorkerProcess, count: int, limit: float, what: str, every: float
+) -> None:
+    """Wait until ``count`` documents are indexed; fail at once if the worker dies."""
+
+    async def enough() -> bool:
+        assert worker.alive(), worker.tail()
+        return (await index_count(settings) or 0) >= count
+
+    await wait_for(enough, limit, what, every=every)
+
+
 async def indexed_ids(settings: Settings) -> list[str]:
     """Every document ``_id`` behind the alias (one search; the tests index < 10,000)."""
     backend = open_backend(settings)
@@ -177,11 +189,7 @@ async def test_search_engine_down_60s_during_ingest_loses_and_duplicates_nothing
     try:
         await publish(settings, first)
 
-        async def some_indexed() -> bool:
-            assert worker.alive(), worker.tail()
-            return (await index_count(settings) or 0) >= 40
-
-        await wait_for(some_indexed, 300, "the first articles to be indexed", every=0.5)
+        await wait_indexed(settings, worker, 40, 300, "the first articles to be indexed", 0.5)
         indexed_at_stop = await index_count(settings)
         search_node.stop()
         down_at = time.monotonic()
@@ -197,11 +205,9 @@ async def test_search_engine_down_60s_during_ingest_loses_and_duplicates_nothing
         restart_s = search_node.start()
         back_at = time.monotonic()
 
-        async def all_indexed() -> bool:
-            assert worker.alive(), worker.tail()
-            return (await index_count(settings) or 0) >= len(sent)
-
-        await wait_for(all_indexed, 600, "every article to be indexed after the outage", every=1)
+        await wait_indexed(
+            settings, worker, len(sent), 600, "every article to be indexed after the outage", 1
+        )
         recover_s = time.monotonic() - back_at
         assert worker.alive(), worker.tail()
         ids = await indexed_ids(settings)
@@ -246,11 +252,14 @@ async def test_worker_started_while_search_engine_down_waits_then_catches_up(
         restart_s = search_node.start()
         back_at = time.monotonic()
 
-        async def all_indexed() -> bool:
-            assert worker.alive(), worker.tail()
-            return (await index_count(settings) or 0) >= len(sent)
-
-        await wait_for(all_indexed, 300, "every article to be indexed once the engine runs")
+        await wait_indexed(
+            settings,
+            worker,
+            len(sent),
+            300,
+            "every article to be indexed once the engine runs",
+            1.0,
+        )
         recover_s = time.monotonic() - back_at
         ids = await indexed_ids(settings)
         count = await index_count(settings)
@@ -279,11 +288,7 @@ async def test_sigterm_mid_ingest_exits_0_and_the_next_worker_completes_exactly_
     try:
         await publish(settings, sent)
 
-        async def some_indexed() -> bool:
-            assert worker.alive(), worker.tail()
-            return (await index_count(settings) or 0) >= 60
-
-        await wait_for(some_indexed, 300, "a fifth of the articles to be indexed", every=0.5)
+        await wait_indexed(settings, worker, 60, 300, "a fifth of the articles to be indexed", 0.5)
         assert worker.process is not None
         signalled = time.monotonic()
         worker.process.terminate()
@@ -298,11 +303,9 @@ async def test_sigterm_mid_ingest_exits_0_and_the_next_worker_completes_exactly_
         restarted = time.monotonic()
         worker.start()  # the next worker picks up what the first handed back
 
-        async def all_indexed() -> bool:
-            assert worker.alive(), worker.tail()
-            return (await index_count(settings) or 0) >= len(sent)
-
-        await wait_for(all_indexed, 400, "every article to be indexed by the next worker")
+        await wait_indexed(
+            settings, worker, len(sent), 400, "every article to be indexed by the next worker", 1.0
+        )
         recover_s = time.monotonic() - restarted
         ids = await indexed_ids(settings)
         count = await index_count(settings)
