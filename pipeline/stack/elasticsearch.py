@@ -20,7 +20,13 @@ import structlog
 
 from pipeline.errors import MissingDependencyError, StackError
 from pipeline.stack.java import Jdk
-from pipeline.stack.maven import MAVEN_INSTALL_HINT, Artifacts, Progress, dist_lock
+from pipeline.stack.maven import (
+    MAVEN_INSTALL_HINT,
+    Artifacts,
+    Progress,
+    dist_lock,
+    make_world_readable,
+)
 from pipeline.stack.search import SearchNode, copy_config_file
 
 log = structlog.get_logger(__name__)
@@ -121,10 +127,7 @@ def ensure_analysis_plugin(
             tool_env,
             "installing the analysis plugin",
         )
-        for dirpath, dirnames, filenames in os.walk(es_home / "plugins"):
-            for name in [*dirnames, *filenames]:
-                path = Path(dirpath) / name
-                path.chmod(path.stat().st_mode | (0o005 if path.is_dir() else 0o004))
+        make_world_readable(es_home / "plugins")  # the node runs as the unprivileged user
         marker.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
         took = round(time.monotonic() - started, 1)
         log.info("analysis plugin installed", plugin=PLUGIN_NAME, seconds=took)
@@ -152,9 +155,10 @@ class ElasticsearchNode(SearchNode):
     def write_engine_config(self, dist_config: Path) -> None:
         # jvm.options' relative paths (gc.log, hs_err) land in the logs folder, the server's
         # working directory; the heap comes from ES_JAVA_OPTS.
-        for name in ("jvm.options", "log4j2.properties", "roles.yml", "role_mapping.yml"):
-            copy_config_file(dist_config / name, self.config_dir / name)
-        for name in ("users", "users_roles"):
+        for name in (
+            "jvm.options", "log4j2.properties", "roles.yml", "role_mapping.yml", "users",
+            "users_roles",
+        ):  # fmt: skip
             copy_config_file(dist_config / name, self.config_dir / name)
         (self.config_dir / "elasticsearch.yml").write_text(
             "# Written by newswire; the other settings are passed as -E options.\n"

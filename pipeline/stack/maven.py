@@ -199,7 +199,7 @@ def dist_lock(dist_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _make_world_readable(root: Path) -> None:
+def make_world_readable(root: Path) -> None:
     """Give 'other' read access (and traversal for directories) below ``root``: the
     unprivileged search user reads the distribution even under a strict umask."""
     for dirpath, _dirnames, filenames in os.walk(root):
@@ -274,7 +274,7 @@ def resolve(
             raise StackError(f"Maven could not resolve the local stack (exit {code}):\n{output}")
         for component in todo:
             if component != "kafka":
-                _make_world_readable(artifacts.paths(component)[0])
+                make_world_readable(artifacts.paths(component)[0])
             artifacts.marker(component).write_text(
                 json.dumps({"pom_sha256": pom_digest(pom), "versions": v.__dict__}, indent=2)
                 + "\n",
