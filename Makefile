@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration eval bench lint format docs iptc-terms stack-up stack-down clean
+.PHONY: help install run test test-unit test-integration eval bench lint format docs iptc-terms train-topics stack-up stack-down clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ docs: $(STAMP) ## Regenerate the README's configuration table from pipeline/sett
 IPTC_VOCABULARY ?= ../shared/data/iptc-mediatopic-en.jsonl
 iptc-terms: $(STAMP) ## Re-derive pipeline/data/iptc_terms.yaml from the IPTC Media Topic vocabulary (CC BY 4.0)
 	$(BIN)/python -m pipeline.enrich.iptc_terms $(IPTC_VOCABULARY) > pipeline/data/iptc_terms.yaml
+
+CONLL_TRAIN ?= ../shared/eval/conll2003/train.iob2.txt
+train-topics: $(STAMP) ## Re-learn pipeline/data/topic_corpus.yaml (term reliability) from unlabelled CoNLL-2003 train text
+	$(BIN)/python -m pipeline.enrich.topic_corpus $(CONLL_TRAIN) > pipeline/data/topic_corpus.yaml
 
 stack-up: $(STAMP) ## Start the local Kafka, Elasticsearch and CoreNLP
 	$(BIN)/newswire stack up

@@ -1,10 +1,17 @@
-"""IPTC Media Topics (top level) from hand-written keyword profiles, explainable by design.
+"""IPTC Media Topics (top level) from weighted keyword profiles, explainable by design.
 
-Every topic has a profile of weighted terms (``pipeline/data/iptc_topics.yaml``). A text's
-evidence for a topic is the sum over matched terms of ``weight * (1 + ln tf)``, headline
-terms counting double; the score in [0, 1] grows with that evidence relative to the text's
+Every topic has a profile of weighted terms: hand-written (``pipeline/data/iptc_topics.yaml``),
+derived from the IPTC vocabulary (``iptc_terms.yaml``) and from unlabelled newswire
+(``topic_corpus.yaml``: per-term reliability factors learnt by self-training, see
+``topic_corpus.py``). A text's evidence for a topic is the sum over matched terms of
+``weight * (1 + ln tf)``, headline terms counting double. The text is matched twice: with
+the light fold of :func:`stem` (plurals, possessives) and with the Snowball (Porter 2)
+stemmer, which also joins "elect/election/elected"; a topic's evidence is the light
+evidence plus half of what the stronger stemming adds (:data:`STEM_BLEND`), so a fuzzier
+match counts for less. The score in [0, 1] grows with that evidence relative to the text's
 length and is scaled by how close the topic comes to the best one. ``explain_topics``
-returns the exact per-term contributions behind each score.
+returns the exact per-term contributions behind each score (``~stems`` names the part that
+only the stronger stemming found).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+import snowballstemmer
 import yaml
 
 from pipeline.enrich.words import stop_words
@@ -29,6 +37,9 @@ TITLE_WEIGHT = 2.0  # a headline term counts as this many body occurrences
 THRESHOLD = 0.25  # secondary topics need at least this score
 MAX_TOPICS = 5
 MIN_EVIDENCE = 1.5  # below this raw evidence no topic is assigned at all
+#: Share of the extra evidence that Snowball stemming finds (beyond the light fold) that
+#: counts: half, as a stemmed match ("important" ~ "import") is less certain than a word.
+STEM_BLEND = 0.5
 
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:[-'’&.][a-z0-9]+)*|[%$£€]")
 
@@ -52,6 +63,15 @@ def tokenize(text: str) -> list[str]:
     return [stem(t) for t in _TOKEN_RE.findall(text.casefold())]
 
 
+_SNOWBALL = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def strong_stem(token: str) -> str:
+    """The Snowball English (Porter 2) stem of an already :func:`stem`-med word token."""
+    return str(_SNOWBALL.stemWord(token)) if token.isalpha() else token
+
+
 @dataclass
 class TopicLexicon:
     """Weighted term profiles for every top-level IPTC Media Topic."""
@@ -61,14 +81,20 @@ class TopicLexicon:
     unigrams: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     phrases: dict[tuple[str, ...], list[tuple[str, float]]] = field(default_factory=dict)
     max_phrase: int = 1
+    #: The same terms under :func:`strong_stem` (built by :meth:`from_mapping`).
+    stemmed: TopicLexicon | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> TopicLexicon:
+        """Profiles ``{topics: {code: {label, w3, w2, w1}}}``; an optional ``scale``
+        ``{term: {code: factor}}`` multiplies a term's weight for a topic."""
         topics = data.get("topics")
         if not isinstance(topics, Mapping) or not topics:
             raise ConfigError("topic lexicon: expected a 'topics' mapping")
+        scale: Mapping[str, Mapping[str, float]] = data.get("scale") or {}
         stop = stop_words()
         lex = cls(version=data.get("version", 0), labels={})
+        strong: dict[tuple[str, ...], dict[str, float]] = defaultdict(dict)
         for code, spec in topics.items():
             lex.labels[str(code)] = str(spec["label"])
             best: dict[tuple[str, ...], float] = {}
@@ -79,12 +105,22 @@ class TopicLexicon:
                         continue
                     best[toks] = max(best.get(toks, 0.0), weight)
             for toks, weight in best.items():
-                if len(toks) == 1:
-                    lex.unigrams.setdefault(toks[0], []).append((str(code), weight))
-                else:
-                    lex.phrases.setdefault(toks, []).append((str(code), weight))
-                    lex.max_phrase = max(lex.max_phrase, len(toks))
+                weight *= float((scale.get(" ".join(toks)) or {}).get(str(code), 1.0))
+                lex._add(toks, str(code), weight)
+                key = tuple(strong_stem(t) for t in toks)
+                strong[key][str(code)] = max(strong[key].get(str(code), 0.0), weight)
+        lex.stemmed = cls(version=lex.version, labels=lex.labels)
+        for key, weights in strong.items():
+            for code, weight in weights.items():
+                lex.stemmed._add(key, code, weight)
         return lex
+
+    def _add(self, toks: tuple[str, ...], code: str, weight: float) -> None:
+        if len(toks) == 1:
+            self.unigrams.setdefault(toks[0], []).append((code, weight))
+        else:
+            self.phrases.setdefault(toks, []).append((code, weight))
+            self.max_phrase = max(self.max_phrase, len(toks))
 
     def matches(self, tokens: Sequence[str]) -> Iterable[tuple[str, list[tuple[str, float]]]]:
         """Greedy longest-first matches: (term, [(code, weight), ...])."""
@@ -107,8 +143,11 @@ class TopicLexicon:
 DERIVED_BANDS = ("w2",)
 
 
-def merge_profiles(hand: Mapping[str, Any], derived: Mapping[str, Any]) -> dict[str, Any]:
-    """The hand-written profiles with the derived terms added band by band."""
+def merge_profiles(
+    hand: Mapping[str, Any], derived: Mapping[str, Any], corpus: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The hand-written profiles with the derived terms added band by band, and the
+    reliability factors learnt from newswire (``corpus["scale"]``) when given."""
     topics = {code: dict(spec) for code, spec in hand["topics"].items()}
     for code, spec in (derived.get("topics") or {}).items():
         if code not in topics:
@@ -116,18 +155,22 @@ def merge_profiles(hand: Mapping[str, Any], derived: Mapping[str, Any]) -> dict[
         for band in DERIVED_BANDS:
             extra = spec.get(band) or []
             topics[code][band] = [*(topics[code].get(band) or []), *extra]
-    return {"version": f"{hand.get('version', 0)}+iptc", "topics": topics}
+    version = f"{hand.get('version', 0)}+iptc" + ("+corpus" if corpus else "")
+    scale = dict((corpus or {}).get("scale") or {})
+    return {"version": version, "topics": topics, "scale": scale}
 
 
 @lru_cache(maxsize=1)
 def load_lexicon() -> TopicLexicon:
     """The packaged lexicon, read once: the hand-written profiles
-    (``pipeline/data/iptc_topics.yaml``) plus the terms derived from the IPTC Media Topic
-    vocabulary (``pipeline/data/iptc_terms.yaml``, CC BY 4.0)."""
+    (``pipeline/data/iptc_topics.yaml``), the terms derived from the IPTC Media Topic
+    vocabulary (``pipeline/data/iptc_terms.yaml``, CC BY 4.0) and the term reliability
+    factors learnt from unlabelled newswire (``pipeline/data/topic_corpus.yaml``)."""
     data = resources.files("pipeline.data")
     hand = yaml.safe_load(data.joinpath("iptc_topics.yaml").read_text("utf-8"))
     derived = yaml.safe_load(data.joinpath("iptc_terms.yaml").read_text("utf-8"))
-    return TopicLexicon.from_mapping(merge_profiles(hand, derived))
+    corpus = yaml.safe_load(data.joinpath("topic_corpus.yaml").read_text("utf-8"))
+    return TopicLexicon.from_mapping(merge_profiles(hand, derived, corpus))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,17 +182,13 @@ class TopicEvidence:
     n_tokens: int
 
 
-def gather_evidence(
-    fields: Mapping[str, str], lexicon: TopicLexicon | None = None
-) -> TopicEvidence:
-    """Sum weighted term matches over the text fields (``title`` counts double)."""
-    lex = lexicon or load_lexicon()
+def _match_evidence(
+    token_fields: Iterable[tuple[str, list[str]]], lex: TopicLexicon
+) -> tuple[dict[str, float], dict[str, list[tuple[str, float]]]]:
+    """Per topic: the summed ``weight * (1 + ln tf)`` and the per-term contributions."""
     tf: dict[str, float] = defaultdict(float)
     hits: dict[str, list[tuple[str, float]]] = {}
-    n_tokens = 0
-    for name, text in fields.items():
-        tokens = tokenize(text)
-        n_tokens += len(tokens)
+    for name, tokens in token_fields:
         boost = TITLE_WEIGHT if name == "title" else 1.0
         for term, codes in lex.matches(tokens):
             tf[term] += boost
@@ -162,9 +201,33 @@ def gather_evidence(
             contribution = weight * damp
             raw[code] += contribution
             terms[code].append((term, round(contribution, 3)))
+    return dict(raw), dict(terms)
+
+
+def gather_evidence(
+    fields: Mapping[str, str], lexicon: TopicLexicon | None = None, blend: float = STEM_BLEND
+) -> TopicEvidence:
+    """Sum weighted term matches over the text fields (``title`` counts double), plus
+    ``blend`` times what matching the Snowball stems adds (named ``~stem, ...``)."""
+    lex = lexicon or load_lexicon()
+    tokenized = [(name, tokenize(text)) for name, text in fields.items()]
+    raw, terms = _match_evidence(tokenized, lex)
+    if blend > 0 and lex.stemmed is not None:
+        strong = [(name, [strong_stem(t) for t in tokens]) for name, tokens in tokenized]
+        s_raw, s_terms = _match_evidence(strong, lex.stemmed)
+        for code, value in s_raw.items():
+            extra = blend * (value - raw.get(code, 0.0))
+            if extra <= 0:
+                continue
+            seen = {
+                " ".join(strong_stem(w) for w in term.split()) for term, _ in terms.get(code, [])
+            }
+            new = [term for term, _ in s_terms[code] if term not in seen]
+            raw[code] = raw.get(code, 0.0) + extra
+            terms.setdefault(code, []).append((f"~{', '.join(new) or 'stems'}", round(extra, 3)))
     for code in terms:
         terms[code].sort(key=lambda tw: (-tw[1], tw[0]))
-    return TopicEvidence(raw=dict(raw), terms=dict(terms), n_tokens=n_tokens)
+    return TopicEvidence(raw=raw, terms=terms, n_tokens=sum(len(t) for _, t in tokenized))
 
 
 #: Words in an organisation's name that tie it to a topic ("Manchester United" -> sport,
