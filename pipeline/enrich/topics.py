@@ -4,7 +4,9 @@ Every topic has a profile of weighted terms: hand-written (``pipeline/data/iptc_
 derived from the IPTC vocabulary (``iptc_terms.yaml``) and from unlabelled newswire
 (``topic_corpus.yaml``: per-term reliability factors learnt by self-training, see
 ``topic_corpus.py``). A text's evidence for a topic is the sum over matched terms of
-``weight * (1 + ln tf)``, headline terms counting double. The text is matched twice: with
+``weight * (1 + ln tf)``, where the headline's term frequencies are damped apart from the
+rest of the text: the headline votes on its own, however often the body repeats a word
+(a headline term is not lost in a long body). The text is matched twice: with
 the light fold of :func:`stem` (plurals, possessives) and with the Snowball (Porter 2)
 stemmer, which also joins "elect/election/elected"; a topic's evidence is the light
 evidence plus half of what the stronger stemming adds (:data:`STEM_BLEND`), so a fuzzier
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -33,7 +35,6 @@ from pipeline.errors import ConfigError
 from pipeline.models import Mention, Topic
 
 BAND_WEIGHTS = {"w3": 3.0, "w2": 1.5, "w1": 0.5}
-TITLE_WEIGHT = 2.0  # a headline term counts as this many body occurrences
 THRESHOLD = 0.25  # secondary topics need at least this score
 MAX_TOPICS = 5
 MIN_EVIDENCE = 1.5  # below this raw evidence no topic is assigned at all
@@ -185,29 +186,33 @@ class TopicEvidence:
 def _match_evidence(
     token_fields: Iterable[tuple[str, list[str]]], lex: TopicLexicon
 ) -> tuple[dict[str, float], dict[str, list[tuple[str, float]]]]:
-    """Per topic: the summed ``weight * (1 + ln tf)`` and the per-term contributions."""
-    tf: dict[str, float] = defaultdict(float)
+    """Per topic: the summed ``weight * (1 + ln tf)`` (the headline's tf apart from the
+    other fields') and the per-term contributions."""
+    tf: Counter[tuple[bool, str]] = Counter()
     hits: dict[str, list[tuple[str, float]]] = {}
     for name, tokens in token_fields:
-        boost = TITLE_WEIGHT if name == "title" else 1.0
         for term, codes in lex.matches(tokens):
-            tf[term] += boost
+            tf[(name == "title", term)] += 1
             hits[term] = codes
     raw: dict[str, float] = defaultdict(float)
-    terms: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    for term, freq in tf.items():
-        damp = 1.0 + math.log(freq) if freq >= 1 else freq
+    per_term: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for (_, term), freq in tf.items():
+        damp = 1.0 + math.log(freq)
         for code, weight in hits[term]:
             contribution = weight * damp
             raw[code] += contribution
-            terms[code].append((term, round(contribution, 3)))
+            per_term[code][term] += contribution
+    terms = {
+        code: [(term, round(value, 3)) for term, value in items.items()]
+        for code, items in per_term.items()
+    }
     return dict(raw), dict(terms)
 
 
 def gather_evidence(
     fields: Mapping[str, str], lexicon: TopicLexicon | None = None, blend: float = STEM_BLEND
 ) -> TopicEvidence:
-    """Sum weighted term matches over the text fields (``title`` counts double), plus
+    """Sum weighted term matches over the text fields (the ``title`` damped apart), plus
     ``blend`` times what matching the Snowball stems adds (named ``~stem, ...``)."""
     lex = lexicon or load_lexicon()
     tokenized = [(name, tokenize(text)) for name, text in fields.items()]
