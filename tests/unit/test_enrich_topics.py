@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from pipeline.enrich.topics import explain_topics, load_lexicon, score_topics, stem, tokenize
+import math
+
+import pytest
+
+from pipeline.enrich.topics import (
+    TopicLexicon,
+    explain_topics,
+    gather_evidence,
+    load_lexicon,
+    score_topics,
+    stem,
+    tokenize,
+)
 
 
 def test_all_seventeen_top_level_topics() -> None:
@@ -51,7 +63,7 @@ def test_explanations_name_the_terms() -> None:
     first = next(iter(why))
     assert first == "medtop:16000000"
     terms = dict(why[first])
-    assert max(terms, key=lambda t: terms[t]) == "ceasefire talk"  # headline phrase, doubled
+    assert max(terms, key=lambda t: terms[t]) == "ceasefire talk"  # headline phrase
     assert terms["troop"] > 0
 
 
@@ -78,3 +90,49 @@ def test_iptc_derived_terms_carry_the_attribution() -> None:
     assert "IPTC Media Topic NewsCodes, CC BY 4.0" in text.splitlines()[0]
     lex = load_lexicon()
     assert "medtop:15000000" in [code for code, _ in lex.unigrams["decathlon"]]
+
+
+def _tiny_lexicon(scale: dict[str, dict[str, float]] | None = None) -> TopicLexicon:
+    return TopicLexicon.from_mapping(
+        {
+            "topics": {
+                "medtop:11000000": {"label": "politics", "w3": ["election"]},
+                "medtop:15000000": {"label": "sport", "w3": ["goal"]},
+            },
+            "scale": scale or {},
+        }
+    )
+
+
+def test_snowball_stems_add_half_the_evidence_they_find() -> None:
+    lex = _tiny_lexicon()
+    assert gather_evidence({"body": "The elected council met."}, lex, blend=0.0).raw == {}
+    evidence = gather_evidence({"body": "The elected council met."}, lex)
+    assert evidence.raw == {"medtop:11000000": 1.5}  # w3 = 3.0, half of it
+    assert evidence.terms["medtop:11000000"] == [("~elect", 1.5)]
+    # a word the light fold already matches gets nothing on top
+    assert gather_evidence({"body": "An election."}, lex).raw == {"medtop:11000000": 3.0}
+
+
+def test_headline_term_counts_are_damped_apart_from_the_body() -> None:
+    lex = _tiny_lexicon()
+    evidence = gather_evidence({"title": "Goal", "body": "A goal, a goal and a goal."}, lex)
+    expected = 3.0 * 1.0 + 3.0 * (1.0 + math.log(3))  # headline tf 1, body tf 3
+    assert evidence.raw["medtop:15000000"] == pytest.approx(expected)
+    assert [t for t, _ in evidence.terms["medtop:15000000"]] == ["goal"]
+
+
+def test_reliability_factors_scale_a_terms_weight() -> None:
+    lex = _tiny_lexicon({"goal": {"medtop:15000000": 0.5}})
+    assert lex.unigrams["goal"] == [("medtop:15000000", 1.5)]
+    assert lex.unigrams["election"] == [("medtop:11000000", 3.0)]
+    assert lex.stemmed is not None and lex.stemmed.unigrams["goal"] == [("medtop:15000000", 1.5)]
+
+
+def test_learnt_factors_are_packaged_with_their_source() -> None:
+    from importlib import resources
+
+    text = resources.files("pipeline.data").joinpath("topic_corpus.yaml").read_text("utf-8")
+    first = text.splitlines()[0]
+    assert "CoNLL-2003" in first and "research use" in first
+    assert str(load_lexicon().version).endswith("+corpus")
