@@ -9,10 +9,16 @@ stories then weighs less for politics; a term seen in few articles keeps its wei
 (Adding new terms from the same pseudo-labels was tried and left out: it cost whole-article
 accuracy on bbc-dev for little short-item gain.)
 
+The same pseudo-labels name organisations: one that the corpus's NER tags mark as ORG in at
+least :data:`ORG_MIN_ARTICLES` articles, :data:`ORG_PURITY` of them under one topic, belongs
+to that topic ("Blackburn", "Atletico Madrid" -> sport; "Federal Reserve" -> economy). An article
+naming it gets evidence for the topic (``topics.entity_evidence``).
+
 The corpus is the CoNLL-2003 English training split (Reuters newswire, 1996; research-use
 terms of Reuters RCV1), which has no topic labels and no document markers: a document
 starts at the line before its dateline ("BRUSSELS 1996-08-22"). The file itself is not part
-of the project; only the derived factors are (``pipeline/data/topic_corpus.yaml``).
+of the project; only the derived factors and organisation names are
+(``pipeline/data/topic_corpus.yaml``).
 
 ``python -m pipeline.enrich.topic_corpus TRAIN.iob2.txt > pipeline/data/topic_corpus.yaml``
 """
@@ -23,6 +29,7 @@ import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -44,39 +51,84 @@ ATTRIBUTION = (
 )
 K = 10.0  # smoothing of the reliability factors: a term seen in few articles keeps its weight
 MIN_FACTOR_CHANGE = 0.005
+#: An organisation (ORG in the corpus's own NER tags) names a topic when at least this many
+#: articles name it and at least this share of them carry the same topic.
+ORG_MIN_ARTICLES = 2
+ORG_PURITY = 0.8
 _DATELINE_RE = re.compile(r"\d{4}-\d{2}-\d{2}$")
 DATELINE_MAX_TOKENS = 8
 
 
-def read_sentences(path: Path) -> list[str]:
-    """Sentences of a CoNLL file (first column, tokens joined by spaces)."""
-    sentences: list[str] = []
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """One CoNLL sentence: its text and the organisations its NER tags mark."""
+
+    text: str
+    organizations: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """A newswire article recovered from the CoNLL text."""
+
+    title: str
+    body: str
+    organizations: frozenset[str] = frozenset()
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return {"title": self.title, "body": self.body}
+
+
+def _organizations(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, ...]:
+    """The B-ORG / I-ORG spans of an IOB2-tagged sentence."""
+    spans: list[list[str]] = []
+    for token, tag in zip(tokens, tags, strict=True):
+        if tag == "B-ORG" or (tag == "I-ORG" and not spans):
+            spans.append([token])
+        elif tag == "I-ORG":
+            spans[-1].append(token)
+        else:
+            spans.append([])
+    return tuple(" ".join(span) for span in spans if span)
+
+
+def read_sentences(path: Path) -> list[Sentence]:
+    """Sentences of a CoNLL file (first column joined by spaces, organisations from the
+    last, IOB2 NER column)."""
+    sentences: list[Sentence] = []
     tokens: list[str] = []
-    for line in path.read_text("utf-8").splitlines():
+    tags: list[str] = []
+    for line in [*path.read_text("utf-8").splitlines(), ""]:
         parts = line.split()
         if not parts or parts[0] == "-DOCSTART-":
             if tokens:
-                sentences.append(" ".join(tokens))
-            tokens = []
+                sentences.append(Sentence(" ".join(tokens), _organizations(tokens, tags)))
+            tokens, tags = [], []
             continue
         tokens.append(parts[0])
-    if tokens:
-        sentences.append(" ".join(tokens))
+        tags.append(parts[-1])
     return sentences
 
 
-def split_documents(sentences: Sequence[str]) -> list[dict[str, str]]:
-    """Articles as ``{title, body}``: the sentence before a dateline is the headline, the
-    sentences after it, up to the next headline, the body."""
+def split_documents(sentences: Sequence[Sentence]) -> list[Article]:
+    """Articles: the sentence before a dateline is the headline, the sentences after it, up
+    to the next headline, the body."""
     datelines = [
         i
         for i, s in enumerate(sentences)
-        if i > 0 and _DATELINE_RE.search(s) and len(s.split()) <= DATELINE_MAX_TOKENS
+        if i > 0 and _DATELINE_RE.search(s.text) and len(s.text.split()) <= DATELINE_MAX_TOKENS
     ]
     starts = [i - 1 for i in datelines]
     docs = []
     for start, dateline, end in zip(starts, datelines, [*starts[1:], len(sentences)], strict=True):
-        docs.append({"title": sentences[start], "body": "\n".join(sentences[dateline + 1 : end])})
+        docs.append(
+            Article(
+                title=sentences[start].text,
+                body="\n".join(s.text for s in sentences[dateline + 1 : end]),
+                organizations=frozenset(o for s in sentences[start:end] for o in s.organizations),
+            )
+        )
     return docs
 
 
@@ -97,17 +149,23 @@ def pseudo_labels(docs: Iterable[Mapping[str, str]], lexicon: TopicLexicon) -> l
     return out
 
 
-def learn(docs: Sequence[Mapping[str, str]], lexicon: TopicLexicon) -> dict[str, Any]:
-    """``{attribution, scale: {term: {code: factor}}}``: the factors below 1 (see the
+def learn(docs: Sequence[Article], lexicon: TopicLexicon) -> dict[str, Any]:
+    """``{attribution, scale: {term: {code: factor}}, organizations: {name: code}}``: the
+    reliability factors below 1 and the organisations known to belong to one topic (see the
     module docstring)."""
-    labels = pseudo_labels(docs, lexicon)
+    labels = pseudo_labels([doc.fields for doc in docs], lexicon)
     holders: dict[str, Counter[str]] = defaultdict(Counter)
+    org_topics: dict[str, Counter[str]] = defaultdict(Counter)
     for doc, code in zip(docs, labels, strict=True):
         if not code:
             continue
-        found = {term for text in doc.values() for term, _ in lexicon.matches(tokenize(text))}
+        found = {
+            term for text in doc.fields.values() for term, _ in lexicon.matches(tokenize(text))
+        }
         for term in found:
             holders[term][code] += 1
+        for name in doc.organizations:
+            org_topics[name][code] += 1
     scale: dict[str, dict[str, float]] = {}
     for term, counts in sorted(holders.items()):
         n = sum(counts.values())
@@ -116,7 +174,12 @@ def learn(docs: Sequence[Mapping[str, str]], lexicon: TopicLexicon) -> dict[str,
             factor = round((counts[code] + K) / (n + K), 3)
             if factor <= 1.0 - MIN_FACTOR_CHANGE:
                 scale.setdefault(term, {})[code] = factor
-    return {"attribution": ATTRIBUTION, "scale": scale}
+    organizations: dict[str, str] = {}
+    for name, counts in sorted(org_topics.items()):
+        code, n = counts.most_common(1)[0]
+        if n >= ORG_MIN_ARTICLES and n / sum(counts.values()) >= ORG_PURITY:
+            organizations[name] = code
+    return {"attribution": ATTRIBUTION, "scale": scale, "organizations": organizations}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,7 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     docs = split_documents(read_sentences(Path(args[0])))
     data = learn(docs, base_lexicon())
-    print(f"{len(docs)} documents: {len(data['scale'])} terms rescaled", file=sys.stderr)
+    print(
+        f"{len(docs)} documents: {len(data['scale'])} terms rescaled, "
+        f"{len(data['organizations'])} organisations",
+        file=sys.stderr,
+    )
     sys.stdout.write(f"# {ATTRIBUTION}\n")
     sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
     return 0

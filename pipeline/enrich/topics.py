@@ -2,18 +2,19 @@
 
 Every topic has a profile of weighted terms: hand-written (``pipeline/data/iptc_topics.yaml``),
 derived from the IPTC vocabulary (``iptc_terms.yaml``) and from unlabelled newswire
-(``topic_corpus.yaml``: per-term reliability factors learnt by self-training, see
-``topic_corpus.py``). A text's evidence for a topic is the sum over matched terms of
-``weight * (1 + ln tf)``, where the headline's term frequencies are damped apart from the
-rest of the text: the headline votes on its own, however often the body repeats a word
-(a headline term is not lost in a long body). The text is matched twice: with
-the light fold of :func:`stem` (plurals, possessives) and with the Snowball (Porter 2)
-stemmer, which also joins "elect/election/elected"; a topic's evidence is the light
-evidence plus half of what the stronger stemming adds (:data:`STEM_BLEND`), so a fuzzier
-match counts for less. The score in [0, 1] grows with that evidence relative to the text's
-length and is scaled by how close the topic comes to the best one. ``explain_topics``
-returns the exact per-term contributions behind each score (``~stems`` names the part that
-only the stronger stemming found).
+(``topic_corpus.yaml``: per-term reliability factors and organisations known to belong to
+a topic, learnt by self-training, see ``topic_corpus.py``). A text's evidence for a topic
+is the sum over matched terms of ``weight * (1 + ln tf)``, where the headline's term
+frequencies are damped apart from the rest of the text: the headline votes on its own,
+however often the body repeats a word. The text is matched twice: with the light fold of
+:func:`stem` (plurals, possessives) and with the Snowball (Porter 2) stemmer, which also
+joins "elect/election/elected"; a topic's evidence is the light evidence plus half of what
+the stronger stemming adds (:data:`STEM_BLEND`), so a fuzzier match counts for less. The
+organisations the article names add evidence (:func:`entity_evidence`). The score in
+[0, 1] grows with that evidence relative to the text's length and is scaled by how close
+the topic comes to the best one. ``explain_topics`` returns the exact per-term
+contributions behind each score (``~stems`` names the part that only the stronger stemming
+found).
 """
 
 from __future__ import annotations
@@ -84,17 +85,25 @@ class TopicLexicon:
     max_phrase: int = 1
     #: The same terms under :func:`strong_stem` (built by :meth:`from_mapping`).
     stemmed: TopicLexicon | None = None
+    #: Organisations known to belong to one topic: casefolded name -> code.
+    organizations: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> TopicLexicon:
         """Profiles ``{topics: {code: {label, w3, w2, w1}}}``; an optional ``scale``
-        ``{term: {code: factor}}`` multiplies a term's weight for a topic."""
+        ``{term: {code: factor}}`` multiplies a term's weight for a topic, and optional
+        ``organizations`` ``{name: code}`` are organisations known to belong to a topic."""
         topics = data.get("topics")
         if not isinstance(topics, Mapping) or not topics:
             raise ConfigError("topic lexicon: expected a 'topics' mapping")
         scale: Mapping[str, Mapping[str, float]] = data.get("scale") or {}
         stop = stop_words()
         lex = cls(version=data.get("version", 0), labels={})
+        lex.organizations = {
+            str(name).casefold(): str(code)
+            for name, code in (data.get("organizations") or {}).items()
+            if str(code) in topics
+        }
         strong: dict[tuple[str, ...], dict[str, float]] = defaultdict(dict)
         for code, spec in topics.items():
             lex.labels[str(code)] = str(spec["label"])
@@ -148,7 +157,8 @@ def merge_profiles(
     hand: Mapping[str, Any], derived: Mapping[str, Any], corpus: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The hand-written profiles with the derived terms added band by band, and the
-    reliability factors learnt from newswire (``corpus["scale"]``) when given."""
+    reliability factors and known organisations learnt from newswire (``corpus``) when
+    given."""
     topics = {code: dict(spec) for code, spec in hand["topics"].items()}
     for code, spec in (derived.get("topics") or {}).items():
         if code not in topics:
@@ -158,7 +168,8 @@ def merge_profiles(
             topics[code][band] = [*(topics[code].get(band) or []), *extra]
     version = f"{hand.get('version', 0)}+iptc" + ("+corpus" if corpus else "")
     scale = dict((corpus or {}).get("scale") or {})
-    return {"version": version, "topics": topics, "scale": scale}
+    organizations = dict((corpus or {}).get("organizations") or {})
+    return {"version": version, "topics": topics, "scale": scale, "organizations": organizations}
 
 
 @lru_cache(maxsize=1)
@@ -267,8 +278,15 @@ ORG_NAMED_WEIGHT = 3.0  # an organisation whose name says its topic: a strong te
 ORG_DEFAULT_TOPIC, ORG_DEFAULT_WEIGHT = "medtop:04000000", 1.0
 
 
-def entity_evidence(mentions: Iterable[Mention]) -> dict[str, list[tuple[str, float]]]:
-    """Topic evidence from the organisations an article names: ``{code: [(name, w)]}``."""
+def entity_evidence(
+    mentions: Iterable[Mention], known: Mapping[str, str] | None = None
+) -> dict[str, list[tuple[str, float]]]:
+    """Topic evidence from the organisations an article names: ``{code: [(name, w)]}``.
+
+    An organisation that ``known`` (casefolded name -> code, learnt from newswire) ties to a
+    topic, or else whose name says its topic, weighs :data:`ORG_NAMED_WEIGHT` for it; any
+    other one is weak evidence for economy."""
+    known = known or {}
     counts: dict[str, int] = defaultdict(int)
     for m in mentions:
         if m.type == "organization":
@@ -277,7 +295,11 @@ def entity_evidence(mentions: Iterable[Mention]) -> dict[str, list[tuple[str, fl
     for name, n in counts.items():
         words = {w.casefold().strip(".,") for w in name.replace("-", " ").split()}
         damp = 1.0 + math.log(n)
-        named = [code for code, names in ORG_NAME_TOPICS.items() if words & names]
+        named = (
+            [known[name.casefold()]]
+            if name.casefold() in known
+            else [code for code, names in ORG_NAME_TOPICS.items() if words & names]
+        )
         for code in named:
             out[code].append((name, round(ORG_NAMED_WEIGHT * damp, 3)))
         if not named:
@@ -285,11 +307,13 @@ def entity_evidence(mentions: Iterable[Mention]) -> dict[str, list[tuple[str, fl
     return dict(out)
 
 
-def with_entities(evidence: TopicEvidence, mentions: Iterable[Mention]) -> TopicEvidence:
+def with_entities(
+    evidence: TopicEvidence, mentions: Iterable[Mention], known: Mapping[str, str] | None = None
+) -> TopicEvidence:
     """``evidence`` plus :func:`entity_evidence` (entity contributions named ``@name``)."""
     raw = dict(evidence.raw)
     terms = {code: list(items) for code, items in evidence.terms.items()}
-    for code, items in entity_evidence(mentions).items():
+    for code, items in entity_evidence(mentions, known).items():
         raw[code] = raw.get(code, 0.0) + sum(w for _, w in items)
         terms.setdefault(code, []).extend((f"@{name}", w) for name, w in items)
     return TopicEvidence(raw=raw, terms=terms, n_tokens=evidence.n_tokens)
@@ -321,7 +345,9 @@ def score_topics(
     """Best-first IPTC topics above ``threshold`` (the best one is always kept); the
     article's organisation ``mentions`` count as evidence too."""
     lex = lexicon or load_lexicon()
-    scores = scores_from_evidence(with_entities(gather_evidence(fields, lex), mentions))
+    scores = scores_from_evidence(
+        with_entities(gather_evidence(fields, lex), mentions, lex.organizations)
+    )
     ranked = sorted(scores.items(), key=lambda cs: (-cs[1], cs[0]))
     return [
         Topic(code=code, label=lex.labels[code], score=score)

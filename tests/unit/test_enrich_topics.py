@@ -81,6 +81,17 @@ def test_organisations_are_topic_evidence() -> None:
     assert score_topics({"title": "Glazer bid"}, mentions=[org("Manchester United")])[0].code == (
         "medtop:15000000"
     )
+    # organisations learnt from newswire come first; a place the recogniser typed otherwise
+    # is not looked up
+    known = {"blackburn": "medtop:15000000", "united nations": "medtop:11000000"}
+    learnt = entity_evidence([org("Blackburn"), org("United Nations")], known)
+    assert learnt == {
+        "medtop:15000000": [("Blackburn", 3.0)],
+        "medtop:11000000": [("United Nations", 3.0)],
+    }
+    place = Mention(type="location", text="Blackburn", canonical="Blackburn", field="body",
+                    start=0, end=1)  # fmt: skip
+    assert entity_evidence([place], known) == {}
 
 
 def test_iptc_derived_terms_carry_the_attribution() -> None:
