@@ -87,6 +87,16 @@ class TopicLexicon:
     stemmed: TopicLexicon | None = None
     #: Organisations known to belong to one topic: casefolded name -> code.
     organizations: dict[str, str] = field(default_factory=dict)
+    #: Lengths of the phrases that start with a token, longest first (for :meth:`matches`).
+    _starts: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for toks in self.phrases:
+            self._index(toks)
+
+    def _index(self, toks: tuple[str, ...]) -> None:
+        sizes = {*self._starts.get(toks[0], ()), len(toks)}
+        self._starts[toks[0]] = tuple(sorted(sizes, reverse=True))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> TopicLexicon:
@@ -131,13 +141,14 @@ class TopicLexicon:
         else:
             self.phrases.setdefault(toks, []).append((code, weight))
             self.max_phrase = max(self.max_phrase, len(toks))
+            self._index(toks)
 
     def matches(self, tokens: Sequence[str]) -> Iterable[tuple[str, list[tuple[str, float]]]]:
         """Greedy longest-first matches: (term, [(code, weight), ...])."""
         i, n = 0, len(tokens)
         while i < n:
-            for size in range(min(self.max_phrase, n - i), 1, -1):
-                hit = self.phrases.get(tuple(tokens[i : i + size]))
+            for size in self._starts.get(tokens[i], ()):
+                hit = self.phrases.get(tuple(tokens[i : i + size])) if i + size <= n else None
                 if hit:
                     yield " ".join(tokens[i : i + size]), hit
                     i += size
