@@ -38,7 +38,11 @@ from pipeline.models import Mention, Topic
 BAND_WEIGHTS = {"w3": 3.0, "w2": 1.5, "w1": 0.5}
 THRESHOLD = 0.25  # secondary topics need at least this score
 MAX_TOPICS = 5
-MIN_EVIDENCE = 1.5  # below this raw evidence no topic is assigned at all
+#: Below this raw evidence a text of ``REFERENCE_TOKENS`` or more gets no topic at all; a
+#: shorter text needs proportionally less, on the length scale the scores use (a headline
+#: and one line cannot repeat a term the way a whole article does).
+MIN_EVIDENCE = 1.5
+REFERENCE_TOKENS = 300
 #: Share of the extra evidence that Snowball stemming finds (beyond the light fold) that
 #: counts: half, as a stemmed match ("important" ~ "import") is less certain than a word.
 STEM_BLEND = 0.5
@@ -330,15 +334,19 @@ def with_entities(
     return TopicEvidence(raw=raw, terms=terms, n_tokens=evidence.n_tokens)
 
 
+def _evidence_scale(n_tokens: int) -> float:
+    """Evidence expected from a clearly on-topic text: grows ~ sqrt(length)."""
+    return 4.0 + 1.2 * math.sqrt(max(n_tokens, 1))
+
+
 def scores_from_evidence(evidence: TopicEvidence) -> dict[str, float]:
     """Scores in [0, 1]: saturating in length-normalised evidence, relative to the best."""
     if not evidence.raw:
         return {}
     best = max(evidence.raw.values())
-    if best < MIN_EVIDENCE:
+    scale = _evidence_scale(evidence.n_tokens)
+    if best < MIN_EVIDENCE * min(1.0, scale / _evidence_scale(REFERENCE_TOKENS)):
         return {}
-    # evidence expected from a clearly on-topic text grows ~ sqrt(length)
-    scale = 4.0 + 1.2 * math.sqrt(max(evidence.n_tokens, 1))
     out: dict[str, float] = {}
     for code, value in evidence.raw.items():
         strength = 1.0 - math.exp(-value / scale)

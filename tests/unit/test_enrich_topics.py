@@ -7,11 +7,15 @@ import math
 import pytest
 
 from pipeline.enrich.topics import (
+    MIN_EVIDENCE,
+    REFERENCE_TOKENS,
+    TopicEvidence,
     TopicLexicon,
     explain_topics,
     gather_evidence,
     load_lexicon,
     score_topics,
+    scores_from_evidence,
     stem,
     tokenize,
 )
@@ -147,3 +151,13 @@ def test_learnt_factors_are_packaged_with_their_source() -> None:
     first = text.splitlines()[0]
     assert "CoNLL-2003" in first and "research use" in first
     assert str(load_lexicon().version).endswith("+corpus")
+
+
+def test_minimum_evidence_scales_with_length() -> None:
+    """One weak term is a topic for a headline and a line, not for a whole article."""
+    weak = {"15000000": 0.6}
+    terms = {"15000000": [("match", 0.6)]}
+    assert scores_from_evidence(TopicEvidence(raw=weak, terms=terms, n_tokens=20))
+    assert not scores_from_evidence(TopicEvidence(raw=weak, terms=terms, n_tokens=REFERENCE_TOKENS))
+    strong = {"15000000": MIN_EVIDENCE}
+    assert scores_from_evidence(TopicEvidence(raw=strong, terms=terms, n_tokens=5000))
