@@ -206,7 +206,11 @@ def secure_kafka() -> Iterator[SecureKafka]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed: it makes the test CA and certificates")
     base = local_test_settings(
-        SECURE_HOME, **SECURE_PORTS, elasticsearch_url=None, search_engine="elasticsearch"
+        SECURE_HOME,
+        **SECURE_PORTS,
+        kafka_bootstrap=f"127.0.0.1:{SECURE_PORTS['kafka_port']}",  # its plaintext listener
+        elasticsearch_url=None,
+        search_engine="elasticsearch",
     )
     # A fresh broker each session: SCRAM users are created when the storage is formatted.
     probe = LocalStack(base, dist_dir=SHARED_DIST, services=("kafka",))
