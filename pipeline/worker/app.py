@@ -42,31 +42,15 @@ def fetch_limit(buffer: int, partitions: int) -> int:
 
     The worker has one consumer for both agents, and Faust hands fetched records to the
     agents' buffers one by one, waiting while a buffer is full: one full buffer (a sink
-    waiting for the search engine) would stop the other agent too. Faust stops fetching
-    a partition once the buffer passes its high mark, but the records of a poll already
-    made still go in, and every partition of the topic (at most ``partitions``) may be in
-    that state once. So a poll is capped at the room above the high mark, shared out."""
+    waiting for the search engine) stops the other agent too. Faust stops fetching a
+    partition once the buffer passes its high mark, but the records of a poll already made
+    still go in, and every partition of the topic (at most ``partitions``) may be in that
+    state once. Uncapped, a poll returns whatever was fetched (up to 1 MiB of compressed
+    records per partition): after a rebalance, which empties the buffers, the backlog of a
+    stalled sink came back in polls larger than the room left and the enrichment stopped.
+    So a poll is capped at the room above the high mark, shared out."""
     room = buffer - math.floor(buffer / PRESSURE_HIGH_RATIO)
     return max(1, room // max(1, partitions))
-
-
-def release_cleared_buffers(app: faust.App) -> int:
-    """After a rebalance cleared the agents' buffers, forget their pressure marks.
-
-    Faust empties every buffer when partitions are revoked but keeps, per partition, the
-    mark saying "fetching paused until this buffer drains". A buffer nobody reads (the
-    sink's, waiting for the search engine) then never drains, its mark stays, and Faust
-    no longer pauses that partition when the buffer refills: it fills to the brim and the
-    consumer waits on it, which stops the enrichment of the whole worker. Endorsing the
-    drop on the now empty buffers clears the marks (the assignment that follows resets
-    which partitions are fetched). Returns the buffers released."""
-    released = 0
-    for channel in app.topics:
-        queue = getattr(channel, "_queue", None)  # only channels an agent iterates have one
-        if queue is not None and queue.empty():
-            queue.maybe_endorse_pressure_drop()
-            released += 1
-    return released
 
 
 def _where(event: Any) -> dict[str, Any]:
@@ -200,8 +184,8 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
         log.info("worker.stopping", unfinished=sorted(busy))
 
     async def _revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-        released = release_cleared_buffers(app)
-        log.info("worker.rebalance", buffers_released=released, waiting=sorted(busy))
+        # A rebalance: say which agents are waiting (a stalled sink keeps waiting through it).
+        log.info("worker.rebalance", waiting=sorted(busy))
 
     app.on_partitions_revoked.connect(cast(Any, _revoked))
     app.on_before_shutdown.connect(cast(Any, _stopping))  # mode types miss async receivers
