@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import faust
 import structlog
+from mode.utils.queues import FlowControlQueue
 
 from pipeline.errors import HandedBackError
 from pipeline.kafka.client import bootstrap
@@ -31,9 +32,8 @@ BatchHandler = Callable[[Values], Awaitable[int]]
 STOP_GRACE = 20.0
 
 
-#: Faust pauses fetching a partition once its agent's buffer holds ``1/1.25`` of its size
-#: (mode's ``FlowControlQueue.pressure_high_ratio``).
-PRESSURE_HIGH_RATIO = 1.25
+#: Faust pauses fetching a partition once its agent's buffer holds ``1/ratio`` of its size.
+PRESSURE_HIGH_RATIO: float = FlowControlQueue.pressure_high_ratio
 
 
 def fetch_limit(buffer: int, partitions: int) -> int:
@@ -184,8 +184,8 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
         log.info("worker.stopping", unfinished=sorted(busy))
 
     async def _revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-        # A rebalance: say which agents are waiting (a stalled sink keeps waiting through it).
-        log.info("worker.rebalance", waiting=sorted(busy))
+        # A rebalance; a batch in progress (a stalled sink's) goes on through it.
+        log.info("worker.rebalance", in_progress=sorted(busy))
 
     app.on_partitions_revoked.connect(cast(Any, _revoked))
     app.on_before_shutdown.connect(cast(Any, _stopping))  # mode types miss async receivers
