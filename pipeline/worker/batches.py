@@ -64,7 +64,7 @@ SINK_CONNECT_FIRST = 1.0
 SINK_CONNECT_CAP = 30.0
 #: Backoff while Kafka cannot take the worker's output (a broker restarting), seconds.
 KAFKA_RETRY_FIRST = 0.5
-KAFKA_RETRY_CAP = 10.0
+KAFKA_RETRY_CAP = 5.0
 #: The worker's producer gives up on records it cannot send (no leader known, the broker
 #: away) after this long; the batch is then sent again through a new producer, with
 #: backoff, so an outage costs a few reconnects instead of aiokafka's busy metadata loop.
@@ -175,18 +175,18 @@ class Worker:
             log.info("worker.kafka_available", stage=stage, attempts=failures, waited_s=waited)
         return result
 
-    async def _send(
+    async def send(
         self, stage: str, topic: str, records: Sequence[tuple[bytes | None, bytes]]
     ) -> int:
         """Send ``records`` and wait for the broker's acknowledgement, through whatever
         Kafka outage (:meth:`until_kafka_takes`)."""
 
-        async def send() -> int:
+        async def attempt() -> int:
             await self.start()
             assert self.producer is not None
             return await send_all(self.producer, topic, records)
 
-        return await self.until_kafka_takes(stage, send)
+        return await self.until_kafka_takes(stage, attempt)
 
     async def start_sink(self) -> Indexer:
         """The indexer, once the index is installed (idempotent: a worker started before
@@ -278,7 +278,7 @@ class Worker:
     async def send_dlq(self, records: Sequence[dict[str, Any]]) -> None:
         """Publish DLQ records and wait for the broker's acknowledgement."""
         stage = str(records[0]["stage"]) if records else "dlq"
-        await self._send(
+        await self.send(
             stage,
             self.settings.topic_dlq,
             [((r.get("key") or "").encode("utf-8") or None, encode(r)) for r in records],
@@ -313,7 +313,7 @@ class Worker:
                         ),
                     )
                 )
-        await self._send(
+        await self.send(
             "enrich",
             self.settings.topic_enriched,
             [(a.id.encode("utf-8"), a.model_dump_json().encode("utf-8")) for a in enriched],

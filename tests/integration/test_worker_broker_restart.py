@@ -7,6 +7,7 @@ every article ends up indexed exactly once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,12 @@ from typing import Any
 import pytest
 
 from pipeline.errors import StackError
+from pipeline.kafka.topics import ensure_topics
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
-from tests.integration.helpers import isolated
+from pipeline.worker.batches import Worker
+from tests.integration.helpers import isolated, read_topic
 from tests.integration.test_worker import WorkerProcess
 from tests.integration.test_worker_faults import (
     articles,
@@ -102,3 +105,36 @@ async def test_broker_restart_mid_ingest_worker_reconnects_and_indexes_exactly_o
         assert worker.log_file.stat().st_size < 5_000_000, "the outage flooded the log"
     finally:
         worker.stop()
+
+
+async def test_output_sent_while_the_broker_is_down_goes_out_once_it_is_back(
+    stack: Any, restartable_broker: LocalStack
+) -> None:
+    """The worker's output path on its own, deterministic: a send whose producer must
+    connect while the broker is stopped waits with backoff (before, the connection error
+    fail-stopped the worker) and completes once the broker is back."""
+    broker = restartable_broker
+    settings = isolated(stack.settings, "sendwait", kafka_bootstrap=broker.kafka.bootstrap)
+    await ensure_topics(settings)
+    records = [(f"k{n}".encode(), json.dumps({"n": n}).encode()) for n in range(50)]
+    worker = Worker(settings)  # its producer not connected yet, as after a replaced one
+    try:
+        broker.down()
+        down_at = time.monotonic()
+        sending = asyncio.create_task(worker.send("enrich", settings.topic_enriched, records))
+        await asyncio.sleep(8)
+        assert not sending.done(), sending
+        await asyncio.to_thread(start_again, broker)
+        back_at = time.monotonic()
+        sent = await asyncio.wait_for(sending, 120)
+        done_s = time.monotonic() - back_at
+    finally:
+        await worker.stop()
+    values = await read_topic(broker.kafka.bootstrap, settings.topic_enriched, len(records))
+    keys = {v["n"] for v in values}
+    print(
+        f"\n[send-while-down] records={len(records)} sent={sent} read_back={len(values)} "
+        f"down_s={round(back_at - down_at, 1)} sent_after_restart_s={round(done_s, 1)}"
+    )
+    assert sent == len(records)
+    assert len(keys) == len(records)
