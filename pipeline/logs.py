@@ -4,8 +4,50 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 
 import structlog
+
+#: Seconds during which a repeated Kafka client message is logged once.
+REPEAT_WINDOW = 10.0
+
+
+class RepeatFilter(logging.Filter):
+    """Logs a message of the Kafka client (aiokafka) once per ``window`` seconds.
+
+    While a broker is away, aiokafka logs every failed connect, fetch and metadata request,
+    up to thousands of lines a second; they say one thing. The first line of a kind is
+    kept, the repeats within ``window`` are counted, and the next one logged after it
+    says how many were left out. A kind is the logger and the message's format string."""
+
+    def __init__(
+        self, window: float = REPEAT_WINDOW, prefixes: tuple[str, ...] = ("aiokafka",),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        self.window = window
+        self.prefixes = prefixes
+        self.clock = clock
+        self.last: dict[tuple[str, str], float] = {}
+        self.suppressed: dict[tuple[str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        key = (record.name, str(record.msg))
+        now = self.clock()
+        last = self.last.get(key)
+        if last is not None and now - last < self.window:
+            self.suppressed[key] = self.suppressed.get(key, 0) + 1
+            return False
+        self.last[key] = now
+        left_out = self.suppressed.pop(key, 0)
+        if left_out:
+            record.msg = f"{record.msg} ({left_out} like it in the last {self.window:.0f} s)"
+        if len(self.last) > 1000:  # kinds are few; stay bounded whatever happens
+            self.last = {k: t for k, t in self.last.items() if now - t < self.window}
+        return True
 
 
 def configure(level: str = "INFO", fmt: str = "console") -> None:
@@ -35,6 +77,7 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -145,6 +145,12 @@ ENRICH_SECONDS = Histogram(
     "Time to enrich one micro-batch (NLP in the executor).",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+WORKER_KAFKA_RETRIES = Counter(
+    "newswire_worker_kafka_retries_total",
+    "Worker output (enriched records, story keys, dead letters) sent again because Kafka "
+    "was unavailable (a broker restart), by stage.",
+    ["stage"],
+)
 ENRICH_RETRIES = Counter(
     "newswire_enrich_retries_total",
     "Enrichment batches retried because the entity recogniser (CoreNLP) was unavailable.",

@@ -151,6 +151,13 @@ class Settings(BaseSettings):
         description="NEWSWIRE_WORKER_SESSION_TIMEOUT: seconds before a dead worker's partitions "
         "are given to the others.",
     )
+    worker_buffer: int = Field(
+        4096,
+        ge=10,
+        description="NEWSWIRE_WORKER_BUFFER: records each agent of the worker may hold "
+        "fetched but not yet taken (Faust's stream buffer); a stalled sink holds at most this "
+        "many and never stops the enrichment.",
+    )
     batch_size: int = Field(
         64, description="NEWSWIRE_BATCH_SIZE: records per enrichment / bulk batch."
     )

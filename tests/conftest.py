@@ -12,8 +12,11 @@ NEWSWIRE_TEST_OPENSEARCH_URL.
 
 ``secure_kafka`` is a Kafka-only stack (``.newswire/test-secure``, ports base+600..602) with an
 extra SASL_SSL listener: a test CA and server certificate made by openssl, client
-certificates required, and a SCRAM-SHA-256 user created when the storage is formatted. All
-fixtures are lazy: ``pytest tests/unit`` starts nothing.
+certificates required, and a SCRAM-SHA-256 user created when the storage is formatted.
+
+``restartable_broker`` is a Kafka-only stack of its own (``.newswire/test-restart``, ports
+base+700/701) for the tests that stop and start the broker, so the session's servers are
+never disturbed. All fixtures are lazy: ``pytest tests/unit`` starts nothing.
 """
 
 from __future__ import annotations
@@ -203,7 +206,11 @@ def secure_kafka() -> Iterator[SecureKafka]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed: it makes the test CA and certificates")
     base = local_test_settings(
-        SECURE_HOME, **SECURE_PORTS, elasticsearch_url=None, search_engine="elasticsearch"
+        SECURE_HOME,
+        **SECURE_PORTS,
+        kafka_bootstrap=f"127.0.0.1:{SECURE_PORTS['kafka_port']}",  # its plaintext listener
+        elasticsearch_url=None,
+        search_engine="elasticsearch",
     )
     # A fresh broker each session: SCRAM users are created when the storage is formatted.
     probe = LocalStack(base, dist_dir=SHARED_DIST, services=("kafka",))
@@ -236,3 +243,31 @@ def secure_kafka() -> Iterator[SecureKafka]:
         yield SecureKafka(settings, base.kafka_bootstrap or "", local)
     finally:
         local.down()
+
+
+RESTART_HOME = REPO / ".newswire" / "test-restart"
+RESTART_PORTS = {"kafka_port": _BASE + 700, "kafka_controller_port": _BASE + 701}
+
+
+@pytest.fixture(scope="session")
+def _restartable_stack() -> Iterator[LocalStack]:
+    settings = local_test_settings(
+        RESTART_HOME, **RESTART_PORTS, kafka_bootstrap=None, elasticsearch_url=None
+    )
+    local = LocalStack(settings, dist_dir=SHARED_DIST, services=("kafka",))
+    local.up()
+    try:
+        yield local
+    finally:
+        local.down()
+
+
+@pytest.fixture
+def restartable_broker(_restartable_stack: LocalStack) -> Iterator[LocalStack]:
+    """A broker the test may stop (``down()``) and start again (``up()``, same data); it is
+    running again after the test whatever happened."""
+    _restartable_stack.up()
+    try:
+        yield _restartable_stack
+    finally:
+        _restartable_stack.up()

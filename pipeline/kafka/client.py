@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -9,7 +10,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
+)
 
 from pipeline.errors import ConfigError, KafkaAuthError, KafkaUnavailableError
 from pipeline.kafka.security import client_options
@@ -138,6 +144,46 @@ async def publish_raw(
 ) -> int:
     """Send raw articles keyed by id and wait until the broker acknowledged all of them."""
     return await send_all(producer, topic, ((a.id.encode("utf-8"), encode(a)) for a in articles))
+
+
+def kafka_retriable(exc: BaseException) -> bool:
+    """Whether ``exc`` means Kafka is away for now (a broker restarting, a leader moving)
+    rather than a fault that retrying cannot fix: connection errors, timeouts, aiokafka's
+    retriable errors (no leader, not the leader, ...), a bootstrap that failed, and an
+    out-of-order sequence (a producer's state lost with the broker: a new producer fixes
+    it). Refused credentials, oversize records and the like are not."""
+    if isinstance(exc, KafkaAuthError):
+        return False
+    if isinstance(exc, KafkaUnavailableError | KafkaConnectionError | KafkaTimeoutError):
+        return True
+    if isinstance(exc, OutOfOrderSequenceNumber):
+        return True
+    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
+
+
+#: Seconds a producer being abandoned may take to close.
+ABANDON_TIMEOUT = 5.0
+
+
+async def abandon(producer: AIOKafkaProducer) -> None:
+    """Close a producer whose unsent records are not wanted anymore (the caller sends them
+    again through a new producer): they are failed at once instead of being flushed to a
+    broker that is away, and the close is bounded by ``ABANDON_TIMEOUT``. aiokafka has no public
+    call for this, hence the private attributes, each guarded."""
+    reason = KafkaConnectionError("producer abandoned: its records are sent again")
+    accumulator = getattr(producer, "_message_accumulator", None)
+    if accumulator is not None:
+        with contextlib.suppress(Exception):
+            accumulator.fail_all(reason)
+    try:
+        await asyncio.wait_for(producer.stop(), ABANDON_TIMEOUT)
+    except Exception:  # stop timed out or failed: make sure nothing of it keeps running
+        sender = getattr(producer, "_sender", None)
+        task = getattr(sender, "sender_task", None)
+        if task is not None:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.client.close(), ABANDON_TIMEOUT)
 
 
 def raw_publisher(

@@ -81,8 +81,13 @@ class ReplicatedTable(MutableMapping[str, str]):
             auto_offset_reset="earliest",
         )
         await start_client(consumer, bootstrap(self.settings))
-        partitions = await wait_partitions(consumer, self.topic)
-        await read_to_end(consumer, partitions, self._apply_record)
+        try:
+            partitions = await wait_partitions(consumer, self.topic)
+            await read_to_end(consumer, partitions, self._apply_record)
+        except BaseException:  # Kafka went away while loading: the caller may start again
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            raise
         self._consumer = consumer
         self._task = asyncio.create_task(self._follow(), name=f"table-{self.topic}")
         log.info("table.loaded", topic=self.topic, keys=len(self.data))

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, cast
 
 import faust
 import structlog
+from mode.utils.queues import FlowControlQueue
 
 from pipeline.errors import HandedBackError
 from pipeline.kafka.client import bootstrap
@@ -28,6 +30,27 @@ log = structlog.get_logger(__name__)
 BatchHandler = Callable[[Values], Awaitable[int]]
 #: Seconds a batch in progress may take to finish when the worker is asked to stop.
 STOP_GRACE = 20.0
+
+
+#: Faust pauses fetching a partition once its agent's buffer holds ``1/ratio`` of its size.
+PRESSURE_HIGH_RATIO: float = FlowControlQueue.pressure_high_ratio
+
+
+def fetch_limit(buffer: int, partitions: int) -> int:
+    """Records one poll of the consumer may return (``broker_max_poll_records``) so that an
+    agent's buffer of ``buffer`` records can never overflow.
+
+    The worker has one consumer for both agents, and Faust hands fetched records to the
+    agents' buffers one by one, waiting while a buffer is full: one full buffer (a sink
+    waiting for the search engine) stops the other agent too. Faust stops fetching a
+    partition once the buffer passes its high mark, but the records of a poll already made
+    still go in, and every partition of the topic (at most ``partitions``) may be in that
+    state once. Uncapped, a poll returns whatever was fetched (up to 1 MiB of compressed
+    records per partition): after a rebalance, which empties the buffers, the backlog of a
+    stalled sink came back in polls larger than the room left and the enrichment stopped.
+    So a poll is capped at the room above the high mark, shared out."""
+    room = buffer - math.floor(buffer / PRESSURE_HIGH_RATIO)
+    return max(1, room // max(1, partitions))
 
 
 def _where(event: Any) -> dict[str, Any]:
@@ -90,6 +113,9 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
         # search engine would never let it end): acked offsets are committed, the batches
         # in progress get ``STOP_GRACE`` seconds, then are cancelled unacked (handed back).
         stream_wait_empty=False,
+        # A stalled agent fills its own buffer only, never the consumer both agents share.
+        stream_buffer_maxsize=settings.worker_buffer,
+        broker_max_poll_records=fetch_limit(settings.worker_buffer, settings.topic_partitions),
         logging_config=None,
     )
     raw = app.topic(settings.topic_raw, key_type=bytes, value_type=bytes, value_serializer="raw")
@@ -157,6 +183,11 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
             log.warning("worker.final_commit_failed", error=f"{type(exc).__name__}: {exc}")
         log.info("worker.stopping", unfinished=sorted(busy))
 
+    async def _revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # A rebalance; a batch in progress (a stalled sink's) goes on through it.
+        log.info("worker.rebalance", in_progress=sorted(busy))
+
+    app.on_partitions_revoked.connect(cast(Any, _revoked))
     app.on_before_shutdown.connect(cast(Any, _stopping))  # mode types miss async receivers
     app.newswire_worker = worker  # type: ignore[attr-defined]  # closed by FaustWorker
     return app

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -29,7 +29,15 @@ from pipeline.enrich.dedup import (
     story_signature,
 )
 from pipeline.errors import HandedBackError, RetryableError
-from pipeline.kafka.client import bootstrap, encode, make_producer, send_all, start_client
+from pipeline.kafka.client import (
+    abandon,
+    bootstrap,
+    encode,
+    kafka_retriable,
+    make_producer,
+    send_all,
+    start_client,
+)
 from pipeline.kafka.compacted import ReplicatedTable
 from pipeline.models import (
     EnrichedArticle,
@@ -54,6 +62,13 @@ RECOGNISER_RETRY_CAP = 60.0
 #: Backoff while the search engine cannot be reached to install the index (seconds).
 SINK_CONNECT_FIRST = 1.0
 SINK_CONNECT_CAP = 30.0
+#: Backoff while Kafka cannot take the worker's output (a broker restarting), seconds.
+KAFKA_RETRY_FIRST = 0.5
+KAFKA_RETRY_CAP = 5.0
+#: The worker's producer gives up on records it cannot send (no leader known, the broker
+#: away) after this long; the batch is then sent again through a new producer, with
+#: backoff, so an outage costs a few reconnects instead of aiokafka's busy metadata loop.
+PRODUCE_TIMEOUT_MS = 15000
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -63,6 +78,7 @@ def _validation_reason(exc: ValidationError) -> str:
 
 
 RecordT = TypeVar("RecordT", bound=RawArticle)
+ResultT = TypeVar("ResultT")
 
 
 def decode_record(value: bytes | None, model: type[RecordT]) -> tuple[RecordT, list[str]]:
@@ -116,8 +132,61 @@ class Worker:
         """Connect the producer (idempotent). The search engine is not needed to enrich:
         the sink connects on its own, on its first batch (:meth:`start_sink`)."""
         if self.producer is None:
-            self.producer = make_producer(self.settings)
-            await start_client(self.producer, bootstrap(self.settings))
+            producer = make_producer(self.settings, request_timeout_ms=PRODUCE_TIMEOUT_MS)
+            await start_client(producer, bootstrap(self.settings))
+            self.producer = producer
+
+    async def until_kafka_takes(
+        self, stage: str, action: Callable[[], Awaitable[ResultT]]
+    ) -> ResultT:
+        """``action`` (a start, a send through the producer), again and again while Kafka
+        is away (a broker restart, a leader election): the producer is replaced, since
+        its unsent records are sent again, and the wait backs off. Nothing of the batch is
+        acknowledged meanwhile, so it neither fails the worker nor loses a record; the
+        records sent twice are harmless (deterministic ids). A stop request hands the
+        batch back; errors that retrying cannot fix are raised."""
+        failures = 0
+        started = time.monotonic()
+        while True:
+            try:
+                result = await action()
+                break
+            except Exception as exc:
+                if not kafka_retriable(exc):
+                    raise
+                failures += 1
+                producer, self.producer = self.producer, None
+                if producer is not None:
+                    await abandon(producer)
+                delay = backoff_delay(failures, KAFKA_RETRY_FIRST, KAFKA_RETRY_CAP)
+                metrics.WORKER_KAFKA_RETRIES.labels(stage).inc()
+                fields = {"stage": stage, "error": f"{type(exc).__name__}: {exc}"}
+                if failures == 1:
+                    log.warning("worker.kafka_unavailable", retry_in=delay, **fields)
+                else:
+                    log.debug("worker.kafka_unavailable", attempts=failures, **fields)
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+                except TimeoutError:
+                    continue
+                raise HandedBackError(stage, "Kafka") from exc
+        if failures:
+            waited = round(time.monotonic() - started, 1)
+            log.info("worker.kafka_available", stage=stage, attempts=failures, waited_s=waited)
+        return result
+
+    async def send(
+        self, stage: str, topic: str, records: Sequence[tuple[bytes | None, bytes]]
+    ) -> int:
+        """Send ``records`` and wait for the broker's acknowledgement, through whatever
+        Kafka outage (:meth:`until_kafka_takes`)."""
+
+        async def attempt() -> int:
+            await self.start()
+            assert self.producer is not None
+            return await send_all(self.producer, topic, records)
+
+        return await self.until_kafka_takes(stage, attempt)
 
     async def start_sink(self) -> Indexer:
         """The indexer, once the index is installed (idempotent: a worker started before
@@ -208,11 +277,11 @@ class Worker:
 
     async def send_dlq(self, records: Sequence[dict[str, Any]]) -> None:
         """Publish DLQ records and wait for the broker's acknowledgement."""
-        assert self.producer is not None
-        await send_all(
-            self.producer,
+        stage = str(records[0]["stage"]) if records else "dlq"
+        await self.send(
+            stage,
             self.settings.topic_dlq,
-            (((r.get("key") or "").encode("utf-8") or None, encode(r)) for r in records),
+            [((r.get("key") or "").encode("utf-8") or None, encode(r)) for r in records],
         )
         for record in records:
             metrics.WORKER_RECORDS.labels(record["stage"], "dlq").inc()
@@ -222,11 +291,9 @@ class Worker:
 
     async def enrich_batch(self, values: Values) -> int:
         """Enrich raw records and publish them; returns how many went to the enriched topic."""
-        await self.start()
-        assert self.producer is not None
         decoded, dead = _decode(values, RawArticle, "enrich")
         articles = [self._capped(article, where) for article, _, where in decoded]
-        stories = await self.start_stories()
+        stories = await self.until_kafka_takes("enrich", self.start_stories)
         articles = self._drop_duplicates(articles, stories)
         enriched: list[EnrichedArticle] = []
         if articles:
@@ -246,12 +313,18 @@ class Worker:
                         ),
                     )
                 )
-        await send_all(
-            self.producer,
+        await self.send(
+            "enrich",
             self.settings.topic_enriched,
-            ((a.id.encode("utf-8"), a.model_dump_json().encode("utf-8")) for a in enriched),
+            [(a.id.encode("utf-8"), a.model_dump_json().encode("utf-8")) for a in enriched],
         )
-        await stories.flush(self.producer)
+
+        async def flush_stories() -> int:
+            await self.start()
+            assert self.producer is not None
+            return await stories.flush(self.producer)
+
+        await self.until_kafka_takes("enrich", flush_stories)
         metrics.WORKER_RECORDS.labels("enrich", "enriched").inc(len(enriched))
         if dead:
             await self.send_dlq(dead)
@@ -322,7 +395,6 @@ class Worker:
 
     async def index_batch(self, values: Values) -> int:
         """Index enriched records; permanent failures go to the DLQ. Returns docs acked."""
-        await self.start()
         indexer = await self.start_sink()
         decoded, dead = _decode(values, EnrichedArticle, "sink")
         articles = [article for article, _, _ in decoded]

@@ -44,7 +44,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "topic_enriched", "topic_dlq", "topic_stories", "worker_id", "worker_web_port",
         "batch_size", "batch_seconds", "home", "topic_partitions", "topic_feeds",
         "topic_poller_state", "poller_group", "poller_metrics_port", "ner_backend",
-        "corenlp_url", "corenlp_port",
+        "corenlp_url", "corenlp_port", "worker_buffer",
     )  # fmt: skip
     env: dict[str, str] = {}
     for name in names:

@@ -10,7 +10,6 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,25 +19,10 @@ from pipeline.sources.coordination import AtomicKafkaStateStore, ensure_poller_t
 from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.poller import Poller
 from pipeline.stack import LocalStack
-from tests.conftest import _BASE, REPO, SHARED_DIST, local_test_settings
 from tests.fixtures.feeds_server import FeedServer, Route, rss_with_items
 from tests.integration.helpers import read_committed
 
 pytestmark = pytest.mark.integration
-
-HOME = REPO / ".newswire" / "test-restart"
-PORTS = {"kafka_port": _BASE + 700, "kafka_controller_port": _BASE + 701}
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[LocalStack]:
-    settings = local_test_settings(HOME, **PORTS, kafka_bootstrap=None, elasticsearch_url=None)
-    local = LocalStack(settings, dist_dir=SHARED_DIST, services=("kafka",))
-    local.up()
-    try:
-        yield local
-    finally:
-        local.down()
 
 
 class Clock:
@@ -50,8 +34,9 @@ class Clock:
 
 
 async def test_broker_restart_is_not_a_feed_failure_and_loses_nothing(
-    broker: LocalStack,
+    restartable_broker: LocalStack,
 ) -> None:
+    broker = restartable_broker
     run = uuid.uuid4().hex[:8]
     bootstrap = broker.kafka.bootstrap
     settings = Settings(

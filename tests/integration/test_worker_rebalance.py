@@ -1,0 +1,200 @@
+"""A rebalance while the sink is stalled (issue 9, fault 5), with real worker processes, the
+session's Kafka, CoreNLP and Elasticsearch: the search engine is cut off from the workers
+(a TCP proxy in front of it refuses and drops their connections) while articles keep
+coming; a third worker joins, then one leaves with SIGTERM. Enrichment must go on on every
+worker after each rebalance (the sinks stay stalled, their buffers full), and once the
+engine is back every article is indexed exactly once.
+
+Each worker's buffer is small (NEWSWIRE_WORKER_BUFFER=120) so that the sinks' buffers fill
+within seconds, as a production buffer of 4096 would in a longer outage: the case where a
+full buffer held the consumer both agents share, and so the enrichment, after a rebalance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from pipeline.kafka.client import make_producer, publish_raw
+from pipeline.provision import run_setup
+from pipeline.settings import Settings
+from tests.conftest import _BASE
+from tests.fixtures.tcp_proxy import TcpProxy
+from tests.integration.helpers import isolated, wait_for
+from tests.integration.test_worker import WorkerProcess
+from tests.integration.test_worker_faults import (
+    articles,
+    check_exactly_once,
+    index_count,
+    indexed_ids,
+    topic_size,
+    wait_indexed,
+)
+
+pytestmark = pytest.mark.integration
+
+PROXY_PORT = _BASE + 720
+#: Seconds enrichment is watched after each rebalance.
+WINDOW_S = 12.0
+ASSIGNED = "Executing _on_partitions_assigned"
+
+
+class Feed:
+    """Publishes ``batch`` articles every ``every`` seconds until stopped."""
+
+    def __init__(self, settings: Settings, pool: list[Any], batch: int, every: float) -> None:
+        self.settings, self.pool, self.batch, self.every = settings, pool, batch, every
+        self.sent: list[Any] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        producer = make_producer(self.settings)
+        await producer.start()
+        try:
+            while len(self.sent) < len(self.pool):
+                chunk = self.pool[len(self.sent) : len(self.sent) + self.batch]
+                await publish_raw(producer, self.settings.topic_raw, chunk)
+                self.sent.extend(chunk)
+                await asyncio.sleep(self.every)
+        finally:
+            await producer.stop()
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+def log_text(worker: WorkerProcess, since: int = 0) -> str:
+    with worker.log_file.open("rb") as handle:
+        handle.seek(since)
+        return handle.read().decode("utf-8", errors="replace")
+
+
+def log_size(worker: WorkerProcess) -> int:
+    return worker.log_file.stat().st_size if worker.log_file.exists() else 0
+
+
+async def after_rebalance(
+    settings: Settings, live: list[WorkerProcess], since: dict[str, int], what: str
+) -> dict[str, Any]:
+    """Wait until every live worker took its new assignment, then watch ``WINDOW_S``
+    seconds: the enriched topic's growth and each worker's enrichment batches."""
+
+    async def assigned() -> bool:
+        for worker in live:
+            assert worker.alive(), worker.tail()
+        return all(ASSIGNED in log_text(w, since[w.name]) for w in live)
+
+    started = time.monotonic()
+    await wait_for(assigned, 90, f"every worker to take its assignment after {what}")
+    assigned_s = time.monotonic() - started
+    await asyncio.sleep(2)  # a second rebalance right after the first one, if any
+    marks = {w.name: log_size(w) for w in live}
+    enriched_before = await topic_size(settings, settings.topic_enriched)
+    await asyncio.sleep(WINDOW_S)
+    grown = await topic_size(settings, settings.topic_enriched) - enriched_before
+    batches = {w.name: log_text(w, marks[w.name]).count("enrich.batch") for w in live}
+    sink_batches = sum(log_text(w, marks[w.name]).count("sink.batch ") for w in live)
+    for worker in live:
+        assert worker.alive(), f"{worker.name} exited\n" + worker.tail()
+    return {
+        "assigned_s": round(assigned_s, 1),
+        "enriched_in_window": grown,
+        "enrich_batches": batches,
+        "sink_batches": sink_batches,
+    }
+
+
+async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly_once(
+    stack: Any, tmp_path: Path
+) -> None:
+    settings = isolated(
+        stack.settings,
+        "rebalance",
+        batch_size=16,
+        batch_seconds=0.5,
+        topic_partitions=6,
+        worker_buffer=120,
+    )
+    search = urlparse(stack.search_url)
+    proxy = TcpProxy((search.hostname or "127.0.0.1", search.port or 9200), PROXY_PORT).start()
+    through_proxy = settings.model_copy(update={"elasticsearch_url": proxy.url})
+    await run_setup(settings)
+    workers: dict[str, WorkerProcess] = {}
+    for name in ("a", "b", "c"):
+        worker = WorkerProcess(through_proxy, tmp_path / f"worker-{name}.log")
+        worker.name = name  # type: ignore[attr-defined]
+        workers[name] = worker
+    a, b, c = workers["a"], workers["b"], workers["c"]
+    feed = Feed(settings, articles("rebalance", 1400, seed=13), batch=8, every=0.5)
+    figures: dict[str, Any] = {}
+    try:
+        a.start()
+        b.start()
+        feed.start()
+        await wait_indexed(settings, a, 24, 240, "the first articles to be indexed", 0.5)
+        proxy.cut()  # the sinks stall: every bulk request fails, nothing is acknowledged
+        cut_at = time.monotonic()
+        indexed_at_cut = await index_count(settings) or 0
+        enriched_at_cut = await topic_size(settings, settings.topic_enriched)
+
+        async def backlog() -> bool:
+            assert a.alive() and b.alive(), a.tail() + b.tail()
+            grown = await topic_size(settings, settings.topic_enriched) - enriched_at_cut
+            return grown >= 2 * settings.worker_buffer + 60
+
+        await wait_for(backlog, 120, "a backlog larger than the sinks' buffers", every=1)
+        figures["stalled_before_join_s"] = round(time.monotonic() - cut_at, 1)
+
+        since = {w.name: log_size(w) for w in (a, b)} | {"c": 0}
+        c.start()  # rebalance 1: a third worker joins while the sinks are stalled
+        figures["join"] = await after_rebalance(settings, [a, b, c], since, "c joined")
+
+        since = {w.name: log_size(w) for w in (a, c)}
+        assert b.process is not None
+        b.process.terminate()  # rebalance 2: a worker leaves while the sinks are stalled
+        figures["b_exit"] = b.process.wait(90)
+        figures["leave"] = await after_rebalance(settings, [a, c], since, "b left")
+
+        await feed.stop()
+        indexed_while_stalled = (await index_count(settings) or 0) - indexed_at_cut
+        proxy.restore()
+        back_at = time.monotonic()
+        sent = feed.sent
+        await wait_indexed(
+            settings, a, len(sent), 300, "every article to be indexed after the stall", 1.0
+        )
+        recover_s = time.monotonic() - back_at
+        ids = await indexed_ids(settings)
+        count = await index_count(settings)
+        assert count is not None
+        logs = "".join(log_text(w) for w in workers.values())
+        check_exactly_once(
+            "rebalance-sink-stalled", sent, ids, count,
+            stall_s=round(back_at - cut_at, 1), indexed_while_stalled=indexed_while_stalled,
+            recover_s=round(recover_s, 1), **figures,
+        )  # fmt: skip
+        assert figures["b_exit"] == 0, log_text(b)[-4000:]
+        for phase in ("join", "leave"):
+            seen = figures[phase]
+            assert seen["enriched_in_window"] > 0, f"enrichment stopped after the {phase}"
+            stopped = [name for name, n in seen["enrich_batches"].items() if n == 0]
+            assert not stopped, f"no enrichment on {stopped} after the {phase}: {seen}"
+            assert seen["sink_batches"] == 0, "a sink wrote while the engine was cut off"
+        assert "worker.fail_stop" not in logs
+    finally:
+        await feed.stop()
+        for worker in workers.values():
+            worker.stop()
+        proxy.stop()
