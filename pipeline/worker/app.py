@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, cast
@@ -28,6 +29,19 @@ log = structlog.get_logger(__name__)
 BatchHandler = Callable[[Values], Awaitable[int]]
 #: Seconds a batch in progress may take to finish when the worker is asked to stop.
 STOP_GRACE = 20.0
+
+
+def positions(wheres: Any) -> dict[str, list[int]]:
+    """``{"topic/partition": [first offset, last offset]}`` of a batch's records: a batch
+    holds a contiguous run of each partition's offsets, so this names every record of it
+    (the latency benchmark maps articles to batches with it)."""
+    out: dict[str, list[int]] = {}
+    for where in wheres:
+        key = f"{where['topic']}/{where['partition']}"
+        span = out.setdefault(key, [where["offset"], where["offset"]])
+        span[0] = min(span[0], where["offset"])
+        span[1] = max(span[1], where["offset"])
+    return out
 
 
 def _where(event: Any) -> dict[str, Any]:
@@ -114,8 +128,10 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
                 return
             busy.add(stage)
             idle.clear()
+            taken = time.time()
+            values = [(e.value, _where(e)) for e in events]
             try:
-                done = await handle([(e.value, _where(e)) for e in events])
+                done = await handle(values)
             except HandedBackError as exc:
                 log.info(f"{stage}.batch_handed_back", records=len(events), reason=str(exc))
                 return
@@ -127,7 +143,17 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
                     idle.set()
             for event in events:
                 await stream.ack(event)
-            log.info(f"{stage}.batch", records=len(events), done=done)
+            # One line per batch, with wall-clock stage times (epoch seconds), so where the
+            # time goes can be read from the log (bench/bench_latency.py does).
+            log.info(
+                f"{stage}.batch",
+                records=len(events),
+                done=done,
+                positions=positions(where for _, where in values),
+                t_taken=round(taken, 3),
+                **{f"t_{k}": round(v, 3) for k, v in worker.marks.get(stage, {}).items()},
+                t_acked=round(time.time(), 3),
+            )
 
     @app.agent(raw, name="enrich")
     async def enrich(stream: Any) -> None:

@@ -111,6 +111,9 @@ class Worker:
         self._enricher: Any = None
         self._backend: SearchBackend | None = None
         self.stopping = asyncio.Event()
+        #: Wall-clock times (epoch seconds) of the last batch's steps, by stage; logged with
+        #: the batch (``app.py``). Each agent runs one batch at a time.
+        self.marks: dict[str, dict[str, float]] = {"enrich": {}, "sink": {}}
 
     async def start(self) -> None:
         """Connect the producer (idempotent). The search engine is not needed to enrich:
@@ -224,13 +227,16 @@ class Worker:
         """Enrich raw records and publish them; returns how many went to the enriched topic."""
         await self.start()
         assert self.producer is not None
+        marks = self.marks["enrich"] = {}
         decoded, dead = _decode(values, RawArticle, "enrich")
         articles = [self._capped(article, where) for article, _, where in decoded]
         stories = await self.start_stories()
         articles = self._drop_duplicates(articles, stories)
         enriched: list[EnrichedArticle] = []
         if articles:
+            marks["nlp_started"] = time.time()
             results = await self._enrich_until_done(articles)
+            marks["nlp_done"] = time.time()
             now = utcnow()
             for article, enrichment in zip(articles, results, strict=True):
                 enriched.append(
@@ -252,6 +258,7 @@ class Worker:
             ((a.id.encode("utf-8"), a.model_dump_json().encode("utf-8")) for a in enriched),
         )
         await stories.flush(self.producer)
+        marks["sent"] = time.time()
         metrics.WORKER_RECORDS.labels("enrich", "enriched").inc(len(enriched))
         if dead:
             await self.send_dlq(dead)
@@ -327,7 +334,9 @@ class Worker:
         decoded, dead = _decode(values, EnrichedArticle, "sink")
         articles = [article for article, _, _ in decoded]
         origin = {article.id: (value, where) for article, value, where in decoded}
+        marks = self.marks["sink"] = {"bulk_sent": time.time()}
         result = await indexer.write(articles)
+        marks["bulk_acked"] = time.time()
         metrics.WORKER_RECORDS.labels("sink", "indexed").inc(len(result.indexed))
         metrics.WORKER_RECORDS.labels("sink", "stale").inc(len(result.stale))
         metrics.INDEX_RETRIES.inc(result.retries)
