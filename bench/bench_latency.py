@@ -129,6 +129,14 @@ WORKER_ENV = (
 )  # fmt: skip
 
 
+#: Worker settings the bench passes on from its own environment (to compare tunings).
+TUNING = ("NEWSWIRE_BATCH_", "NEWSWIRE_NLP_THREADS", "NEWSWIRE_INDEX_REFRESH", "NEWSWIRE_LOG_LEVEL")
+
+
+def tuning_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(TUNING)}
+
+
 class WorkerProcess:
     """``newswire worker`` as a child process logging JSON lines to a file."""
 
@@ -140,8 +148,7 @@ class WorkerProcess:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWIRE_")}
-        # batch and worker tuning from the caller's environment are passed on
-        env.update({k: v for k, v in os.environ.items() if k.startswith("NEWSWIRE_BATCH_")})
+        env.update(tuning_env())  # the caller's tuning is passed on
         for name in WORKER_ENV:
             env[f"NEWSWIRE_{name.upper()}"] = str(getattr(self.settings, name))
         env["NEWSWIRE_CORENLP_URL"] = corenlp_url(self.settings)
@@ -149,8 +156,8 @@ class WorkerProcess:
             NEWSWIRE_HOME=str(self.home),
             NEWSWIRE_WORKER_WEB_PORT="0",
             NEWSWIRE_LOG_FORMAT="json",
-            NEWSWIRE_LOG_LEVEL="INFO",
         )
+        env.setdefault("NEWSWIRE_LOG_LEVEL", "INFO")  # the batch lines are at INFO
         self.home.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as out:
             self.process = subprocess.Popen(
@@ -381,6 +388,33 @@ class Bench:
         finally:
             await backend.close()
 
+    async def count(self, settings: Settings) -> int:
+        backend = open_backend(settings)
+        try:
+            return await backend.count(settings.index_alias)
+        finally:
+            await backend.close()
+
+    async def watch_count(
+        self, settings: Settings, expect: int, limit: float, workers: list[WorkerProcess]
+    ) -> float:
+        """When the index holds ``expect`` documents (a count every 0.5 s: lighter than the
+        latency watcher, whose searches would compete with the worker for the CPUs)."""
+        backend = open_backend(settings)
+        deadline = time.time() + limit
+        try:
+            while time.time() < deadline:
+                for worker in workers:
+                    if not worker.alive():
+                        raise RuntimeError(f"a worker exited:\n{worker.tail()}")
+                with contextlib.suppress(Exception):
+                    if await backend.count(settings.index_alias) >= expect:
+                        return time.time()
+                await asyncio.sleep(0.5)
+        finally:
+            await backend.close()
+        raise RuntimeError(f"fewer than {expect} documents after {limit:.0f} s")
+
     async def group_lag(self, settings: Settings) -> int | None:
         """Records of the raw topic the worker group has not committed yet."""
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
@@ -470,6 +504,7 @@ class Bench:
             enriched = await self.enriched_positions(settings, {a.raw.id for a in articles})
         finally:
             self.stop_workers(workers)
+            await self.drop(settings)
         latencies = [a.visible - a.produced for a in articles if a.visible is not None]
         early = samples[len(samples) // 4] if samples else (0.0, 0, None)
         return {
@@ -524,15 +559,14 @@ class Bench:
             if self.args.profile and workers_count == 1:
                 spies = [w.profile(self.runs_dir / f"{name}-profile.txt") for w in workers]
             articles = corpus.articles(name, count)
-            done = asyncio.Event()
-            watcher = asyncio.create_task(self.watch(settings, articles, done, 1800, workers))
+            before = await self.count(settings)
+            watcher = asyncio.create_task(self.watch_count(settings, before + count, 1800, workers))
             started = time.time()
             await self.produce(settings, articles, None)
-            done.set()
-            await watcher
-            finished = max(a.visible or 0.0 for a in articles)
+            finished = await watcher
         finally:
             self.stop_workers(workers)
+            await self.drop(settings)
             for spy in spies:
                 if spy is not None:
                     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -550,6 +584,22 @@ class Bench:
             "words_per_s": round(words / seconds),
         }
 
+    async def drop(self, settings: Settings) -> None:
+        """Delete a run's index and topics (the stack may be reused for many runs)."""
+        import httpx
+
+        with contextlib.suppress(Exception):
+            async with httpx.AsyncClient(timeout=30) as client:
+                await client.delete(f"{settings.elasticsearch_url}/{settings.index_alias}-*")
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        with contextlib.suppress(Exception):
+            await admin.start()
+            topics = [settings.topic_raw, settings.topic_enriched, settings.topic_stories,
+                      settings.topic_dlq]  # fmt: skip
+            await admin.delete_topics(topics)
+        with contextlib.suppress(Exception):
+            await admin.close()
+
     async def wait_members(self, settings: Settings, count: int, limit: float = 120) -> None:
         """Until the worker group has ``count`` members (so no rebalance during a run)."""
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
@@ -558,11 +608,13 @@ class Bench:
             deadline = time.time() + limit
             while time.time() < deadline:
                 with contextlib.suppress(Exception):
-                    (group,) = await admin.describe_consumer_groups([settings.worker_id])
-                    members = group.members if hasattr(group, "members") else group[0][5]
-                    state = group.state if hasattr(group, "state") else group[0][2]
-                    if len(members) >= count and state == "Stable":
-                        return
+                    responses = await admin.describe_consumer_groups([settings.worker_id])
+                    # raw DescribeGroupsResponse: groups of (error, id, state, type, protocol,
+                    # members, ...)
+                    for response in responses:
+                        for group in response.groups:
+                            if group[2] == "Stable" and len(group[5]) >= count:
+                                return
                 await asyncio.sleep(1.0)
             self.say(f"the group did not reach {count} stable member(s); measuring anyway")
         finally:
@@ -707,7 +759,7 @@ async def run(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         "cpus": len(os.sched_getaffinity(0)),
         "corpus_articles": len(corpus.items),
         "mean_words": round(statistics.fmean(corpus.words)),
-        "batch_env": {k: v for k, v in os.environ.items() if k.startswith("NEWSWIRE_BATCH_")},
+        "worker_env": tuning_env(),
     }
     bench.up()
     if "latency" in args.sections:
