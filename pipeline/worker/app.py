@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any, cast
 
@@ -31,7 +31,7 @@ BatchHandler = Callable[[Values], Awaitable[int]]
 STOP_GRACE = 20.0
 
 
-def positions(wheres: Any) -> dict[str, list[int]]:
+def positions(wheres: Iterable[dict[str, Any]]) -> dict[str, list[int]]:
     """``{"topic/partition": [first offset, last offset]}`` of a batch's records: a batch
     holds a contiguous run of each partition's offsets, so this names every record of it
     (the latency benchmark maps articles to batches with it)."""

@@ -301,7 +301,7 @@ class Worker:
         return len(enriched)
 
     async def _enrich_until_done(self, articles: list[RawArticle]) -> list[Enrichment]:
-        """Enrich in the NLP thread; while the recogniser is unavailable, wait and retry.
+        """Enrich in the NLP threads; while the recogniser is unavailable, wait and retry.
 
         Nothing is acknowledged meanwhile, and no article is published without entities."""
         failures = 0
