@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# e.g. BENCH_LATENCY_ARGS=--quick (60 articles per rate, 200 for throughput), or --json
+BENCH_LATENCY_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit test-integration eval bench lint format docs iptc-terms train-topics stack-up stack-down clean
@@ -34,10 +36,11 @@ test-unit: $(STAMP) ## Unit tests only (no servers)
 eval: $(STAMP) ## Enrichment quality on ../shared/eval (entity F1, topic accuracy)
 	$(BIN)/python -m pipeline.enrich.evaluation
 
-bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process)
+bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process; latency starts its own stack)
 	$(BIN)/python bench/bench_enrich.py
 	$(BIN)/python bench/bench_poller.py
 	$(BIN)/python bench/bench_topics.py
+	$(BIN)/python bench/bench_latency.py $(BENCH_LATENCY_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

@@ -162,7 +162,26 @@ class Settings(BaseSettings):
         64, description="NEWSWIRE_BATCH_SIZE: records per enrichment / bulk batch."
     )
     batch_seconds: float = Field(
-        1.0, description="NEWSWIRE_BATCH_SECONDS: longest wait to fill a batch."
+        0.05,
+        gt=0,
+        description="NEWSWIRE_BATCH_SECONDS: how long an agent waits for more records before "
+        "it takes a batch that is not full. Short: sparse input is not held back, and a busy "
+        "worker's batches fill by themselves while it works on the previous one.",
+    )
+    nlp_threads: int = Field(
+        2,
+        ge=1,
+        description="NEWSWIRE_NLP_THREADS: enrichment threads per worker; a batch is cut into "
+        "small parts enriched side by side, so the worker's own work overlaps its waits for "
+        "the CoreNLP server (spaCy is given one part at a time).",
+    )
+    index_refresh: Literal["false", "true", "wait_for"] = Field(
+        "true",
+        description="NEWSWIRE_INDEX_REFRESH: the sink's bulk `refresh`: true (the shards "
+        "written are refreshed before the answer: searchable once acknowledged, one refresh "
+        "per bulk request, and bulk requests grow when the worker is busy), false (searchable "
+        "at the index's next scheduled refresh, `refresh_interval` 1s: about 0.5 s later on "
+        "average, fewer and larger segments) or wait_for.",
     )
     max_body_chars: int = Field(
         200_000,

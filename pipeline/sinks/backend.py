@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 
 from pipeline.errors import ConfigError, RetryableError, SearchBackendError
 from pipeline.settings import Settings
@@ -12,6 +12,10 @@ from pipeline.settings import Settings
 P = ParamSpec("P")
 T = TypeVar("T")
 Method = Callable[P, Coroutine[Any, Any, T]]
+#: The bulk API's ``refresh``: "false" (searchable at the index's next scheduled refresh),
+#: "true" (the shards written are refreshed before the answer: searchable once
+#: acknowledged), "wait_for" (the answer waits for the next scheduled refresh).
+RefreshPolicy = Literal["false", "true", "wait_for"]
 
 
 def translate_errors(
@@ -46,7 +50,9 @@ class SearchBackend(Protocol):
     async def put_index_template(self, name: str, body: dict[str, Any]) -> None: ...
     async def alias_exists(self, alias: str) -> bool: ...
     async def create_index(self, name: str, body: dict[str, Any]) -> None: ...
-    async def bulk(self, operations: list[dict[str, Any]]) -> dict[str, Any]: ...
+    async def bulk(
+        self, operations: list[dict[str, Any]], refresh: RefreshPolicy = "false"
+    ) -> dict[str, Any]: ...
     async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]: ...
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int: ...
     async def refresh(self, index: str) -> None: ...

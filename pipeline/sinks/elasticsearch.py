@@ -16,7 +16,7 @@ from elasticsearch import (
 
 from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.settings import Settings
-from pipeline.sinks.backend import translate_errors
+from pipeline.sinks.backend import RefreshPolicy, translate_errors
 from pipeline.sinks.connection import elasticsearch_options
 
 log = structlog.get_logger(__name__)
@@ -94,8 +94,10 @@ class ElasticsearchBackend:
         await self.client.indices.create(index=name, body=body)
 
     @_translated
-    async def bulk(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
-        return dict((await self.client.bulk(operations=operations)).body)
+    async def bulk(
+        self, operations: list[dict[str, Any]], refresh: RefreshPolicy = "false"
+    ) -> dict[str, Any]:
+        return dict((await self.client.bulk(operations=operations, refresh=refresh)).body)
 
     @_translated
     async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:

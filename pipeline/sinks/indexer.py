@@ -14,7 +14,7 @@ from pipeline.backoff import backoff_delay
 from pipeline.errors import HandedBackError, RetryableError, SearchBackendError
 from pipeline.metrics import INDEX_STALLED as STALLED
 from pipeline.models import EnrichedArticle
-from pipeline.sinks.backend import SearchBackend
+from pipeline.sinks.backend import RefreshPolicy, SearchBackend
 from pipeline.sinks.bulk import bulk_operations, classify_response, external_version
 from pipeline.sinks.templates import AnalysisVariant, first_index, load_templates
 
@@ -84,12 +84,14 @@ class Indexer:
         backoff_cap: float = 60.0,
         escalate_after: int = 8,
         stopping: asyncio.Event | None = None,
+        refresh: RefreshPolicy = "false",
     ) -> None:
         self.backend = backend
         self.alias = alias
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.escalate_after = escalate_after
+        self.refresh: RefreshPolicy = refresh
         #: Set when the worker stops: a batch still waiting is handed back, not acked.
         self.stopping = stopping or asyncio.Event()
         self._waiting_since: float | None = None
@@ -105,7 +107,9 @@ class Indexer:
         attempt = 0
         while pending:
             try:
-                response = await self.backend.bulk(self._operations(pending.values()))
+                response = await self.backend.bulk(
+                    self._operations(pending.values()), refresh=self.refresh
+                )
             except RetryableError as exc:
                 attempt = await self._wait(attempt, str(exc), len(pending), exc.retry_after)
                 result.retries += 1

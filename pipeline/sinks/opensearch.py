@@ -15,7 +15,7 @@ from opensearchpy.exceptions import (
 
 from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.settings import Settings
-from pipeline.sinks.backend import translate_errors
+from pipeline.sinks.backend import RefreshPolicy, translate_errors
 from pipeline.sinks.connection import opensearch_options
 
 
@@ -71,8 +71,10 @@ class OpenSearchBackend:
         await self.client.indices.create(index=name, body=body)
 
     @_translated
-    async def bulk(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
-        return dict(await self.client.bulk(body=operations))
+    async def bulk(
+        self, operations: list[dict[str, Any]], refresh: RefreshPolicy = "false"
+    ) -> dict[str, Any]:
+        return dict(await self.client.bulk(body=operations, refresh=refresh))
 
     @_translated
     async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any, cast
 
@@ -51,6 +52,19 @@ def fetch_limit(buffer: int, partitions: int) -> int:
     So a poll is capped at the room above the high mark, shared out."""
     room = buffer - math.floor(buffer / PRESSURE_HIGH_RATIO)
     return max(1, room // max(1, partitions))
+
+
+def positions(wheres: Iterable[dict[str, Any]]) -> dict[str, list[int]]:
+    """``{"topic/partition": [first offset, last offset]}`` of a batch's records: a batch
+    holds a contiguous run of each partition's offsets, so this names every record of it
+    (the latency benchmark maps articles to batches with it)."""
+    out: dict[str, list[int]] = {}
+    for where in wheres:
+        key = f"{where['topic']}/{where['partition']}"
+        span = out.setdefault(key, [where["offset"], where["offset"]])
+        span[0] = min(span[0], where["offset"])
+        span[1] = max(span[1], where["offset"])
+    return out
 
 
 def _where(event: Any) -> dict[str, Any]:
@@ -140,8 +154,10 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
                 return
             busy.add(stage)
             idle.clear()
+            taken = time.time()
+            values = [(e.value, _where(e)) for e in events]
             try:
-                done = await handle([(e.value, _where(e)) for e in events])
+                done = await handle(values)
             except HandedBackError as exc:
                 log.info(f"{stage}.batch_handed_back", records=len(events), reason=str(exc))
                 return
@@ -153,7 +169,17 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
                     idle.set()
             for event in events:
                 await stream.ack(event)
-            log.info(f"{stage}.batch", records=len(events), done=done)
+            # One line per batch, with wall-clock stage times (epoch seconds), so where the
+            # time goes can be read from the log (bench/bench_latency.py does).
+            log.info(
+                f"{stage}.batch",
+                records=len(events),
+                done=done,
+                positions=positions(where for _, where in values),
+                t_taken=round(taken, 3),
+                **{f"t_{k}": round(v, 3) for k, v in worker.marks.get(stage, {}).items()},
+                t_acked=round(time.time(), 3),
+            )
 
     @app.agent(raw, name="enrich")
     async def enrich(stream: Any) -> None:

@@ -56,6 +56,13 @@ Values = Sequence[tuple[bytes | None, dict[str, Any]]]
 
 #: Fewer words than this and two articles are not called exact duplicates.
 DEDUP_MIN_WORDS = 40
+#: The worker's producer linger (milliseconds).
+PRODUCER_LINGER_MS = 2
+#: Bytes per partition per produce request. aiokafka's default (16 KiB) holds three
+#: enriched articles, so a batch of 64 took several acks=all round trips one after another.
+PRODUCER_BATCH_BYTES = 1024 * 1024
+#: A batch is cut into about this many parts per NLP thread (see ``_enrich_parts``).
+PARTS_PER_THREAD = 4
 #: Backoff while the entity recogniser is unavailable (seconds): doubles up to the cap.
 RECOGNISER_RETRY_FIRST = 1.0
 RECOGNISER_RETRY_CAP = 60.0
@@ -115,6 +122,23 @@ def _decode(
     return decoded, dead
 
 
+ItemT = TypeVar("ItemT")
+
+
+def split_evenly(items: Sequence[ItemT], parts: int) -> list[list[ItemT]]:
+    """``items`` in at most ``parts`` contiguous runs of near-equal length, none empty."""
+    count = max(1, min(parts, len(items)))
+    size, extra = divmod(len(items), count)
+    out: list[list[ItemT]] = []
+    start = 0
+    for n in range(count):
+        end = start + size + (1 if n < extra else 0)
+        if end > start:
+            out.append(list(items[start:end]))
+        start = end
+    return out
+
+
 class Worker:
     """The two agents' work, kept apart from Faust so it can be driven by tests too."""
 
@@ -123,16 +147,28 @@ class Worker:
         self.producer: AIOKafkaProducer | None = None
         self.indexer: Indexer | None = None
         self.stories: ReplicatedTable | None = None
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlp")
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.nlp_threads, thread_name_prefix="nlp"
+        )
         self._enricher: Any = None
         self._backend: SearchBackend | None = None
         self.stopping = asyncio.Event()
+        #: Wall-clock times (epoch seconds) of the last batch's steps, by stage; logged with
+        #: the batch (``app.py``). Each agent runs one batch at a time.
+        self.marks: dict[str, dict[str, float]] = {"enrich": {}, "sink": {}}
 
     async def start(self) -> None:
         """Connect the producer (idempotent). The search engine is not needed to enrich:
         the sink connects on its own, on its first batch (:meth:`start_sink`)."""
         if self.producer is None:
-            producer = make_producer(self.settings, request_timeout_ms=PRODUCE_TIMEOUT_MS)
+            # A batch's records are sent in one go, so waiting for more to batch them with
+            # (the default 20 ms) would only add latency.
+            producer = make_producer(
+                self.settings,
+                request_timeout_ms=PRODUCE_TIMEOUT_MS,
+                linger_ms=PRODUCER_LINGER_MS,
+                max_batch_size=PRODUCER_BATCH_BYTES,
+            )
             await start_client(producer, bootstrap(self.settings))
             self.producer = producer
 
@@ -234,6 +270,7 @@ class Worker:
             self.settings.index_alias,
             escalate_after=self.settings.max_retries,
             stopping=self.stopping,
+            refresh=self.settings.index_refresh,
         )
         return self.indexer
 
@@ -291,13 +328,16 @@ class Worker:
 
     async def enrich_batch(self, values: Values) -> int:
         """Enrich raw records and publish them; returns how many went to the enriched topic."""
+        marks = self.marks["enrich"] = {}
         decoded, dead = _decode(values, RawArticle, "enrich")
         articles = [self._capped(article, where) for article, _, where in decoded]
         stories = await self.until_kafka_takes("enrich", self.start_stories)
         articles = self._drop_duplicates(articles, stories)
         enriched: list[EnrichedArticle] = []
         if articles:
+            marks["nlp_started"] = time.time()
             results = await self._enrich_until_done(articles)
+            marks["nlp_done"] = time.time()
             now = utcnow()
             for article, enrichment in zip(articles, results, strict=True):
                 enriched.append(
@@ -313,36 +353,35 @@ class Worker:
                         ),
                     )
                 )
-        await self.send(
-            "enrich",
-            self.settings.topic_enriched,
-            [(a.id.encode("utf-8"), a.model_dump_json().encode("utf-8")) for a in enriched],
-        )
+        # The enriched records and the story table's writes in one round trip; the batch is
+        # acknowledged only once both are (a redelivered article keeps its id, so finding its
+        # own fingerprint in the table does not make it a duplicate).
+        records = [(a.id.encode("utf-8"), a.model_dump_json().encode("utf-8")) for a in enriched]
 
-        async def flush_stories() -> int:
+        async def publish() -> None:
             await self.start()
             assert self.producer is not None
-            return await stories.flush(self.producer)
+            await asyncio.gather(
+                send_all(self.producer, self.settings.topic_enriched, records),
+                stories.flush(self.producer),
+            )
 
-        await self.until_kafka_takes("enrich", flush_stories)
+        await self.until_kafka_takes("enrich", publish)
+        marks["sent"] = time.time()
         metrics.WORKER_RECORDS.labels("enrich", "enriched").inc(len(enriched))
         if dead:
             await self.send_dlq(dead)
         return len(enriched)
 
     async def _enrich_until_done(self, articles: list[RawArticle]) -> list[Enrichment]:
-        """Enrich in the NLP thread; while the recogniser is unavailable, wait and retry.
+        """Enrich in the NLP threads; while the recogniser is unavailable, wait and retry.
 
         Nothing is acknowledged meanwhile, and no article is published without entities."""
-        loop = asyncio.get_running_loop()
         failures = 0
         while True:
             try:
                 with metrics.ENRICH_SECONDS.time():
-                    results: list[Enrichment] = await loop.run_in_executor(
-                        self.executor, self.enricher().enrich, articles
-                    )
-                return results
+                    return await self._enrich_parts(articles)
             except RetryableError as exc:
                 failures += 1
                 delay = backoff_delay(failures, RECOGNISER_RETRY_FIRST, RECOGNISER_RETRY_CAP)
@@ -359,6 +398,21 @@ class Worker:
                 except TimeoutError:
                     continue
                 raise HandedBackError("enrich", "the entity recogniser") from exc
+
+    async def _enrich_parts(self, articles: list[RawArticle]) -> list[Enrichment]:
+        """Enrich ``articles`` in small parts spread over the NLP threads, in order.
+
+        With a recogniser server, one thread's Python work (language, canonical names,
+        topics) overlaps another's wait for the server, instead of the two taking turns.
+        spaCy runs in-process and is given one part at a time."""
+        enricher = self.enricher()
+        loop = asyncio.get_running_loop()
+        threads = self.settings.nlp_threads if enricher.recogniser.name == "corenlp" else 1
+        parts = split_evenly(articles, threads * PARTS_PER_THREAD if threads > 1 else 1)
+        results = await asyncio.gather(
+            *(loop.run_in_executor(self.executor, enricher.enrich, part) for part in parts)
+        )
+        return [enrichment for part in results for enrichment in part]
 
     @staticmethod
     def _drop_duplicates(
@@ -399,7 +453,9 @@ class Worker:
         decoded, dead = _decode(values, EnrichedArticle, "sink")
         articles = [article for article, _, _ in decoded]
         origin = {article.id: (value, where) for article, value, where in decoded}
+        marks = self.marks["sink"] = {"bulk_sent": time.time()}
         result = await indexer.write(articles)
+        marks["bulk_acked"] = time.time()
         metrics.WORKER_RECORDS.labels("sink", "indexed").inc(len(result.indexed))
         metrics.WORKER_RECORDS.labels("sink", "stale").inc(len(result.stale))
         metrics.INDEX_RETRIES.inc(result.retries)
@@ -412,4 +468,4 @@ class Worker:
         return len(result.indexed) + len(result.stale)
 
 
-__all__ = ["DEDUP_MIN_WORDS", "Values", "Worker", "decode_record"]
+__all__ = ["DEDUP_MIN_WORDS", "Values", "Worker", "decode_record", "split_evenly"]

@@ -144,3 +144,20 @@ async def test_english_analysis_like_production(index: Any) -> None:
         assert [h["id"] for h in result.hits] == ["s"], query
     result = await search(settings, SearchRequest(query="the"))
     assert result.total == 0  # a stop word matches nothing
+
+
+@pytest.mark.parametrize("policy", ["true", "false"])
+async def test_refresh_true_makes_an_acknowledged_document_searchable_at_once(
+    index: Any, policy: str
+) -> None:
+    """With the scheduled refresh off, only the bulk's own refresh can make it visible."""
+    settings, backend, _ = index
+    body = {"index": {"refresh_interval": "-1"}}
+    if backend.engine == "elasticsearch":
+        await backend.client.indices.put_settings(index=settings.index_alias, settings=body)
+    else:
+        await backend.client.indices.put_settings(index=settings.index_alias, body=body)
+    indexer = Indexer(backend, settings.index_alias, refresh=policy)  # type: ignore[arg-type]
+    result = await indexer.write([_article("fresh", "Fresh headline")])
+    assert result.indexed == ["fresh"]
+    assert await backend.count(settings.index_alias) == (1 if policy == "true" else 0)

@@ -88,3 +88,69 @@ async def test_recogniser_outage_waits_and_retries_the_same_batch(
     results = await worker._enrich_until_done(articles)
     assert flaky.calls == 3  # two outages waited out, then the same batch enriched
     assert [r.entities.person for r in results] == [[]]
+
+
+def test_batch_positions_name_each_partitions_first_and_last_offset() -> None:
+    from pipeline.worker.app import positions
+
+    wheres = [
+        {"topic": "raw", "partition": 1, "offset": 7},
+        {"topic": "raw", "partition": 0, "offset": 3},
+        {"topic": "raw", "partition": 1, "offset": 8},
+        {"topic": "raw", "partition": 1, "offset": 6},
+    ]
+    assert positions(wheres) == {"raw/1": [6, 8], "raw/0": [3, 3]}
+    assert positions([]) == {}
+
+
+@pytest.mark.parametrize(("items", "parts"), [(7, 3), (8, 8), (2, 8), (1, 1), (64, 8), (0, 4)])
+def test_split_evenly_keeps_order_and_balances(items: int, parts: int) -> None:
+    from pipeline.worker.batches import split_evenly
+
+    runs = split_evenly(list(range(items)), parts)
+    assert [x for run in runs for x in run] == list(range(items))
+    assert all(runs) and len(runs) <= max(1, parts)
+    if runs:
+        assert max(map(len, runs)) - min(map(len, runs)) <= 1
+
+
+class SlowRecogniser:
+    """A server-like recogniser: each call waits ``delay`` (as for an HTTP answer) and
+    records how many calls were in flight at once."""
+
+    name = "corenlp"
+
+    def __init__(self, delay: float) -> None:
+        import threading
+
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most = 0
+
+    def spans(self, texts: Sequence[str]) -> list[list[Any]]:
+        import time
+
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        time.sleep(self.delay)
+        with self.lock:
+            self.in_flight -= 1
+        return [[] for _ in texts]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+async def test_a_batch_is_enriched_in_parts_side_by_side_and_in_order(threads: int) -> None:
+    from pipeline.enrich.enricher import Enricher
+    from pipeline.models import RawArticle
+
+    slow = SlowRecogniser(0.05)
+    worker = Worker(Settings(kafka_bootstrap="127.0.0.1:1", nlp_threads=threads))
+    worker._enricher = Enricher(recogniser=slow)
+    articles = [
+        RawArticle(id=str(n), title="Election news", body="The vote " * (n + 1)) for n in range(8)
+    ]
+    results = await worker._enrich_parts(articles)
+    assert [r.word_count for r in results] == [2 * (n + 1) for n in range(8)]  # in order
+    assert slow.most == threads

@@ -6,6 +6,8 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from pipeline.errors import RetryableError
 from pipeline.models import EnrichedArticle
 from pipeline.sinks.indexer import Indexer
@@ -20,10 +22,14 @@ class ScriptedBackend:
     def __init__(self, script: list[Exception | dict[str, int]]) -> None:
         self.script = deque(script)
         self.requests: list[list[str]] = []
+        self.refresh: list[str] = []
 
-    async def bulk(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
+    async def bulk(
+        self, operations: list[dict[str, Any]], refresh: str = "false"
+    ) -> dict[str, Any]:
         ids = [op["index"]["_id"] for op in operations[::2]]
         self.requests.append(ids)
+        self.refresh.append(refresh)
         step = self.script.popleft()
         if isinstance(step, Exception):
             raise step
@@ -71,3 +77,11 @@ async def test_latest_revision_of_an_id_in_one_batch_wins() -> None:
     older, newer = _article("a", 1), _article("a", 5)
     await _indexer(backend).write([newer, older])
     assert backend.requests == [["a"]]
+
+
+@pytest.mark.parametrize("policy", ["false", "true", "wait_for"])
+async def test_every_bulk_request_carries_the_refresh_policy(policy: str) -> None:
+    backend = ScriptedBackend([{"a": 503}, {}])
+    indexer = Indexer(backend, "alias", backoff_base=0.001, refresh=policy)  # type: ignore[arg-type]
+    await indexer.write([_article("a")])
+    assert backend.refresh == [policy, policy]  # the retry too
