@@ -37,6 +37,7 @@ eval: $(STAMP) ## Enrichment quality on ../shared/eval (entity F1, topic accurac
 bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process)
 	$(BIN)/python bench/bench_enrich.py
 	$(BIN)/python bench/bench_poller.py
+	$(BIN)/python bench/bench_soak.py
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
