@@ -151,7 +151,7 @@ class Settings(BaseSettings):
         150_000,
         ge=1,
         description="NEWSWIRE_STORY_TABLE_MAX_ENTRIES: most articles the story table holds "
-        "in each worker, oldest dropped first (about 1.4 KiB each: 150,000 is about 210 MiB); "
+        "in each worker, oldest dropped first (about 1.5 KiB each: 150,000 is about 220 MiB); "
         "a restart reads at most this many records. Give it at least articles per day x "
         "NEWSWIRE_STORY_WINDOW_DAYS, or the window is shorter in effect.",
     )

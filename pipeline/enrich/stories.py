@@ -7,7 +7,7 @@ most ``GENERATIONS`` generations of ``capacity // GENERATIONS`` entries, in writ
 A generation keeps its entries in flat numpy arrays and its lookups (LSH band key ->
 entry, fingerprint -> entry) as sorted ``uint64`` arrays searched with
 ``np.searchsorted``, plus a small dict of the keys added since the last merge
-(``MERGE_EVERY`` entries). About 1.4 KiB per entry (bench/bench_soak.py measures it),
+(``MERGE_EVERY`` entries). About 1.5 KiB per entry (bench/bench_soak.py measures it),
 where the key-per-band table it replaces took tens of KiB.
 
 Eviction is oldest-first and incremental: when the newest generation is full and
