@@ -41,6 +41,7 @@ bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process;
 	$(BIN)/python bench/bench_poller.py
 	$(BIN)/python bench/bench_topics.py
 	$(BIN)/python bench/bench_latency.py $(BENCH_LATENCY_ARGS)
+	$(BIN)/python bench/bench_soak.py
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

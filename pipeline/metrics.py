@@ -140,6 +140,18 @@ INDEX_STALLED = Gauge(
     "newswire_index_stalled",
     "1 while a bulk write has failed more than NEWSWIRE_MAX_RETRIES times in a row.",
 )
+STORY_TABLE_ENTRIES = Gauge(
+    "newswire_story_table_entries",
+    "Articles held by the worker's story table (bounded by NEWSWIRE_STORY_TABLE_MAX_ENTRIES).",
+)
+STORY_TABLE_BYTES = Gauge(
+    "newswire_story_table_bytes", "Estimated memory of the worker's story table."
+)
+STORY_TABLE_EVICTED = Counter(
+    "newswire_story_table_evicted_total",
+    "Story table entries dropped, by reason (bound: the capacity, expired: the window).",
+    ["reason"],
+)
 ENRICH_SECONDS = Histogram(
     "newswire_enrich_batch_seconds",
     "Time to enrich one micro-batch (NLP in the executor).",

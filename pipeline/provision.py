@@ -13,6 +13,7 @@ from pipeline.kafka.topics import (
     enforce_topic_configs,
     ensure_topics,
     replication_warning,
+    stories_spec,
 )
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
@@ -26,7 +27,8 @@ class SetupReport:
     """What setup created or found."""
 
     topics_created: list[str] = field(default_factory=list)
-    #: Existing topics whose configuration setup changed (e.g. DLQ retention), and how.
+    #: Existing topics whose configuration setup changed (DLQ retention, the story
+    #: window), and how.
     topics_configured: dict[str, dict[str, str]] = field(default_factory=dict)
     index: IndexSetup | None = None
     kibana_objects: int | None = None
@@ -43,7 +45,9 @@ async def run_setup(settings: Settings) -> SetupReport:
     feeds = await check_feeds_topic(settings)  # ConfigError when it cannot work
     if feeds:
         report.warnings.append(feeds)
-    report.topics_configured = await enforce_topic_configs(settings, [dlq_spec(settings)])
+    report.topics_configured = await enforce_topic_configs(
+        settings, [dlq_spec(settings), stories_spec(settings)]
+    )
     for warning in report.warnings:
         log.warning("setup.warning", detail=warning)
     backend = open_backend(settings)

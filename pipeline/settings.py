@@ -143,8 +143,17 @@ class Settings(BaseSettings):
     )
     story_window_days: float = Field(
         7.0,
+        gt=0,
         description="NEWSWIRE_STORY_WINDOW_DAYS: how long duplicate fingerprints and story "
-        "clusters are remembered.",
+        "clusters are remembered (and kept on the stories topic: its `retention.ms`).",
+    )
+    story_table_max_entries: int = Field(
+        150_000,
+        ge=1,
+        description="NEWSWIRE_STORY_TABLE_MAX_ENTRIES: most articles the story table holds "
+        "in each worker, oldest dropped first (about 1.5 KiB each: 150,000 is about 220 MiB); "
+        "a restart reads at most this many records. Give it at least articles per day x "
+        "NEWSWIRE_STORY_WINDOW_DAYS, or the window is shorter in effect.",
     )
     worker_session_timeout: float = Field(
         20.0,

@@ -1,14 +1,15 @@
-"""Duplicates and story clusters: pure functions over text and a key-value index.
+"""Duplicates and story clusters: pure functions over text and a story store.
 
 - Exact duplicates: :func:`fingerprint` of the normalised text (and the canonical URL,
   which is already the article id) -> drop before enrichment.
 - Near duplicates and the same story from several sources: a MinHash :func:`signature`
-  over content-word shingles, banded into LSH keys (:func:`band_keys`). The index that
-  remembers signatures is any ``MutableMapping[str, str]`` (a dict in tests and the CLI,
-  the replicated Kafka table :class:`pipeline.kafka.compacted.ReplicatedTable` in the
-  worker, which every worker holds whole): band keys ``"b:<band>:<hash>" -> cluster_id`` and one
-  representative signature per cluster under ``"s:<cluster_id>"``. A candidate from a
-  shared band is accepted only when its estimated Jaccard similarity reaches the threshold.
+  over content-word shingles, banded into LSH keys (:func:`band_keys`: 64 bands of 2
+  rows, each band one 64-bit integer). The store that remembers articles is a
+  :class:`StoryStore`: the bounded in-memory :class:`pipeline.enrich.stories.StoryIndex`
+  (tests, the CLI), or the worker's :class:`pipeline.kafka.compacted.StoryTable`, which
+  replicates it across workers. A candidate cluster (one sharing a band with the new
+  article) is accepted only when the estimated Jaccard similarity with the signature of
+  the article that founded it reaches the threshold.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import base64
 import hashlib
 import itertools
 import unicodedata
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -30,9 +33,18 @@ NUM_PERM = 128
 BANDS = 64  # 64 bands x 2 rows: a candidate is found for Jaccard >= ~0.15 with p > 0.75
 SIMILARITY_THRESHOLD = 0.3  # estimated Jaccard of content shingles for "same story"
 MAX_TEXT_CHARS = 20_000  # the lead is what two versions of a story share most
-BAND_PREFIX = "b:"
-SIGNATURE_PREFIX = "s:"
-EXACT_PREFIX = "x:"
+
+#: A MinHash signature: ``NUM_PERM`` 32-bit values.
+Signature = npt.NDArray[np.uint32]
+#: The LSH band keys of a signature: ``BANDS`` 64-bit values.
+BandKeys = npt.NDArray[np.uint64]
+
+# One random 64-bit value per band, XORed into the band's two rows so that equal rows in
+# different bands give different keys. Band keys never leave the process (records carry
+# the signature), but a fixed seed keeps them reproducible.
+_BAND_SALTS: BandKeys = np.random.default_rng(20240602).integers(
+    0, np.iinfo(np.uint64).max, size=BANDS, dtype=np.uint64, endpoint=True
+)
 
 
 def normalize_text(text: str) -> str:
@@ -71,7 +83,7 @@ def _hash32(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=4).digest(), "little")
 
 
-def signature(text: str, num_perm: int = NUM_PERM) -> tuple[int, ...]:
+def signature(text: str, num_perm: int = NUM_PERM) -> Signature:
     """MinHash signature (``num_perm`` 32-bit values) of :func:`shingles` of ``text``.
 
     datasketch's "legacy" scheme, ``(a * h + b) mod (2**61 - 1)`` truncated to 32 bits,
@@ -84,84 +96,108 @@ def signature(text: str, num_perm: int = NUM_PERM) -> tuple[int, ...]:
         scheme="legacy",
     )
     minhash.update_batch([s.encode("utf-8") for s in shingles(text)])
-    return tuple(int(v) for v in minhash.hashvalues)
+    values: Signature = np.asarray(minhash.hashvalues, dtype=np.uint32)
+    return values
 
 
-def story_signature(title: str | None, summary: str | None, body: str | None) -> tuple[int, ...]:
+def story_signature(title: str | None, summary: str | None, body: str | None) -> Signature:
     """The signature of an article's text fields."""
     return signature("\n".join(p for p in (title, summary, body) if p))
 
 
-def jaccard_estimate(a: Sequence[int], b: Sequence[int]) -> float:
+def jaccard_estimate(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     """Share of equal MinHash values: an unbiased estimate of the Jaccard similarity."""
-    if not a or len(a) != len(b):
+    left, right = np.asarray(a), np.asarray(b)
+    if not left.size or left.shape != right.shape:
         return 0.0
-    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+    return int(np.count_nonzero(left == right)) / left.size
 
 
-def band_keys(sig: Sequence[int], bands: int = BANDS) -> list[str]:
-    """LSH band keys of a signature: ``"b:<band>:<hash of the band's rows>"``."""
-    rows = len(sig) // bands
-    keys = []
-    for band in range(bands):
-        chunk = ",".join(str(v) for v in sig[band * rows : (band + 1) * rows])
-        digest = hashlib.blake2b(chunk.encode("ascii"), digest_size=8).hexdigest()
-        keys.append(f"{BAND_PREFIX}{band}:{digest}")
-    return keys
+def band_keys(sig: npt.ArrayLike) -> BandKeys:
+    """The ``BANDS`` LSH band keys of a signature: each band's two 32-bit rows as one
+    64-bit integer, XORed with a per-band salt (equal keys <=> equal rows in that band)."""
+    values = np.ascontiguousarray(sig, dtype="<u4")
+    if values.shape != (NUM_PERM,):
+        raise ValueError(f"a signature has {NUM_PERM} values, not {values.shape}")
+    return values.view("<u8").astype(np.uint64) ^ _BAND_SALTS
 
 
-def encode_signature(sig: Sequence[int]) -> str:
-    """Compact text form of a signature (for string-valued tables)."""
-    raw = b"".join(int(v).to_bytes(4, "little") for v in sig)
-    return base64.b64encode(raw).decode("ascii")
+def encode_signature(sig: npt.ArrayLike) -> str:
+    """Compact text form of a signature (base64 of little-endian 32-bit values)."""
+    return base64.b64encode(np.asarray(sig, dtype="<u4").tobytes()).decode("ascii")
 
 
-def decode_signature(text: str) -> tuple[int, ...]:
+def decode_signature(text: str) -> Signature:
     """Inverse of :func:`encode_signature`."""
-    raw = base64.b64decode(text)
-    return tuple(int.from_bytes(raw[i : i + 4], "little") for i in range(0, len(raw), 4))
+    return np.frombuffer(base64.b64decode(text), dtype="<u4").astype(np.uint32)
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRecord:
+    """What is remembered of one article: its id, the cluster it joined (or founded,
+    ``new_cluster``), its signature, and its fingerprint when it had enough words to be
+    checked for exact duplicates."""
+
+    article_id: str
+    cluster_id: str
+    signature: Signature
+    fingerprint: str | None = None
+    new_cluster: bool = False
+
+
+class StoryStore(Protocol):
+    """Where :func:`assign_cluster` and :func:`exact_duplicate_of` look and remember."""
+
+    def duplicate_of(self, fp: str, article_id: str) -> str | None:
+        """Another live article with fingerprint ``fp`` (None if none, or if
+        ``article_id`` itself has it: a redelivery or revision is no duplicate)."""
+        ...
+
+    def candidates(self, sig: Signature) -> Mapping[str, Signature]:
+        """Live clusters sharing a band with ``sig``, with their founders' signatures."""
+        ...
+
+    def remember(self, record: StoryRecord) -> None:
+        """Remember an article (and publish it, for a replicated store)."""
+        ...
 
 
 def assign_cluster(
-    sig: Sequence[int],
-    index: MutableMapping[str, str],
+    sig: Signature,
+    index: StoryStore,
     new_cluster_id: str,
+    *,
+    article_id: str | None = None,
+    fp: str | None = None,
     threshold: float = SIMILARITY_THRESHOLD,
-    bands: int = BANDS,
 ) -> str:
-    """The cluster of the most similar known story, or ``new_cluster_id``; updates ``index``.
+    """The cluster of the most similar known story, or ``new_cluster_id``; the article
+    (``article_id``, default ``new_cluster_id``, with its fingerprint ``fp``) is
+    remembered in ``index`` either way.
 
-    Candidates come from shared LSH bands; each candidate cluster is checked against its
-    stored representative signature and accepted at estimated Jaccard >= ``threshold``.
+    Candidates come from shared LSH bands; each candidate cluster is checked against the
+    signature of the article that founded it and accepted at estimated Jaccard >=
+    ``threshold``.
     """
-    keys = band_keys(sig, bands)
-    candidates: dict[str, int] = {}
-    for key in keys:
-        cid = index.get(key)
-        if cid is not None:
-            candidates[cid] = candidates.get(cid, 0) + 1
     best_id, best_sim = None, -1.0
-    for cid in candidates:
-        stored = index.get(SIGNATURE_PREFIX + cid)
-        if stored is None:
-            continue
-        sim = jaccard_estimate(sig, decode_signature(stored))
+    for cid, founder in index.candidates(sig).items():
+        sim = jaccard_estimate(sig, founder)
         if sim >= threshold and sim > best_sim:
             best_id, best_sim = cid, sim
     cluster_id = best_id if best_id is not None else new_cluster_id
-    if best_id is None:
-        index[SIGNATURE_PREFIX + cluster_id] = encode_signature(sig)
-    for key in keys:
-        if key not in index:
-            index[key] = cluster_id
+    index.remember(
+        StoryRecord(
+            article_id=article_id if article_id is not None else new_cluster_id,
+            cluster_id=cluster_id,
+            signature=sig,
+            fingerprint=fp,
+            new_cluster=best_id is None,
+        )
+    )
     return cluster_id
 
 
-def check_exact_duplicate(fp: str, index: MutableMapping[str, str], article_id: str) -> str | None:
-    """The id of an earlier article with the same fingerprint (and remember this one)."""
-    key = EXACT_PREFIX + fp
-    seen = index.get(key)
-    if seen is not None and seen != article_id:
-        return seen
-    index[key] = article_id
-    return None
+def exact_duplicate_of(fp: str, index: StoryStore, article_id: str) -> str | None:
+    """The id of an earlier article with the same fingerprint, if ``index`` remembers one
+    (the article itself is remembered with its cluster, by :func:`assign_cluster`)."""
+    return index.duplicate_of(fp, article_id)

@@ -86,6 +86,23 @@ def dlq_spec(settings: Settings) -> TopicSpec:
     )
 
 
+def stories_config(window_seconds: float | None) -> dict[str, str]:
+    """The story table's topic: compacted (one record per article id), and with a window,
+    records older than it deleted (``compact,delete``, ``retention.ms`` = the window)."""
+    if window_seconds is None:
+        return dict(COMPACTED)
+    return {"cleanup.policy": "compact,delete", "retention.ms": str(round(window_seconds * 1000))}
+
+
+def stories_spec(settings: Settings) -> TopicSpec:
+    """The stories topic, windowed by ``NEWSWIRE_STORY_WINDOW_DAYS``."""
+    return TopicSpec(
+        settings.topic_stories,
+        settings.topic_partitions,
+        stories_config(settings.story_window_days * 86_400),
+    )
+
+
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the raw, enriched and DLQ topics if missing; returns the ones created."""
     specs = [
@@ -260,6 +277,8 @@ __all__ = [
     "partition_counts",
     "replication_warning",
     "retention_ms",
+    "stories_config",
+    "stories_spec",
     "topic_overrides",
     "topic_partitions",
     "wait_partitions",

@@ -22,12 +22,14 @@ from pydantic import ValidationError
 from pipeline import PIPELINE_VERSION, metrics
 from pipeline.backoff import backoff_delay
 from pipeline.enrich.dedup import (
+    StoryStore,
     assign_cluster,
-    check_exact_duplicate,
+    exact_duplicate_of,
     fingerprint,
     normalize_text,
     story_signature,
 )
+from pipeline.enrich.stories import StoryIndex
 from pipeline.errors import HandedBackError, RetryableError
 from pipeline.kafka.client import (
     abandon,
@@ -38,7 +40,7 @@ from pipeline.kafka.client import (
     send_all,
     start_client,
 )
-from pipeline.kafka.compacted import ReplicatedTable
+from pipeline.kafka.stories import StoryTable
 from pipeline.models import (
     EnrichedArticle,
     Enrichment,
@@ -146,7 +148,7 @@ class Worker:
         self.settings = settings
         self.producer: AIOKafkaProducer | None = None
         self.indexer: Indexer | None = None
-        self.stories: ReplicatedTable | None = None
+        self.stories: StoryTable | None = None
         self.executor = ThreadPoolExecutor(
             max_workers=settings.nlp_threads, thread_name_prefix="nlp"
         )
@@ -279,14 +281,15 @@ class Worker:
         recogniser) are handed back unacknowledged instead of waiting on."""
         self.stopping.set()
 
-    async def start_stories(self) -> ReplicatedTable:
-        """The duplicate / story-cluster table, loaded whole on first use."""
+    async def start_stories(self) -> StoryTable:
+        """The duplicate / story-cluster table, loaded on first use: the story window's
+        records, at most ``NEWSWIRE_STORY_TABLE_MAX_ENTRIES``, which also bounds it."""
         if self.stories is None:
-            table = ReplicatedTable(
-                self.settings,
-                self.settings.topic_stories,
+            index = StoryIndex(
+                self.settings.story_table_max_entries,
                 ttl_seconds=self.settings.story_window_days * 86400,
             )
+            table = StoryTable(self.settings, self.settings.topic_stories, index)
             await table.start()
             self.stories = table
         return self.stories
@@ -332,25 +335,23 @@ class Worker:
         decoded, dead = _decode(values, RawArticle, "enrich")
         articles = [self._capped(article, where) for article, _, where in decoded]
         stories = await self.until_kafka_takes("enrich", self.start_stories)
-        articles = self._drop_duplicates(articles, stories)
+        kept = self.drop_duplicates(articles, stories)
+        articles = [article for article, _ in kept]
         enriched: list[EnrichedArticle] = []
         if articles:
             marks["nlp_started"] = time.time()
             results = await self._enrich_until_done(articles)
             marks["nlp_done"] = time.time()
+            clusters = self.assign_clusters(kept, stories)
             now = utcnow()
-            for article, enrichment in zip(articles, results, strict=True):
+            for article, enrichment, cluster_id in zip(articles, results, clusters, strict=True):
                 enriched.append(
                     EnrichedArticle(
                         **article.model_dump(),
                         **enrichment.model_dump(),
                         enriched_at=now,
                         pipeline_version=PIPELINE_VERSION,
-                        cluster_id=assign_cluster(
-                            story_signature(article.title, article.summary, article.body),
-                            stories,
-                            new_cluster_id=article.id,
-                        ),
+                        cluster_id=cluster_id,
                     )
                 )
         # The enriched records and the story table's writes in one round trip; the batch is
@@ -415,26 +416,49 @@ class Worker:
         return [enrichment for part in results for enrichment in part]
 
     @staticmethod
-    def _drop_duplicates(
-        articles: Sequence[RawArticle], stories: ReplicatedTable
-    ) -> list[RawArticle]:
-        """Exact duplicates (same normalised text under another id) are dropped, logged and
+    def drop_duplicates(
+        articles: Sequence[RawArticle], stories: StoryStore
+    ) -> list[tuple[RawArticle, str | None]]:
+        """The articles that are not exact duplicates, each with its fingerprint (None when
+        too short to have one). Exact duplicates (same normalised text under another id,
+        remembered in ``stories`` or earlier in this batch) are dropped, logged and
         counted; a revision of the same id is not a duplicate, and neither are short items
         ("Morning briefing" under two URLs)."""
-        kept: list[RawArticle] = []
+        kept: list[tuple[RawArticle, str | None]] = []
+        in_batch: dict[str, str] = {}
         for article in articles:
             parts = (article.title, article.summary, article.body)
             if sum(len(normalize_text(p).split()) for p in parts if p) < DEDUP_MIN_WORDS:
-                kept.append(article)  # too little text to call two articles the same
+                kept.append((article, None))  # too little text to call two articles the same
                 continue
             key = fingerprint(*parts)
-            original = check_exact_duplicate(key, stories, article.id)
+            original = exact_duplicate_of(key, stories, article.id)
             if original is None:
-                kept.append(article)
+                earlier = in_batch.setdefault(key, article.id)
+                original = None if earlier == article.id else earlier
+            if original is None:
+                kept.append((article, key))
                 continue
             metrics.WORKER_RECORDS.labels("enrich", "duplicate").inc()
             log.info("enrich.duplicate_dropped", id=article.id, duplicate_of=original)
         return kept
+
+    @staticmethod
+    def assign_clusters(
+        kept: Sequence[tuple[RawArticle, str | None]], stories: StoryStore
+    ) -> list[str]:
+        """The story cluster of each article (in order); each is remembered in
+        ``stories`` with its fingerprint, so later copies are dropped as duplicates."""
+        return [
+            assign_cluster(
+                story_signature(article.title, article.summary, article.body),
+                stories,
+                new_cluster_id=article.id,
+                article_id=article.id,
+                fp=fp,
+            )
+            for article, fp in kept
+        ]
 
     def _capped(self, article: RawArticle, where: dict[str, Any]) -> RawArticle:
         """Bodies past ``max_body_chars`` are cut (logged and counted), never dropped."""

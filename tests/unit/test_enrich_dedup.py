@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from pipeline.enrich import dedup
+from pipeline.enrich.stories import StoryIndex
 
 STORY_A = """Kerry in Moscow to push Syria peace plan.
 US Secretary of State John Kerry has arrived in Moscow, where a meeting with President
@@ -31,19 +34,32 @@ def test_fingerprint_ignores_case_punctuation_and_spacing() -> None:
 
 
 def test_exact_duplicate_check() -> None:
-    index: dict[str, str] = {}
+    index = StoryIndex(100)
     fp = dedup.fingerprint(STORY_A)
-    assert dedup.check_exact_duplicate(fp, index, "a1") is None
-    assert dedup.check_exact_duplicate(fp, index, "a1") is None  # redelivery of itself
-    assert dedup.check_exact_duplicate(fp, index, "a2") == "a1"
+    sig = dedup.signature(STORY_A)
+    assert dedup.exact_duplicate_of(fp, index, "a1") is None
+    dedup.assign_cluster(sig, index, "a1", fp=fp)  # remembered with its cluster
+    assert dedup.exact_duplicate_of(fp, index, "a1") is None  # redelivery of itself
+    assert dedup.exact_duplicate_of(fp, index, "a2") == "a1"
+    assert dedup.exact_duplicate_of(dedup.fingerprint(STORY_B), index, "a2") is None
 
 
 def test_signature_is_deterministic_and_encodable() -> None:
     sig = dedup.signature(STORY_A)
-    assert len(sig) == dedup.NUM_PERM
-    assert sig == dedup.signature(STORY_A)
-    assert dedup.decode_signature(dedup.encode_signature(sig)) == sig
-    assert len(dedup.band_keys(sig)) == dedup.BANDS
+    assert sig.shape == (dedup.NUM_PERM,) and sig.dtype == np.uint32
+    assert np.array_equal(sig, dedup.signature(STORY_A))
+    assert np.array_equal(dedup.decode_signature(dedup.encode_signature(sig)), sig)
+
+
+def test_band_keys_are_equal_exactly_where_both_rows_of_the_band_are() -> None:
+    sig = dedup.signature(STORY_A)
+    keys = dedup.band_keys(sig)
+    assert keys.shape == (dedup.BANDS,) and keys.dtype == np.uint64
+    assert len(set(keys.tolist())) == dedup.BANDS  # equal rows in two bands: other keys
+    changed = sig.copy()
+    changed[5] += 1  # row 1 of band 2
+    other = dedup.band_keys(changed)
+    assert [i for i in range(dedup.BANDS) if keys[i] != other[i]] == [2]
 
 
 def test_similarity_orders_stories() -> None:
@@ -53,20 +69,20 @@ def test_similarity_orders_stories() -> None:
 
 
 def test_same_story_two_sources_one_cluster_different_story_not() -> None:
-    index: dict[str, str] = {}
+    index = StoryIndex(100)
     c1 = dedup.assign_cluster(dedup.signature(STORY_A), index, "id-a")
     c2 = dedup.assign_cluster(dedup.signature(STORY_A_OTHER_SOURCE), index, "id-a2")
     c3 = dedup.assign_cluster(dedup.signature(STORY_B), index, "id-b")
     assert c1 == c2 == "id-a"
     assert c3 == "id-b"
     # a fresh index with the other order gives the same grouping
-    index2: dict[str, str] = {}
+    index2 = StoryIndex(100)
     assert dedup.assign_cluster(dedup.signature(STORY_B), index2, "b") == "b"
     assert dedup.assign_cluster(dedup.signature(STORY_A_OTHER_SOURCE), index2, "x") == "x"
     assert dedup.assign_cluster(dedup.signature(STORY_A), index2, "y") == "x"
 
 
 def test_empty_text_does_not_cluster_with_text() -> None:
-    index: dict[str, str] = {}
+    index = StoryIndex(100)
     assert dedup.assign_cluster(dedup.signature(""), index, "e") == "e"
     assert dedup.assign_cluster(dedup.signature(STORY_B), index, "b") == "b"
