@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,13 +70,20 @@ def tokenize(text: str) -> list[str]:
     return [stem(t) for t in _TOKEN_RE.findall(text.casefold())]
 
 
-_SNOWBALL = snowballstemmer.stemmer("english")
+#: One Snowball stemmer per thread: a stemmer keeps the word it works on in the object,
+#: and the worker enriches parts of a batch on several NLP threads.
+_SNOWBALL = threading.local()
 
 
 @lru_cache(maxsize=65536)
 def strong_stem(token: str) -> str:
     """The Snowball English (Porter 2) stem of an already :func:`stem`-med word token."""
-    return str(_SNOWBALL.stemWord(token)) if token.isalpha() else token
+    if not token.isalpha():
+        return token
+    stemmer = getattr(_SNOWBALL, "english", None)
+    if stemmer is None:
+        stemmer = _SNOWBALL.english = snowballstemmer.stemmer("english")
+    return str(stemmer.stemWord(token))
 
 
 @dataclass

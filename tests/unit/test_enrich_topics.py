@@ -161,3 +161,35 @@ def test_minimum_evidence_scales_with_length() -> None:
     assert not scores_from_evidence(TopicEvidence(raw=weak, terms=terms, n_tokens=REFERENCE_TOKENS))
     strong = {"15000000": MIN_EVIDENCE}
     assert scores_from_evidence(TopicEvidence(raw=strong, terms=terms, n_tokens=5000))
+
+
+def test_strong_stem_is_safe_across_nlp_threads() -> None:
+    """The worker enriches parts of a batch on several threads; Snowball stemmers keep
+    their word in the object, so one shared stemmer mixed words up (IndexError)."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.enrich.topics import strong_stem
+
+    roots = ("govern", "nation", "elect", "comput", "play")
+    ends = ("ing", "ed", "ment", "ational", "ization", "fulness", "ously")
+    words = [root + end for root in roots for end in ends]
+    words = [w + "x" * k for k in range(40) for w in words]
+    strong_stem.cache_clear()
+    expected = {w: strong_stem(w) for w in words}
+
+    def run(_: int) -> dict[str, str]:
+        out = {}
+        for w in words:
+            strong_stem.cache_clear()
+            out[w] = strong_stem(w)
+        return out
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(run, range(4)))
+    finally:
+        sys.setswitchinterval(interval)
+    assert all(result == expected for result in results)
