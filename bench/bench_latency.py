@@ -76,6 +76,19 @@ WARMUP = 4
 # ----------------------------------------------------------------------------- helpers
 
 
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs of the machine, from /proc/stat."""
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """Share of the machine's CPU time that was busy between two :func:`cpu_times`."""
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 3) if total > 0 else 0.0
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q`` quantile (0..1) by linear interpolation; NaN for no values."""
     if not values:
@@ -562,9 +575,10 @@ class Bench:
             articles = corpus.articles(name, count)
             before = await self.count(settings)
             watcher = asyncio.create_task(self.watch_count(settings, before + count, 1800, workers))
-            started = time.time()
+            started, cpu_before = time.time(), cpu_times()
             await self.produce(settings, articles, None)
             finished = await watcher
+            cpu_busy = busy_share(cpu_before, cpu_times())
         finally:
             self.stop_workers(workers)
             await self.drop(settings)
@@ -583,6 +597,7 @@ class Bench:
             "words": words,
             "seconds": round(seconds, 2),
             "words_per_s": round(words / seconds),
+            "cpu_busy": cpu_busy,  # of every core of the machine, all processes
         }
 
     async def drop(self, settings: Settings) -> None:
@@ -742,8 +757,10 @@ def report(result: dict[str, Any]) -> str:
             "",
             f"scale-out on {s['one']['partitions']} partitions,"
             f" {s['one']['articles']} articles at once",
-            f"  1 worker  {s['one']['words_per_s']:>8,} words/s  {s['one']['seconds']} s",
-            f"  2 workers {s['two']['words_per_s']:>8,} words/s  {s['two']['seconds']} s",
+            f"  1 worker  {s['one']['words_per_s']:>8,} words/s  {s['one']['seconds']} s"
+            f"  machine CPU busy {s['one']['cpu_busy']:.0%}",
+            f"  2 workers {s['two']['words_per_s']:>8,} words/s  {s['two']['seconds']} s"
+            f"  machine CPU busy {s['two']['cpu_busy']:.0%}",
             f"  ratio {s['ratio']:.2f}x (target >= {TARGETS['scaleout_ratio']}"
             " where the CPUs allow;"
             f" {result['cpus']} core(s) here, shared with Kafka, Elasticsearch and CoreNLP)",
