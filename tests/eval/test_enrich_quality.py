@@ -106,7 +106,7 @@ def test_issue10_whole_article_topic_goal(bbc: dict[str, Any]) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="issue 10's short-item goal (title + first sentence >= 0.85) is not reached yet "
-    "(0.835 on bbc-dev); remove this mark when it is",
+    "(0.8375 on bbc-dev); remove this mark when it is",
 )
 def test_issue10_short_item_topic_goal(bbc_short: dict[str, Any]) -> None:
     assert bbc_short["accuracy"] >= ev.ACCEPTANCE["bbc_short_accuracy"]
