@@ -7,12 +7,11 @@ import asyncio
 import time
 from typing import Any
 
-import numpy as np
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from pipeline.enrich.dedup import NUM_PERM, StoryRecord, assign_cluster, fingerprint
+from pipeline.enrich.dedup import StoryRecord, assign_cluster, fingerprint
 from pipeline.enrich.stories import StoryIndex
 from pipeline.kafka.client import make_producer
 from pipeline.kafka.stories import StoryTable
@@ -20,21 +19,9 @@ from pipeline.kafka.topics import TopicSpec, create_missing_topics, stories_conf
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
 from tests.integration.helpers import isolated, wait_for
+from tests.unit.test_story_index import near, random_sig
 
 pytestmark = pytest.mark.integration
-
-RNG = np.random.default_rng(11)
-
-
-def random_sig() -> np.ndarray:
-    return RNG.integers(0, 2**32, size=NUM_PERM, dtype=np.uint32)
-
-
-def near(sig: np.ndarray, changed: float = 0.3) -> np.ndarray:
-    out = sig.copy()
-    where = RNG.choice(NUM_PERM, size=int(NUM_PERM * changed), replace=False)
-    out[where] = random_sig()[where]
-    return out
 
 
 def table(settings: Settings, capacity: int = 1000, ttl: float | None = 3600.0) -> StoryTable:
