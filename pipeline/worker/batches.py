@@ -203,9 +203,7 @@ class Worker:
                     log.warning("worker.kafka_unavailable", retry_in=delay, **fields)
                 else:
                     log.debug("worker.kafka_unavailable", attempts=failures, **fields)
-                try:
-                    await asyncio.wait_for(self.stopping.wait(), delay)
-                except TimeoutError:
+                if not await self.stop_requested_within(delay):
                     continue
                 raise HandedBackError(stage, "Kafka") from exc
         if failures:
@@ -255,9 +253,7 @@ class Worker:
                     log.error("sink.search_still_unavailable", attempts=failures, **fields)
                 else:
                     log.debug("sink.search_unavailable", attempts=failures, **fields)
-                try:
-                    await asyncio.wait_for(self.stopping.wait(), delay)
-                except TimeoutError:
+                if not await self.stop_requested_within(delay):
                     continue
                 raise HandedBackError("sink", f"the search engine at {url}") from exc
         if failures:
@@ -275,6 +271,15 @@ class Worker:
             refresh=self.settings.index_refresh,
         )
         return self.indexer
+
+    async def stop_requested_within(self, delay: float) -> bool:
+        """Wait ``delay`` seconds between tries; True at once if the worker is asked to
+        stop meanwhile (the waiting batch is then handed back)."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), delay)
+        except TimeoutError:
+            return False
+        return True
 
     def request_stop(self) -> None:
         """The worker is stopping: batches that wait (for the search engine, the entity
@@ -394,9 +399,7 @@ class Worker:
                     articles=len(articles),
                     retry_in=round(wait, 1),
                 )
-                try:
-                    await asyncio.wait_for(self.stopping.wait(), wait)
-                except TimeoutError:
+                if not await self.stop_requested_within(wait):
                     continue
                 raise HandedBackError("enrich", "the entity recogniser") from exc
 
