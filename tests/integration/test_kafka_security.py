@@ -17,7 +17,7 @@ from pipeline.kafka.topics import TopicSpec, create_missing_topics, wait_partiti
 from tests.conftest import SCRAM_PASSWORD, SecureKafka
 from tests.integration.helpers import isolated
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 
 async def test_tls_scram_round_trip(secure_kafka: SecureKafka) -> None:
