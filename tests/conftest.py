@@ -140,7 +140,7 @@ def _up(local: LocalStack, started_here: bool) -> StackStatus:
         raise
 
 
-pytest_plugins = ["tests.plugins.markers"]
+pytest_plugins = ["tests.plugins.markers", "tests.plugins.pki", "tests.plugins.feeds"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -259,7 +259,7 @@ class SecureKafka:
 def secure_kafka() -> Iterator[SecureKafka]:
     import shutil
 
-    from tests.integration.certs import make_pki
+    from tests.plugins.pki import make_pki
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed: it makes the test CA and certificates")
