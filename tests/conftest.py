@@ -140,7 +140,12 @@ def _up(local: LocalStack, started_here: bool) -> StackStatus:
         raise
 
 
-pytest_plugins = ["tests.plugins.markers", "tests.plugins.pki", "tests.plugins.feeds"]
+pytest_plugins = [
+    "tests.plugins.markers",
+    "tests.plugins.pki",
+    "tests.plugins.feeds",
+    "tests.plugins.kafka_helpers",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -20,7 +20,6 @@ from pipeline.provision import run_setup
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
 from pipeline.worker.batches import Worker
-from tests.integration.helpers import isolated, read_topic
 from tests.integration.test_worker import WorkerProcess
 from tests.integration.test_worker_faults import (
     articles,
@@ -30,6 +29,7 @@ from tests.integration.test_worker_faults import (
     publish,
     wait_indexed,
 )
+from tests.plugins.kafka_helpers import isolated, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -59,6 +59,8 @@ def feed_server_factory() -> Iterator[Callable[[], FeedServer]]:
 
 
 @pytest.fixture
-def feed_server(feed_server_factory: Callable[[], FeedServer]) -> FeedServer:
-    """A loopback feed server of the test's own (no routes yet)."""
-    return feed_server_factory()
+def feed_server() -> Iterator[FeedServer]:
+    """A loopback feed server of the test's own (no routes yet), stopped after the test."""
+    server = FeedServer().start()
+    yield server
+    server.stop()

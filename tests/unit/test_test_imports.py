@@ -15,17 +15,8 @@ TESTS = ROOT / "tests"
 # restructure merges (they are the integration tests). Only ever shrink this list.
 NOT_YET_CONVERTED = frozenset(
     {
-        "tests/e2e/test_cli.py",
-        "tests/integration/test_dlq.py",
-        "tests/integration/test_index.py",
         "tests/integration/test_kafka_security.py",
         "tests/integration/test_kafka_table.py",
-        "tests/integration/test_kibana_objects.py",
-        "tests/integration/test_poller_broker_restart.py",
-        "tests/integration/test_poller_failures.py",
-        "tests/integration/test_poller_group.py",
-        "tests/integration/test_poller_kafka.py",
-        "tests/integration/test_poller_tombstone.py",
         "tests/integration/test_stack.py",
         "tests/integration/test_worker.py",
         "tests/integration/test_worker_broker_restart.py",
