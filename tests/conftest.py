@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -95,6 +96,31 @@ def pick_port_base() -> int:
 
 
 _BASE = pick_port_base()
+
+
+def forget_other_ports(home: Path) -> None:
+    """Kafka's storage is formatted for its controller port: when the ports moved since the
+    last session in ``home`` (a new free block, or another NEWSWIRE_TEST_PORT_BASE), its
+    throwaway test data (also when no marker says which ports it had) is deleted so the
+    broker formats afresh, unless a broker still runs there (its start then fails with the
+    stack's own clear message)."""
+    marker = home / "port-base"
+    try:
+        previous = int(marker.read_text())
+    except (OSError, ValueError):
+        previous = None
+    pid_file = home / "run" / "kafka.pid"
+    if previous != _BASE and (home / "kafka").exists():  # moved, or not known (no marker)
+        try:
+            os.kill(int(pid_file.read_text().split()[0]), 0)
+        except (OSError, ValueError, IndexError):
+            shutil.rmtree(home / "kafka", ignore_errors=True)
+        else:
+            return
+    home.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(_BASE))
+
+
 TEST_PORTS = {
     "kafka_port": _BASE + 92,
     "kafka_controller_port": _BASE + 93,
@@ -167,6 +193,7 @@ def stack() -> Iterator[StackEndpoints]:
         yield StackEndpoints(kafka, search, Settings())
         return
     settings = local_test_settings()
+    forget_other_ports(TEST_HOME)
     local = LocalStack(settings, dist_dir=SHARED_DIST)
     # Another test session (a second terminal) may already run the test stack: share it,
     # and leave stopping it to the session that started it.
@@ -317,6 +344,7 @@ def _restartable_stack() -> Iterator[LocalStack]:
     settings = local_test_settings(
         RESTART_HOME, **RESTART_PORTS, kafka_bootstrap=None, elasticsearch_url=None
     )
+    forget_other_ports(RESTART_HOME)
     local = LocalStack(settings, dist_dir=SHARED_DIST, services=("kafka",))
     local.up()
     try:
