@@ -63,4 +63,4 @@ class Worker:
         return await self.sink_stage.run(values)
 
 
-__all__ = ["Values", "Worker"]
+__all__ = ["Worker"]
