@@ -132,7 +132,9 @@ async def test_output_sent_while_the_broker_is_down_goes_out_once_it_is_back(
     try:
         broker.down()
         down_at = time.monotonic()
-        sending = asyncio.create_task(worker.send("enrich", settings.topic_enriched, records))
+        sending = asyncio.create_task(
+            worker.output.send("enrich", settings.topic_enriched, records)
+        )
         await asyncio.sleep(8)
         assert not sending.done(), sending
         await asyncio.to_thread(start_again, broker)
