@@ -65,7 +65,7 @@ def _print_json(data: Any) -> None:
 
 
 def _stack(settings: Settings) -> Any:
-    from pipeline.stack import LocalStack
+    from workshop.stack import LocalStack
 
     return LocalStack(settings, progress=lambda line: err.print(f"[dim]{line}[/dim]"))
 
@@ -548,7 +548,7 @@ def run(
     ] = False,
 ) -> None:
     """The main job: local stack (if nothing is configured), setup, worker, poller, seeds."""
-    from pipeline.runner import run_all
+    from workshop.run import run_all
 
     raise typer.Exit(run_all(_settings(), console=err, keep_stack=keep_stack))
 

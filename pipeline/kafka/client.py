@@ -30,7 +30,7 @@ def bootstrap(settings: Settings) -> str:
     """The configured Kafka bootstrap servers, else the running local stack's."""
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
-    from pipeline.stack import local_endpoints
+    from workshop.stack import local_endpoints
 
     endpoints = local_endpoints(settings)
     if endpoints and endpoints.get("kafka_bootstrap"):

@@ -68,7 +68,7 @@ def search_target(settings: Settings) -> tuple[str, str]:
     if configured:
         engine = settings.search_engine if settings.search_engine in configured else configured[0]
         return engine, str(urls[engine])
-    from pipeline.stack import local_endpoints
+    from workshop.stack import local_endpoints
 
     endpoints = local_endpoints(settings)
     if endpoints and endpoints.get("search_url"):

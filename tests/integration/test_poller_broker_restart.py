@@ -18,9 +18,9 @@ from pipeline.settings import Settings
 from pipeline.sources.coordination import AtomicKafkaStateStore, ensure_poller_topics
 from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.poller import Poller
-from pipeline.stack import LocalStack
 from tests.fixtures.feeds_server import FeedServer, Route, rss_with_items
 from tests.integration.helpers import read_committed
+from workshop.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

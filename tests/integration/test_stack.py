@@ -14,10 +14,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pipeline.stack import LocalStack, local_endpoints
-from pipeline.stack.maven import DEFAULT_POM, read_versions
-from pipeline.stack.process import is_alive, port_open
 from tests.conftest import SHARED_DIST, SearchNodeEndpoint, StackEndpoints
+from workshop.stack import LocalStack, local_endpoints
+from workshop.stack.maven import DEFAULT_POM, read_versions
+from workshop.stack.process import is_alive, port_open
 
 pytestmark = pytest.mark.integration
 VERSIONS = read_versions(DEFAULT_POM)

@@ -326,10 +326,10 @@ async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
     import asyncio
     import time
 
-    from pipeline.stack.corenlp import CoreNLPServer
-    from pipeline.stack.java import find_jdk
-    from pipeline.stack.process import stop_process, write_pid
     from tests.conftest import _BASE, SHARED_DIST
+    from workshop.stack.corenlp import CoreNLPServer
+    from workshop.stack.java import find_jdk
+    from workshop.stack.process import stop_process, write_pid
 
     port = _BASE + 501
     settings = isolated(

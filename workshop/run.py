@@ -107,7 +107,7 @@ def run_all(settings: Settings, *, console: Console, keep_stack: bool = False) -
 
     try:
         if _needs_local_stack(settings):
-            from pipeline.stack import LocalStack
+            from workshop.stack import LocalStack
 
             console.print("[bold]starting the local stack[/bold] (no cluster configured)")
             stack = LocalStack(settings, progress=lambda line: console.print(f"[dim]{line}[/dim]"))

@@ -14,11 +14,11 @@ import structlog
 
 from pipeline.errors import StackError
 from pipeline.settings import Settings
-from pipeline.stack.corenlp import CoreNLPServer
-from pipeline.stack.elasticsearch import ElasticsearchNode
-from pipeline.stack.java import Jdk, find_jdk
-from pipeline.stack.kafka import KafkaServer, SecureListener
-from pipeline.stack.maven import (
+from workshop.stack.corenlp import CoreNLPServer
+from workshop.stack.elasticsearch import ElasticsearchNode
+from workshop.stack.java import Jdk, find_jdk
+from workshop.stack.kafka import KafkaServer, SecureListener
+from workshop.stack.maven import (
     DEFAULT_POM,
     Artifacts,
     Component,
@@ -26,8 +26,8 @@ from pipeline.stack.maven import (
     read_versions,
     resolve,
 )
-from pipeline.stack.opensearch import OpenSearchNode
-from pipeline.stack.process import (
+from workshop.stack.opensearch import OpenSearchNode
+from workshop.stack.process import (
     Probe,
     RunAs,
     file_size,
@@ -42,8 +42,8 @@ from pipeline.stack.process import (
     wait_exit,
     write_pid,
 )
-from pipeline.stack.search import SearchNode
-from pipeline.stack.users import ensure_system_user
+from workshop.stack.search import SearchNode
+from workshop.stack.users import ensure_system_user
 
 log = structlog.get_logger(__name__)
 
