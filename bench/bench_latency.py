@@ -57,7 +57,7 @@ from pipeline.kafka.topics import topic_partitions  # noqa: E402
 from pipeline.models import RawArticle, Source  # noqa: E402
 from pipeline.provision import run_setup  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from pipeline.sinks.backend import open_backend  # noqa: E402
+from pipeline.sinks.engines import open_backend  # noqa: E402
 from workshop.evaluation import BBC_DIR, eval_dir, read_bbc  # noqa: E402
 from workshop.stack import LocalStack  # noqa: E402
 

@@ -49,7 +49,8 @@ from pipeline.models import (
     utcnow,
 )
 from pipeline.settings import Settings
-from pipeline.sinks.backend import SearchBackend, open_backend
+from pipeline.sinks.backend import SearchBackend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
 from pipeline.worker.dlq import dlq_record
 

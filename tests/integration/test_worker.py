@@ -18,7 +18,7 @@ from pipeline.kafka.client import encode, make_producer, publish_raw
 from pipeline.models import EnrichedArticle, RawArticle, Source
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sources.replay import ReplayReport, collect, replay
 from pipeline.worker.failstop import FAIL_STOP_EXIT
 from tests.integration.helpers import env_for, isolated, read_topic, wait_for

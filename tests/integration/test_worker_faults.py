@@ -22,7 +22,7 @@ from pipeline.kafka.topics import ensure_topics, topic_partitions
 from pipeline.models import RawArticle, Source
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from tests.integration.helpers import isolated, wait_for
 from tests.integration.test_worker import WorkerProcess
 from workshop.stack.process import read_pid, stop_process

@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,6 @@ from workshop.stack.opensearch import (
 from workshop.stack.process import (
     find_pids,
     is_alive,
-    port_open,
     read_pid,
     remove_pid,
     start_detached,
@@ -568,55 +566,6 @@ def test_node_not_healthy_by_its_deadline_is_stopped_with_its_log_tail(tmp_path:
     assert "still warming up" in str(info.value)
     assert not wait_exit([pid], 5.0)  # gone (a moment to finish exiting after SIGTERM)
     assert not server.pid_file.exists()
-
-
-def test_each_local_service_is_found_on_its_own(tmp_path: Path) -> None:
-    """With the search node down, the broker that runs is still found (and the other way)."""
-    from pipeline.errors import ConfigError, RetryableError
-    from pipeline.kafka.client import bootstrap
-    from pipeline.sinks.backend import search_target
-
-    settings = _idle_settings(tmp_path)
-    stack = LocalStack(settings)
-    settings.home.mkdir(parents=True)
-    (settings.home / "stack.json").write_text(
-        json.dumps(
-            {
-                "kafka_bootstrap": stack.kafka.bootstrap,
-                "search_url": stack.search.url,
-                "search_engine": "elasticsearch",
-            }
-        )
-    )
-    listen = (
-        "import socket, sys, time; s = socket.socket(); "
-        "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
-        f"s.bind(('127.0.0.1', {settings.kafka_port})); s.listen(); time.sleep(600)"
-    )
-    pid = start_detached(
-        [sys.executable, "-c", listen, stack.kafka.marker_for()],
-        cwd=tmp_path,
-        env={"PATH": os.environ["PATH"]},
-        out_file=tmp_path / "fake-kafka.out",
-    )
-    try:
-        write_pid(stack.kafka.pid_file, pid)
-        deadline = time.monotonic() + 10
-        while not port_open(settings.kafka_port):
-            assert time.monotonic() < deadline, "fake broker did not listen"
-            time.sleep(0.05)
-        endpoints = local_endpoints(settings)
-        assert endpoints is not None
-        assert endpoints["kafka_bootstrap"] == stack.kafka.bootstrap
-        assert endpoints["search_url"] is None  # its node is down
-        assert bootstrap(settings) == stack.kafka.bootstrap
-        with pytest.raises(RetryableError, match="search node is not running"):
-            search_target(settings)  # retryable: the worker waits for the node
-    finally:
-        stop_process(pid, timeout=5)
-    assert local_endpoints(settings) is None  # nothing of it runs
-    with pytest.raises(ConfigError, match="no Kafka configured"):
-        bootstrap(settings)
 
 
 def test_no_unprivileged_user_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:

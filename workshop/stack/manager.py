@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
+from pipeline.endpoints import LocalEndpoints, remove_endpoints, write_endpoints
 from pipeline.errors import StackError
 from pipeline.settings import Settings
 from workshop.stack.corenlp import CoreNLPServer
@@ -396,6 +397,9 @@ class LocalStack:
         tmp = self.stack_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         tmp.replace(self.stack_file)
+        # The contract the command line reads (pipeline.endpoints); stack.json is ours.
+        endpoints = LocalEndpoints.from_json(data)
+        write_endpoints(self.home, endpoints or LocalEndpoints())
 
     # ------------------------------------------------------------------ down
 
@@ -435,6 +439,7 @@ class LocalStack:
         for server in self.servers:
             remove_pid(server.pid_file)
         self.stack_file.unlink(missing_ok=True)
+        remove_endpoints(self.home)
         if targets:
             log.info("local stack down", seconds=round(time.monotonic() - start, 1))
 
