@@ -43,10 +43,11 @@ bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process;
 	$(BIN)/python bench/bench_latency.py $(BENCH_LATENCY_ARGS)
 	$(BIN)/python bench/bench_soak.py
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy
+lint: $(STAMP) ## ruff (lint + format check), mypy, and the import contracts (layering, no cycles)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP) ## Format the code
 	$(BIN)/ruff format .
