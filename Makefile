@@ -48,6 +48,7 @@ lint: $(STAMP) ## ruff (lint + format check), mypy, and the import contracts (la
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m workshop.checks.cycles pipeline workshop
 
 format: $(STAMP) ## Format the code
 	$(BIN)/ruff format .
