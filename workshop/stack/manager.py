@@ -287,7 +287,8 @@ class LocalStack:
         return find_jdk(low, high, purpose=f"{server.name} {server.version}")
 
     def up(self, timeout: float | None = None) -> StackStatus:
-        """Start whatever is not running, wait until all answer, write ``stack.json``.
+        """Start whatever is not running, wait until all answer, write ``stack.json`` and
+        the endpoints file (pipeline.endpoints).
 
         Healthy servers are left alone. Raises StackError (with the last log lines) when a
         server exits or does not become healthy in time."""
