@@ -1,7 +1,7 @@
 """Named entities from a Stanford CoreNLP server, over HTTP only.
 
 CoreNLP is GPL-3.0. Newswire never links, imports or bundles it: the server runs as its
-own process (the local stack's ``pipeline/stack/corenlp.py``, a container in
+own process (the local stack's ``workshop/stack/corenlp.py``, a container in
 docker-compose / Kubernetes) and this module only speaks its HTTP protocol.
 
 Batching: several texts go into one request, joined by a blank-line separator (a sentence

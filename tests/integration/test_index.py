@@ -10,7 +10,7 @@ import pytest
 from pipeline.models import EnrichedArticle, Entities, Topic
 from pipeline.search.query import SearchRequest
 from pipeline.search.service import search
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
 
 pytestmark = pytest.mark.integration
