@@ -217,28 +217,69 @@ def enrich(
             help="JSONL out, one line per line in (the default, for machines), or a table.",
         ),
     ] = True,
+    recogniser: Annotated[
+        str | None,
+        typer.Option(
+            "--recogniser",
+            help="corenlp (the worker's; the default) or spacy (NEWSWIRE_NER_BACKEND).",
+        ),
+    ] = None,
+    allow_fallback: Annotated[
+        bool,
+        typer.Option(
+            "--allow-fallback",
+            help="Use spaCy (with a warning) when CoreNLP cannot be had, instead of failing.",
+        ),
+    ] = False,
 ) -> None:
-    """Enrich JSONL articles {id?, title?, summary?, body} from stdin without Kafka."""
+    """Enrich JSONL articles {id?, title?, summary?, body} from stdin without Kafka.
+
+    Entities come from the worker's recogniser: the configured CoreNLP server, the local
+    stack's, or one started for the run (Java needed) and stopped after. Each record names
+    its recogniser."""
+    from pipeline.enrich.enricher import Enricher
     from pipeline.enrich.jsonl import enrich_jsonl
+    from pipeline.enrich.recogniser import recogniser_for_run
 
     settings = _settings()
-    if jsonl:
-        enrich_jsonl(sys.stdin, sys.stdout, batch_size=settings.batch_size)
-        return
-    buffer = io.StringIO()
-    enrich_jsonl(sys.stdin, buffer, batch_size=settings.batch_size)
+    if recogniser is not None:
+        if recogniser not in ("corenlp", "spacy"):
+            raise typer.BadParameter("corenlp or spacy", param_hint="--recogniser")
+        settings = settings.model_copy(update={"ner_backend": recogniser})
+
+    def start_local() -> Any:
+        from pipeline.stack.corenlp import server_for_run
+
+        return server_for_run(settings, "enrich", lambda line: err.print(f"[dim]{line}[/dim]"))
+
+    def say(message: str) -> None:
+        err.print(Text(message, style="bold yellow"))
+
+    with recogniser_for_run(
+        settings, start_local=start_local, allow_fallback=allow_fallback, say=say
+    ) as chosen:
+        enricher = Enricher(recogniser=chosen, batch_size=settings.batch_size)
+        if jsonl:
+            enrich_jsonl(sys.stdin, sys.stdout, batch_size=settings.batch_size, enricher=enricher)
+            return
+        buffer = io.StringIO()
+        enrich_jsonl(sys.stdin, buffer, batch_size=settings.batch_size, enricher=enricher)
     out.print(_enrich_table([json.loads(line) for line in buffer.getvalue().splitlines()]))
 
 
 def _enrich_table(records: list[dict[str, Any]]) -> Table:
     """One row per enriched line; feed text is escaped so it never acts as markup."""
     table = Table(title=f"{len(records)} article(s) enriched")
-    for column in ("id", "lang", "people", "organizations", "places", "topics", "keywords"):
+    columns = ("id", "lang", "recogniser", "people", "organizations", "places", "topics")
+    for column in (*columns, "keywords"):
         table.add_column(column)
     for record in records:
         if "error" in record:
             table.add_row(
-                escape(str(record.get("id") or "")), "", f"[red]{escape(record['error'])}[/red]"
+                escape(str(record.get("id") or "")),
+                "",
+                "",
+                f"[red]{escape(record['error'])}[/red]",
             )
             continue
         entities = record.get("entities") or {}
@@ -250,6 +291,7 @@ def _enrich_table(records: list[dict[str, Any]]) -> Table:
         cells = [
             str(record.get("id") or ""),
             record.get("language") or "",
+            record.get("recogniser") or "",
             *names,
             topics,
             keywords,

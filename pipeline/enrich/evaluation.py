@@ -460,27 +460,18 @@ def evaluate_seed(path: Path, enricher: Enricher | None = None) -> dict[str, Any
 
 @contextlib.contextmanager
 def recogniser_for_eval() -> Iterator[Recogniser]:
-    """The configured recogniser; for CoreNLP without a URL, the server on
-    ``NEWSWIRE_CORENLP_PORT`` (started for the run, under ``<home>/eval``, when none runs)."""
+    """The recogniser ``newswire enrich`` would use: the configured one; for CoreNLP, the
+    server that answers or one started for the run (under ``<home>/eval``). No fallback."""
+    from pipeline.enrich.recogniser import recogniser_for_run
     from pipeline.settings import get_settings
+    from pipeline.stack.corenlp import server_for_run
 
     settings = get_settings()
-    if settings.ner_backend == "spacy":
-        from pipeline.enrich.nlp import SpacyRecogniser
-
-        yield SpacyRecogniser()
-        return
-    from pipeline.enrich.corenlp import CoreNLPRecogniser
-
-    if settings.corenlp_url:
-        yield CoreNLPRecogniser(settings.corenlp_url, timeout=settings.corenlp_timeout)
-        return
-    from pipeline.stack.corenlp import running_server
-
-    home = settings.home if settings.home.is_absolute() else REPO_ROOT / settings.home
     say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    with running_server(settings, home / "eval", home / "dist", say) as url:
-        yield CoreNLPRecogniser(url, timeout=settings.corenlp_timeout)
+    with recogniser_for_run(
+        settings, start_local=lambda: server_for_run(settings, "eval", say), say=say
+    ) as recogniser:
+        yield recogniser
 
 
 def peak_rss_mib() -> float:
