@@ -104,9 +104,7 @@ def test_run_without_corenlp_falls_back_only_when_allowed() -> None:
     assert any("Java 17 to 25" in line and "Falling back to spaCy" in line for line in said)
 
 
-def test_run_with_a_started_server_uses_its_url_and_errors_in_the_body_are_not_swallowed() -> (
-    None
-):
+def test_run_with_a_started_server_uses_its_url_and_errors_in_the_body_are_not_swallowed() -> None:
     settings = Settings(corenlp_port=_closed_port())
     stopped: list[bool] = []
 
@@ -133,7 +131,7 @@ def test_local_url_and_default_model_match_the_local_stack() -> None:
     from pipeline.stack.corenlp import MODEL, pom_version
 
     name = Path(MODEL).name.removesuffix(".ser.gz")
-    assert CORENLP_MODEL == f"stanford-corenlp-{pom_version()} {name}"
+    assert f"stanford-corenlp-{pom_version()} {name}" == CORENLP_MODEL
     docker = (REPO / "deploy" / "docker" / "corenlp.properties").read_text(encoding="utf-8")
     assert re.search(rf"^ner\.model=.*/{re.escape(name)}\.ser\.gz$", docker, re.MULTILINE)
     assert Settings().corenlp_model == CORENLP_MODEL
