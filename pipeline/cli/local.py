@@ -120,3 +120,12 @@ def run(
     # Unresolved: the run decides itself whether it needs the local stack, then resolves.
     config = load_settings(local_endpoints=False)
     raise typer.Exit(run_all(config, console=err, keep_stack=keep_stack))
+
+
+def start_corenlp_for_run(settings: Settings, purpose: str) -> Any:
+    """A CoreNLP server of the local stack, started for one run (``newswire enrich``) and
+    stopped after: a context manager yielding its URL."""
+    _require_workshop()
+    from workshop.stack.corenlp import server_for_run
+
+    return server_for_run(settings, purpose, lambda line: err.print(f"[dim]{line}[/dim]"))

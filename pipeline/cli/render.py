@@ -18,12 +18,16 @@ from pipeline.cli.app import literal
 def enrich_table(records: list[dict[str, Any]]) -> Table:
     """One row per enriched line; feed text is escaped so it never acts as markup."""
     table = Table(title=f"{len(records)} article(s) enriched")
-    for column in ("id", "lang", "people", "organizations", "places", "topics", "keywords"):
+    columns = ("id", "lang", "recogniser", "people", "organizations", "places", "topics")
+    for column in (*columns, "keywords"):
         table.add_column(column)
     for record in records:
         if "error" in record:
             table.add_row(
-                escape(str(record.get("id") or "")), "", f"[red]{escape(record['error'])}[/red]"
+                escape(str(record.get("id") or "")),
+                "",
+                "",
+                f"[red]{escape(record['error'])}[/red]",
             )
             continue
         entities = record.get("entities") or {}
@@ -35,6 +39,7 @@ def enrich_table(records: list[dict[str, Any]]) -> Table:
         cells = [
             str(record.get("id") or ""),
             record.get("language") or "",
+            record.get("recogniser") or "",
             *names,
             topics,
             keywords,

@@ -92,16 +92,52 @@ def enrich(
             help="JSONL out, one line per line in (the default, for machines), or a table.",
         ),
     ] = True,
+    recogniser: Annotated[
+        str | None,
+        typer.Option(
+            "--recogniser",
+            help="corenlp (the worker's; the default) or spacy (NEWSWIRE_NER_BACKEND).",
+        ),
+    ] = None,
+    allow_fallback: Annotated[
+        bool,
+        typer.Option(
+            "--allow-fallback",
+            help="Use spaCy (with a warning) when CoreNLP cannot be had, instead of failing.",
+        ),
+    ] = False,
 ) -> None:
-    """Enrich JSONL articles {id?, title?, summary?, body} from stdin without Kafka."""
+    """Enrich JSONL articles {id?, title?, summary?, body} from stdin without Kafka.
+
+    Entities come from the worker's recogniser: the configured CoreNLP server, the local
+    stack's, or one started for the run (Java needed) and stopped after. Each record names
+    its recogniser."""
+    from pipeline.cli.local import start_corenlp_for_run
+    from pipeline.enrich.enricher import Enricher
     from pipeline.enrich.jsonl import enrich_jsonl
+    from pipeline.enrich.recogniser import recogniser_for_run
 
     settings = load_settings()
-    if jsonl:
-        enrich_jsonl(sys.stdin, sys.stdout, batch_size=settings.batch_size)
-        return
-    buffer = io.StringIO()
-    enrich_jsonl(sys.stdin, buffer, batch_size=settings.batch_size)
+    if recogniser is not None:
+        if recogniser not in ("corenlp", "spacy"):
+            raise typer.BadParameter("corenlp or spacy", param_hint="--recogniser")
+        settings = settings.model_copy(update={"ner_backend": recogniser})
+
+    def say(message: str) -> None:
+        err.print(Text(message, style="bold yellow"))
+
+    with recogniser_for_run(
+        settings,
+        start_local=lambda: start_corenlp_for_run(settings, "enrich"),
+        allow_fallback=allow_fallback,
+        say=say,
+    ) as chosen:
+        enricher = Enricher(recogniser=chosen, batch_size=settings.batch_size)
+        if jsonl:
+            enrich_jsonl(sys.stdin, sys.stdout, batch_size=settings.batch_size, enricher=enricher)
+            return
+        buffer = io.StringIO()
+        enrich_jsonl(sys.stdin, buffer, batch_size=settings.batch_size, enricher=enricher)
     out.print(enrich_table([json.loads(line) for line in buffer.getvalue().splitlines()]))
 
 

@@ -17,7 +17,7 @@ from pipeline.enrich.dedup import fingerprint
 from pipeline.kafka.client import encode, make_producer, publish_raw
 from pipeline.models import EnrichedArticle, RawArticle, Source
 from pipeline.provision import run_setup
-from pipeline.settings import Settings
+from pipeline.settings import CORENLP_MODEL, Settings
 from pipeline.sinks.engines import open_backend
 from pipeline.sources.replay import ReplayReport, collect, replay
 from pipeline.worker.failstop import FAIL_STOP_EXIT
@@ -374,6 +374,7 @@ async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
         source = await _source(settings, "outage-1")
         assert source is not None
         assert source["entities"]["person"] == ["John Kerry", "Sergei Lavrov"]
+        assert (source["recogniser"], source["recogniser_model"]) == ("corenlp", CORENLP_MODEL)
     finally:
         worker.stop()
         if pid is not None:

@@ -26,7 +26,6 @@ from workshop.evaluation.harness import (
     BBC_DIR,
     CONLL_FILE,
     MAX_RSS_MIB,
-    REPO_ROOT,
     SEED_GLOB,
     TOLERANCE,
     eval_dir,
@@ -57,27 +56,18 @@ def read_baselines() -> dict[str, Any]:
 
 @contextlib.contextmanager
 def recogniser_for_eval() -> Iterator[Recogniser]:
-    """The configured recogniser; for CoreNLP without a URL, the server on
-    ``NEWSWIRE_CORENLP_PORT`` (started for the run, under ``<home>/eval``, when none runs)."""
+    """The recogniser ``newswire enrich`` would use: the configured one; for CoreNLP, the
+    server that answers or one started for the run (under ``<home>/eval``). No fallback."""
+    from pipeline.enrich.recogniser import recogniser_for_run
     from pipeline.settings import get_settings
+    from workshop.stack.corenlp import server_for_run
 
     settings = get_settings()
-    if settings.ner_backend == "spacy":
-        from pipeline.enrich.nlp import SpacyRecogniser
-
-        yield SpacyRecogniser()
-        return
-    from pipeline.enrich.corenlp import CoreNLPRecogniser
-
-    if settings.corenlp_url:
-        yield CoreNLPRecogniser(settings.corenlp_url, timeout=settings.corenlp_timeout)
-        return
-    from workshop.stack.corenlp import running_server
-
-    home = settings.home if settings.home.is_absolute() else REPO_ROOT / settings.home
     say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    with running_server(settings, home / "eval", home / "dist", say) as url:
-        yield CoreNLPRecogniser(url, timeout=settings.corenlp_timeout)
+    with recogniser_for_run(
+        settings, start_local=lambda: server_for_run(settings, "eval", say), say=say
+    ) as recogniser:
+        yield recogniser
 
 
 def peak_rss_mib() -> float:

@@ -318,3 +318,12 @@ def running_server(
     finally:
         stop_process(pid, timeout=server.stop_timeout, marker=server.marker_for())
         server.pid_file.unlink(missing_ok=True)
+
+
+def server_for_run(
+    settings: Settings, purpose: str, progress: Progress | None = None
+) -> contextlib.AbstractContextManager[str]:
+    """:func:`running_server` for a one-off run (``newswire enrich``, ``make eval``): run
+    files under ``<home>/<purpose>``, jars shared in ``<home>/dist`` like ``stack up``."""
+    home = settings.home.expanduser().resolve()
+    return running_server(settings, home / purpose, home / "dist", progress)
