@@ -66,3 +66,16 @@ def test_no_test_module_imports_another() -> None:
         if imported:
             offenders[name] = imported
     assert not offenders, f"test modules importing test code (use a plugin fixture): {offenders}"
+
+
+def test_test_folders_mirror_the_packages() -> None:
+    """tests/unit/<pkg>/ and tests/integration/<pkg>/ name a package of pipeline/ (or the
+    workshop), so a module's tests are found where the module is."""
+    strays = []
+    for kind in ("unit", "integration"):
+        for folder in sorted(p for p in (TESTS / kind).iterdir() if p.is_dir()):
+            if folder.name in ("__pycache__", "faults"):
+                continue
+            if folder.name != "workshop" and not (ROOT / "pipeline" / folder.name).is_dir():
+                strays.append(folder.relative_to(ROOT).as_posix())
+    assert not strays, f"test folders with no package of that name: {strays}"

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from tests.plugins.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
