@@ -27,7 +27,7 @@ from pipeline.kafka.topics import topic_partitions
 from pipeline.models import RawArticle, Source
 from pipeline.settings import Settings
 from pipeline.sinks.engines import open_backend
-from tests.plugins.kafka_helpers import env_for, wait_for
+from tests.plugins.kafka_helpers import env_for, session_fixture_of, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -205,20 +205,10 @@ def worker_process() -> Iterator[Callable[[Settings, Path], WorkerProcess]]:
         worker.stop()
 
 
-def _returns(function: Callable[..., Any]) -> Any:
-    """A session fixture named after ``function`` that returns it."""
-
-    def fixture() -> Callable[..., Any]:
-        return function
-
-    fixture.__doc__ = function.__doc__
-    return pytest.fixture(scope="session", name=function.__name__)(fixture)
-
-
-make_articles_fixture = _returns(make_articles)
-publish_fixture = _returns(publish)
-topic_size_fixture = _returns(topic_size)
-index_count_fixture = _returns(index_count)
-wait_indexed_fixture = _returns(wait_indexed)
-indexed_ids_fixture = _returns(indexed_ids)
-check_exactly_once_fixture = _returns(check_exactly_once)
+make_articles_fixture = session_fixture_of(make_articles)
+publish_fixture = session_fixture_of(publish)
+topic_size_fixture = session_fixture_of(topic_size)
+index_count_fixture = session_fixture_of(index_count)
+wait_indexed_fixture = session_fixture_of(wait_indexed)
+indexed_ids_fixture = session_fixture_of(indexed_ids)
+check_exactly_once_fixture = session_fixture_of(check_exactly_once)
