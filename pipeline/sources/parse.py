@@ -31,6 +31,7 @@ import feedparser
 from pipeline.errors import BadInputError
 from pipeline.identity import article_id, canonical_url, digest_id
 from pipeline.models import RawArticle, Source, utcnow
+from pipeline.sources.encoding import expat_input, to_utf8
 
 #: Largest feed document parsed (the poller enforces its own, configurable, limit first).
 MAX_FEED_BYTES = 10 * 1024 * 1024
@@ -230,16 +231,17 @@ def check_xml_safety(content: bytes, *, source: str) -> None:
     def on_root(*_: object) -> None:
         raise _RootReachedError
 
-    # Byte-oriented documents are read as Latin-1 (ASCII markup is all that matters
-    # here, and any declared encoding is overridden); UTF-16 is detected by expat.
-    utf16 = content.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00<", b"<\x00"))
-    parser = expat.ParserCreate(None if utf16 else "iso-8859-1")
+    # UTF-16/32 documents are read as the UTF-8 they decode to (:mod:`.encoding`);
+    # byte-oriented ones as Latin-1 (ASCII markup is all that matters here). The
+    # override wins over any declared encoding, which expat could not always load.
+    text, override = expat_input(content)
+    parser = expat.ParserCreate(override)
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.EntityDeclHandler = on_entity
     parser.StartElementHandler = on_root
     try:
-        parser.Parse(content, True)
-    except (_RootReachedError, expat.ExpatError):
+        parser.Parse(text, True)
+    except (_RootReachedError, expat.ExpatError, ValueError, LookupError):
         return
 
 
@@ -612,6 +614,8 @@ def parse_feed(
         raise BadInputError(feed_url, f"document of {len(content)} bytes exceeds {max_bytes}")
     fetched = fetched_at or utcnow()
     headers = _lower_headers(response_headers)
+    decoded = to_utf8(content)  # UTF-16/32 -> UTF-8, so the rest reads it like UTF-8
+    content = decoded.content
     stripped = content.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith((b"{", b"[")):
         return _parse_json_feed(
@@ -675,7 +679,7 @@ def parse_feed(
         language=language if isinstance(language, str) else None,
         version=version,
         bozo_reason=bozo_reason,
-        encoding=result.get("encoding"),
+        encoding=decoded.encoding or result.get("encoding"),
         ttl_seconds=(_number(feed.get("ttl")) or 0) * 60 or None,
         update_period_seconds=_update_period(feed),
         entry_count=len(entries),
