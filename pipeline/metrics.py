@@ -59,6 +59,22 @@ FEEDS_ASSIGNED = Gauge("newswire_feeds_assigned", "Feeds this poller is responsi
 POLL_LAST_CYCLE = Gauge(
     "newswire_poller_last_activity_timestamp_seconds", "Unix time of the poller's last poll."
 )
+POLLER_STATE_WRITES_SKIPPED = Counter(
+    "newswire_poller_state_writes_skipped_total",
+    "Polls whose state was not written because only the schedule changed.",
+)
+FEED_REVISIONS = Counter(
+    "newswire_feed_revisions_total",
+    "Items published again because their title, summary or body changed.",
+)
+SCHEDULE_LAG = Histogram(
+    "newswire_poller_schedule_lag_seconds",
+    "Request start minus due time of each poll (how far the poller runs behind).",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
+)
+FEEDS_DISABLED = Gauge(
+    "newswire_feeds_disabled", "Assigned feeds the poller gave up on (probed slowly)."
+)
 FETCH_SECONDS = Histogram(
     "newswire_feed_fetch_seconds",
     "Feed fetch duration (request to last byte).",

@@ -256,8 +256,12 @@ class Settings(BaseSettings):
         description="NEWSWIRE_POLL_PARSE_TIMEOUT: seconds a feed parse or full-text extraction "
         "may take before its process is killed and the document counted as bad input.",
     )
-    poll_seen_ids: int = Field(
-        2000, description="NEWSWIRE_POLL_SEEN_IDS: published ids remembered per feed."
+    poll_seen_items: int = Field(
+        64,
+        gt=0,
+        le=1000,
+        description="NEWSWIRE_POLL_SEEN_ITEMS: items remembered per feed (12 bytes each: "
+        "fingerprint and content hash), the newest of what the feed still shows.",
     )
     poller_metrics_host: str = Field(
         "127.0.0.1", description="NEWSWIRE_POLLER_METRICS_HOST: /metrics and /health address."

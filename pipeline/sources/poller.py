@@ -36,6 +36,7 @@ from pipeline.sources.http import Fetcher, FetchResult, failure_reason
 from pipeline.sources.parse import ParsedFeed
 from pipeline.sources.pool import ParsePool, parse_job
 from pipeline.sources.schedule import conditional_headers, next_interval, parse_max_age
+from pipeline.sources.seen import select
 from pipeline.sources.state import FeedState, MemoryStateStore, StateStore, removed_feeds
 
 log = structlog.get_logger(__name__)
@@ -53,18 +54,17 @@ PublishCallable = Callable[[list[RawArticle]], Awaitable[Any]]
 
 
 def body_hash(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+    """8 bytes (16 hex digits) identifying a response body: enough to skip a reparse."""
+    return hashlib.blake2b(body, digest_size=8).hexdigest()
 
 
-def new_articles(articles: Sequence[RawArticle], seen: Iterable[str]) -> list[RawArticle]:
-    """Articles whose id was not published before, first occurrence of each id only."""
-    known = set(seen)
-    out: list[RawArticle] = []
-    for article in articles:
-        if article.id not in known:
-            known.add(article.id)
-            out.append(article)
-    return out
+def per_day(previous: float, new_items: int, elapsed: float | None) -> float:
+    """Moving average of new items per day: each poll weighs by the time it covers
+    (a week's worth replaces the average), so it adapts to the feed's pace."""
+    if not elapsed or elapsed <= 0:
+        return previous
+    weight = min(1.0, elapsed / (7 * 86400.0))
+    return (1 - weight) * previous + weight * (new_items * 86400.0 / elapsed)
 
 
 @dataclass(slots=True)
@@ -216,6 +216,7 @@ class Poller:
     ) -> None:
         hints: list[float | None] = [parse_max_age(result.headers.get("cache-control"))]
         published: list[RawArticle] = []
+        new_count = 0
         snapshot = state.to_json()
         if result.not_modified:
             outcome = "not_modified"
@@ -228,17 +229,19 @@ class Poller:
             else:
                 parsed = await self._parse(feed, result)
                 hints.append(parsed.min_interval_hint)
-                published = new_articles(parsed.articles, state.seen_ids)
+                chosen = select(
+                    parsed.articles, state.seen, state.floor, self.settings.poll_seen_items
+                )
+                published = chosen.publish
                 if published and feed.fulltext:
                     published = await with_fulltext(
                         self.fetcher, self.pool, feed.url, published,
                         self.settings.max_body_chars,
                     )  # fmt: skip
-                if published:
-                    state.remember(
-                        (a.id for a in published),
-                        max(self.settings.poll_seen_ids, 3 * len(parsed.articles)),
-                    )
+                state.seen, state.floor = chosen.seen, chosen.floor
+                state.revisions += chosen.revisions
+                metrics.FEED_REVISIONS.inc(chosen.revisions)
+                new_count = chosen.new
                 state.body_hash = digest
                 outcome = "new" if published else "unchanged"
             # The new validators, seen ids and body hash only count once the articles
@@ -258,18 +261,28 @@ class Poller:
             current, changed=changed, config=self.settings, fixed=feed.interval, hints=hints
         )
         state.next_poll_at = now + state.interval * self.rng.uniform(0.9, 1.1)
+        state.items_per_day = per_day(
+            state.items_per_day,
+            new_count,
+            now - state.last_poll_at if state.last_poll_at is not None else None,
+        )
         state.last_poll_at = now
         state.last_status = result.status
         state.last_outcome = outcome
         state.last_error = None
         state.consecutive_failures = 0
-        state.new_items = len(published)
-        state.total_items += len(published)
+        state.failing_since = None
+        state.disabled = None
+        state.new_items = new_count
+        state.total_items += new_count
         if changed:
             state.last_change_at = now
-        await self._commit(feed, state, published, snapshot)
+        if published or state.needs_write():
+            await self._commit(feed, state, published, snapshot)
+        else:
+            metrics.POLLER_STATE_WRITES_SKIPPED.inc()
         metrics.FEED_FETCHES.labels(outcome=outcome).inc()
-        metrics.FEED_NEW_ITEMS.inc(len(published))
+        metrics.FEED_NEW_ITEMS.inc(new_count)
         log.debug("poller.polled", feed=feed.url, outcome=outcome, new=len(published))
 
     async def _failure(
@@ -305,6 +318,8 @@ class Poller:
         state.last_outcome = "error"
         state.last_error = message[:500]
         state.new_items = 0
+        if state.failing_since is None:
+            state.failing_since = now
         metrics.FEED_FETCHES.labels(outcome="error").inc()
         metrics.FEED_FAILURES.labels(reason=reason).inc()
         if isinstance(exc, BadInputError):
@@ -331,10 +346,11 @@ class Poller:
         try:
             if self._atomic is not None:
                 await self._atomic.commit(state, ((a.id, encode(a)) for a in articles))
-                return
-            if articles:
-                await self._publish(articles)  # waits for Kafka's acks
-            await self._save(feed, state)
+            else:
+                if articles:
+                    await self._publish(articles)  # waits for Kafka's acks
+                await self._save(feed, state)
+            state.mark_written()
         except BaseException:
             state.restore(snapshot)
             raise
@@ -342,6 +358,7 @@ class Poller:
     async def _save(self, feed: FeedConfig, state: FeedState) -> None:
         try:
             await self.store.save(state)
+            state.mark_written()
         except Exception as exc:
             log.error("poller.state_save_failed", feed=feed.url, error=repr(exc))
             raise
@@ -450,4 +467,4 @@ async def _atomic_store_publishes(articles: list[RawArticle]) -> Any:
     raise RuntimeError("the atomic state store publishes the articles")
 
 
-__all__ = ["PollSummary", "Poller", "PublishCallable", "body_hash", "new_articles"]
+__all__ = ["PollSummary", "Poller", "PublishCallable", "body_hash", "per_day"]

@@ -328,7 +328,7 @@ async def test_failing_feeds_back_off_in_kafka_state_and_publish_nothing(
         assert len(records) == srv.hits[path] == last.consecutive_failures, path
         assert [r.consecutive_failures for r in records] == list(range(1, len(records) + 1))
         assert all(r.last_outcome == "error" and text in (r.last_error or "") for r in records)
-        assert last.total_items == 0 and last.seen_ids == [] and last.etag is None
+        assert last.total_items == 0 and last.seen == b"" and last.etag is None
         assert last.next_poll_at == schedules[-1][url]
         # Never requested before it was due: each poll at or after the previous schedule.
         for earlier, later in itertools.pairwise(records):

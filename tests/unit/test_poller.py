@@ -21,7 +21,7 @@ from pipeline.settings import Settings
 from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.fulltext import extract_main_text
 from pipeline.sources.http import Fetcher, SafeResolver
-from pipeline.sources.poller import Poller, new_articles
+from pipeline.sources.poller import Poller, per_day
 from pipeline.sources.safety import UnsafeURLError
 from pipeline.sources.service import poll_command, wait_for_feeds
 from pipeline.sources.state import MemoryStateStore
@@ -41,9 +41,11 @@ CONFIG = Settings(
 # -- pure logic --------------------------------------------------------------------------
 
 
-def test_new_articles_filters_seen_and_duplicates() -> None:
-    a, b, c = (RawArticle(id=i) for i in ("a", "b", "c"))
-    assert [x.id for x in new_articles([a, b, a, c], ["b"])] == ["a", "c"]
+def test_items_per_day_moves_towards_the_pace() -> None:
+    assert per_day(0.0, 10, 86400.0 * 7) == pytest.approx(10 / 7)
+    assert per_day(5.0, 0, None) == 5.0
+    half = per_day(0.0, 1, 3600.0)  # 24/day over an hour, weighted by an hour of a week
+    assert 0 < half < 24
 
 
 # -- against a loopback server -------------------------------------------------------
@@ -264,7 +266,7 @@ async def test_failed_publish_keeps_items_for_next_poll(server: FeedServer) -> N
     poller, collector, _ = make_poller([feed])
     collector.fail = True
     state = await poller.poll_feed(feed)
-    assert state.last_outcome == "error" and state.etag is None and state.seen_ids == []
+    assert state.last_outcome == "error" and state.etag is None and state.seen == b""
     collector.fail = False
     state = await poller.poll_feed(feed)
     assert [a.title for a in collector.articles] == ["One"]
@@ -385,3 +387,30 @@ async def test_wait_for_feeds_rereads_the_list(tmp_path: Path) -> None:
     assert feeds is not None and [f.url for f in feeds.enabled] == ["https://example.com/feed.xml"]
     stop.set()
     assert await wait_for_feeds(tmp_path / "none.yaml", stop) is None
+
+
+async def test_revision_published_once_and_304_writes_no_state(server: FeedServer) -> None:
+    """A changed title is published again (same id, newer fetched_at), once; a poll that
+    changes only the schedule writes no state."""
+    items = [("One", "http://site.test/r/1"), ("Two", "http://site.test/r/2")]
+    server.routes["/rev"] = Route(body=rss_with_items("Rev", items))
+    feed = FeedConfig(url=server.url("/rev"))
+    poller, collector, store = make_poller([feed])
+    await poller.run_once()
+    assert [a.title for a in collector.articles] == ["One", "Two"]
+    saves = store.saves
+    await poller.run_once()  # 304
+    assert poller.states[feed.key].last_outcome == "not_modified"
+    await poller.run_once()
+    assert store.saves == saves  # nothing but the schedule changed
+    server.routes["/rev"] = Route(
+        body=rss_with_items("Rev", [("One, corrected", "http://site.test/r/1"), items[1]])
+    )
+    await poller.run_once()
+    await poller.run_once()
+    revised = collector.articles[2:]
+    assert [a.title for a in revised] == ["One, corrected"]
+    assert revised[0].id == collector.articles[0].id
+    assert revised[0].fetched_at > collector.articles[0].fetched_at
+    state = poller.states[feed.key]
+    assert state.revisions == 1 and state.total_items == 2
