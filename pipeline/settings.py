@@ -230,6 +230,38 @@ class Settings(BaseSettings):
     )
     poll_concurrency: int = Field(64, description="NEWSWIRE_POLL_CONCURRENCY: fetches at once.")
     poll_per_host: int = Field(2, description="NEWSWIRE_POLL_PER_HOST: fetches at once per host.")
+    poll_host_gap: float = Field(
+        2.0,
+        ge=0,
+        description="NEWSWIRE_POLL_HOST_GAP: minimum seconds between request starts to one "
+        "host (2 s: 450 feeds of one publisher still fit the default 15-minute interval).",
+    )
+    poll_first_spread: float = Field(
+        900.0,
+        ge=0,
+        description="NEWSWIRE_POLL_FIRST_SPREAD: first polls of new feeds are spread over "
+        "min(their interval, this many seconds), by a fraction fixed by the feed key.",
+    )
+    poll_disable_404: int = Field(
+        5, gt=0, description="NEWSWIRE_POLL_DISABLE_404: consecutive 404s that disable a feed."
+    )
+    poll_disable_dns_days: float = Field(
+        3.0,
+        gt=0,
+        description="NEWSWIRE_POLL_DISABLE_DNS_DAYS: days of DNS failures that disable a feed.",
+    )
+    poll_disable_days: float = Field(
+        14.0,
+        gt=0,
+        description="NEWSWIRE_POLL_DISABLE_DAYS: days of any failure that disable "
+        "a feed (410 Gone disables at once).",
+    )
+    poll_probe_interval: float = Field(
+        86400.0,
+        gt=0,
+        description="NEWSWIRE_POLL_PROBE_INTERVAL: seconds between probes of a "
+        "disabled feed (a success enables it again).",
+    )
     poll_max_hosts: int = Field(
         1024,
         gt=0,

@@ -396,6 +396,7 @@ class GroupMembership:
                 # Finish in-flight polls before another poller may take these feeds.
                 await poller._drain(keys)
                 poller.assigned = (poller.assigned or set()) - set(keys)
+                poller.reschedule_all()
                 log.info("poller.partitions_revoked", partitions=sorted(lost), feeds=len(keys))
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
@@ -410,6 +411,7 @@ class GroupMembership:
                 poller.assigned = {
                     k for k in poller.feeds if partition_for(k, config.poller_partitions) in parts
                 }
+                poller.reschedule_all()
                 membership.ready = True
                 log.info(
                     "poller.partitions_assigned",

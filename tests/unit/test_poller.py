@@ -21,7 +21,8 @@ from pipeline.settings import Settings
 from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.fulltext import extract_main_text
 from pipeline.sources.http import Fetcher, SafeResolver
-from pipeline.sources.poller import Poller, per_day
+from pipeline.sources.health import per_day
+from pipeline.sources.poller import Poller
 from pipeline.sources.safety import UnsafeURLError
 from pipeline.sources.service import poll_command, wait_for_feeds
 from pipeline.sources.state import MemoryStateStore
@@ -203,7 +204,8 @@ async def test_429_retry_after_is_honoured(server: FeedServer) -> None:
     state = await poller.poll_feed(feed)
     assert state.last_status == 429
     assert state.next_poll_at - (state.last_poll_at or 0) >= 3600
-    assert poller.due_feeds(poller.clock()) == []
+    poller.reschedule_all()
+    assert poller.scheduler.ready(poller.clock() + 3000, 10) == []
     assert (await poller.run_once()).skipped == 1
     assert server.hits["/status/429"] == before + 1
 
@@ -288,7 +290,7 @@ async def test_process_pool_parsing(server: FeedServer) -> None:
 async def test_run_forever_polls_when_due_and_stops(server: FeedServer) -> None:
     server.routes["/loop"] = Route(body=rss_with_items("L", [("x", "http://site.test/l")]))
     feed = FeedConfig(url=server.url("/loop"))
-    poller, collector, _ = make_poller([feed])
+    poller, collector, _ = make_poller([feed], poll_first_spread=0)
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run_forever(stop))
     for _ in range(100):
@@ -414,3 +416,33 @@ async def test_revision_published_once_and_304_writes_no_state(server: FeedServe
     assert revised[0].fetched_at > collector.articles[0].fetched_at
     state = poller.states[feed.key]
     assert state.revisions == 1 and state.total_items == 2
+
+
+async def test_gone_feed_is_disabled_then_picked_up_by_a_probe(server: FeedServer) -> None:
+    server.routes["/gone"] = Route(status=410, body=b"gone", etag=False)
+    feed = FeedConfig(url=server.url("/gone"))
+    poller, collector, store = make_poller([feed])
+    now = [1_000_000.0]
+    poller.clock = lambda: now[0]
+    state = await poller.poll_feed(feed)
+    assert state.disabled == "gone (HTTP 410)"
+    assert state.next_poll_at - now[0] == CONFIG.poll_probe_interval
+    assert store.states[feed.key].disabled == "gone (HTTP 410)"
+    server.routes["/gone"] = Route(body=rss_with_items("Back", [("b", "http://site.test/b")]))
+    now[0] = state.next_poll_at
+    state = await poller.poll_feed(feed)
+    assert state.disabled is None and state.consecutive_failures == 0
+    assert [a.title for a in collector.articles] == ["b"]
+    assert store.states[feed.key].disabled is None
+
+
+async def test_429_holds_the_whole_host_in_the_scheduler(server: FeedServer) -> None:
+    server.add_failure_modes()
+    limited = FeedConfig(url=server.url("/status/429"))
+    sibling = FeedConfig(url=server.url("/status/500"))  # same host
+    poller, _, _ = make_poller([limited, sibling], poll_first_spread=0)
+    now = poller.clock()
+    await poller.poll_feed(limited)
+    poller.scheduler.schedule(sibling.key, sibling.host, now)
+    assert poller.scheduler.ready(now + 60, 10) == []
+    assert [s.key for s in poller.scheduler.ready(now + 3601, 10)] == [sibling.key]
