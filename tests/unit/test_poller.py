@@ -20,8 +20,8 @@ from pipeline.models import RawArticle
 from pipeline.settings import Settings
 from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.fulltext import extract_main_text
-from pipeline.sources.http import Fetcher, SafeResolver
 from pipeline.sources.health import per_day
+from pipeline.sources.http import Fetcher, SafeResolver
 from pipeline.sources.poller import Poller
 from pipeline.sources.safety import UnsafeURLError
 from pipeline.sources.service import poll_command, wait_for_feeds
