@@ -262,6 +262,12 @@ class Settings(BaseSettings):
         description="NEWSWIRE_POLL_PROBE_INTERVAL: seconds between probes of a "
         "disabled feed (a success enables it again).",
     )
+    feeds_follow_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="NEWSWIRE_FEEDS_FOLLOW_SECONDS: how often a running poller applies feed "
+        "list changes from the feeds topic (newswire feeds add / remove / import).",
+    )
     poll_max_hosts: int = Field(
         1024,
         gt=0,

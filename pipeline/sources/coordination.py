@@ -16,23 +16,19 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import ProducerFenced
 
 from pipeline.errors import KafkaUnavailableError
-from pipeline.kafka.client import bootstrap, start_client
+from pipeline.kafka.client import start_client
 from pipeline.kafka.compacted import read_to_end
 from pipeline.kafka.security import client_options
 from pipeline.kafka.topics import COMPACTED, TopicSpec, create_missing_topics, topic_partitions
 from pipeline.settings import Settings
 from pipeline.sources.state import FeedState, partition_for
-
-if TYPE_CHECKING:
-    from pipeline.sources.poller import Poller
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +44,10 @@ async def ensure_poller_topics(bootstrap_servers: str, config: Settings) -> list
         TopicSpec(config.topic_feeds, config.poller_partitions, COMPACTED),
     ]
     return await create_missing_topics(config, specs, bootstrap_servers)
+
+
+#: State records decoded between two yields to the event loop.
+DECODE_SLICE = 2000
 
 
 class KafkaStateStore:
@@ -85,19 +85,11 @@ class KafkaStateStore:
             fetch_max_bytes=32 * 1024 * 1024,
         )
         await start_client(consumer, self.bootstrap)
-        states: dict[str, FeedState] = {}
+        latest: dict[bytes, bytes | None] = {}
 
         def apply(record: Any) -> None:
-            key = record.key.decode("utf-8") if record.key else None
-            if key is None:
-                return
-            if record.value is None:  # tombstone: feed removed
-                states.pop(key, None)
-                return
-            try:
-                states[key] = FeedState.from_json(record.value)
-            except (ValueError, TypeError) as exc:
-                log.warning("poller.state_unreadable", key=key, error=str(exc))
+            if record.key:
+                latest[record.key] = record.value  # None: a tombstone (feed removed)
 
         try:
             available = await topic_partitions(consumer, topic)
@@ -106,6 +98,18 @@ class KafkaStateStore:
                 await read_to_end(consumer, [TopicPartition(topic, p) for p in wanted], apply)
         finally:
             await consumer.stop()
+        # Only the newest record of each key is decoded (the uncompacted head of the
+        # topic holds many), in slices so the event loop (heartbeats) keeps running.
+        states: dict[str, FeedState] = {}
+        for done, (raw_key, value) in enumerate(latest.items(), 1):
+            if value is not None:
+                key = raw_key.decode("utf-8", "replace")
+                try:
+                    states[key] = FeedState.from_json(value)
+                except (ValueError, TypeError) as exc:
+                    log.warning("poller.state_unreadable", key=key, error=str(exc))
+            if done % DECODE_SLICE == 0:
+                await asyncio.sleep(0)
         return states
 
     async def save(self, state: FeedState) -> None:
@@ -372,81 +376,8 @@ class AtomicKafkaStateStore(KafkaStateStore):
         await super().close()
 
 
-class GroupMembership:
-    """Consumer-group membership on the assignment topic and the rebalance hand-over."""
-
-    def __init__(self, poller: Poller) -> None:
-        self.poller = poller
-        self.consumer: Any = None
-        self.ready = False
-
-    async def start(self) -> None:
-        poller = self.poller
-        config = poller.settings
-        membership = self
-
-        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-            async def on_partitions_revoked(self, revoked: Any) -> None:
-                membership.ready = False
-                lost = {tp.partition for tp in revoked}
-                keys = [
-                    k for k in list(poller.assigned or ())
-                    if partition_for(k, config.poller_partitions) in lost
-                ]  # fmt: skip
-                # Finish in-flight polls before another poller may take these feeds.
-                await poller._drain(keys)
-                poller.assigned = (poller.assigned or set()) - set(keys)
-                poller.reschedule_all()
-                log.info("poller.partitions_revoked", partitions=sorted(lost), feeds=len(keys))
-
-            async def on_partitions_assigned(self, assigned: Any) -> None:
-                parts = {tp.partition for tp in assigned}
-                atomic = poller._atomic
-                if atomic is not None:
-                    # Fence the previous owners (aborting what a dead one left open)
-                    # before reading the state they wrote.
-                    await atomic.release(atomic.claimed - parts)
-                    await atomic.claim(parts)
-                await poller.load_state(parts)
-                poller.assigned = {
-                    k for k in poller.feeds if partition_for(k, config.poller_partitions) in parts
-                }
-                poller.reschedule_all()
-                membership.ready = True
-                log.info(
-                    "poller.partitions_assigned",
-                    partitions=sorted(parts),
-                    feeds=len(poller.assigned),
-                )
-
-        servers = bootstrap(config)
-        await ensure_poller_topics(servers, config)
-        poller.assigned = set()
-        self.consumer = AIOKafkaConsumer(
-            **client_options(config, servers),
-            group_id=config.poller_group,
-            enable_auto_commit=False,
-            session_timeout_ms=config.poller_session_timeout_ms,
-            heartbeat_interval_ms=max(500, config.poller_session_timeout_ms // 4),
-            max_poll_interval_ms=300_000,
-            rebalance_timeout_ms=max(60_000, int(config.poll_timeout * 2000)),
-        )
-        self.consumer.subscribe([config.topic_feeds], listener=Listener())
-        await start_client(self.consumer, servers)
-
-    async def poll(self) -> None:
-        # Records are not used: calling getmany keeps the membership alive and runs the
-        # rebalance callbacks.
-        await self.consumer.getmany(timeout_ms=10, max_records=1)
-
-    async def stop(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-
-
 __all__ = [
     "AtomicKafkaStateStore",
-    "GroupMembership",
     "KafkaStateStore",
     "ensure_poller_topics",
 ]

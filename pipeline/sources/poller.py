@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,11 +26,12 @@ from pipeline.errors import BadInputError, FetchError
 from pipeline.kafka.client import encode
 from pipeline.models import RawArticle
 from pipeline.settings import Settings
-from pipeline.sources.coordination import AtomicKafkaStateStore, GroupMembership
+from pipeline.sources.coordination import AtomicKafkaStateStore
 from pipeline.sources.feeds import FeedConfig, FeedList
 from pipeline.sources.fulltext import with_fulltext
 from pipeline.sources.health import after_failure, per_day
 from pipeline.sources.http import Fetcher, FetchResult, failure_reason
+from pipeline.sources.membership import GroupMembership
 from pipeline.sources.outcome import (
     PollSummary,
     PublishCallable,
@@ -87,6 +88,7 @@ class Poller:
         self.rng = rng or random.Random()
         self.clock = clock
         self.assigned: set[str] | None = None  # None = every feed (no group)
+        self.held_partitions: set[int] | None = None  # a group member's partitions
         self._in_flight: dict[str, asyncio.Task[FeedState]] = {}
         self.scheduler = Scheduler(settings.poll_per_host, settings.poll_host_gap)
         self._wakeup = asyncio.Event()
@@ -177,14 +179,23 @@ class Poller:
     def reschedule_all(self) -> None:
         """After a load, an assignment or a feed list change (O(feeds), never per tick):
         schedule the feeds that are ours, unschedule the others."""
-        now = self.clock()
-        for key, feed in self.feeds.items():
-            if key in self._in_flight:
-                continue  # rescheduled when its poll ends
-            if self._mine(key):
-                self.schedule_feed(feed, now)
-            elif key in self.scheduler:
-                self.scheduler.remove(key)
+        for _ in self._reschedule(self.clock()):
+            pass
+
+    async def reschedule_all_async(self) -> None:
+        """:meth:`reschedule_all` in slices, yielding to the event loop between them."""
+        for _ in self._reschedule(self.clock()):
+            await asyncio.sleep(0)
+
+    def _reschedule(self, now: float) -> Iterator[None]:
+        for done, (key, feed) in enumerate(list(self.feeds.items()), 1):
+            if key not in self._in_flight:  # in flight: rescheduled when its poll ends
+                if self._mine(key):
+                    self.schedule_feed(feed, now)
+                elif key in self.scheduler:
+                    self.scheduler.remove(key)
+            if done % 5000 == 0:
+                yield
         self._wakeup.set()
 
     # -- one feed ---------------------------------------------------------------------

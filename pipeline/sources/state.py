@@ -130,6 +130,7 @@ class FeedState:
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(FeedState) if f.name != "written")
+RECORD_FIELDS = _RECORD_FIELDS  # the fields a state record carries
 _RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
 
 
@@ -183,7 +184,9 @@ class MemoryStateStore:
 
 
 __all__ = [
+    "RECORD_FIELDS",
     "RECORD_VERSION",
+    "SCHEDULE_FIELDS",
     "FeedState",
     "MemoryStateStore",
     "StateStore",

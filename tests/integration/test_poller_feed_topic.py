@@ -1,0 +1,116 @@
+"""The feeds topic as the list of record: written by the feeds commands' logic, loaded
+by a poller at start, and followed while it runs (added feeds polled, removed ones
+unscheduled and their state tombstoned) without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from pipeline.sources.coordination import AtomicKafkaStateStore, ensure_poller_topics
+from pipeline.sources.feeds import FeedConfig
+from pipeline.sources.feedtopic import FeedTopic, apply_to_poller
+from pipeline.sources.poller import Poller
+from tests.fixtures.feeds_server import FeedServer, Route, rss_with_items
+from tests.integration.helpers import isolated, read_committed_records
+
+pytestmark = pytest.mark.integration
+
+
+async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+        )
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FeedServer]:
+    srv = FeedServer().start()
+    for name in ("one", "two", "three"):
+        srv.routes[f"/ft/{name}"] = Route(
+            body=rss_with_items(name, [(f"{name} item", f"http://site.test/ft/{name}")])
+        )
+    yield srv
+    srv.stop()
+
+
+async def _wait(what: str, check: Any, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def test_feed_list_changes_reach_a_running_poller(stack: Any, server: FeedServer) -> None:
+    settings = isolated(
+        stack.settings, "feedtopic", poller_partitions=2, allow_private_feeds=True,
+        poll_first_spread=0, poll_host_gap=0, poll_per_host=8,
+    )  # fmt: skip
+    servers = stack.kafka_bootstrap
+    await ensure_poller_topics(servers, settings)
+    await create_topic(servers, settings.topic_raw, 2)
+    one, two, three = (FeedConfig(url=server.url(f"/ft/{n}")) for n in ("one", "two", "three"))
+    topic = FeedTopic(servers, settings)
+    assert await topic.write([one, two]) == 2
+    listed = await topic.load()
+    assert sorted(f.url for f in listed.feeds) == sorted([one.url, two.url])
+
+    store = AtomicKafkaStateStore(servers, settings, settings.topic_raw)
+    poller = Poller(settings, listed, None, store)
+    stop = asyncio.Event()
+    follower = asyncio.create_task(
+        topic.follow(lambda up, gone: apply_to_poller(poller, up, gone), stop, every=1.0)
+    )
+    runner = asyncio.create_task(poller.run_forever(stop))
+
+    def titles() -> set[str]:
+        return {json.loads(r.value)["title"] for r in records}
+
+    records: list[Any] = []
+
+    async def refresh() -> set[str]:
+        records[:] = await read_committed_records(servers, settings.topic_raw)
+        return titles()
+
+    try:
+        await _wait("the first two feeds", lambda: {one.key, two.key} <= set(poller.states))
+        await _wait(
+            "their states written", lambda: all(s.last_poll_at for s in poller.states.values())
+        )
+        assert await refresh() == {"one item", "two item"}
+        changed_at = time.monotonic()
+        await topic.write([three])
+        await topic.remove([two.url])
+        await _wait(
+            "the change applied", lambda: three.key in poller.feeds and two.key not in poller.feeds
+        )
+        await _wait(
+            "the new feed polled",
+            lambda: three.key in poller.states and bool(poller.states[three.key].last_poll_at),
+        )
+        assert time.monotonic() - changed_at < 60
+        assert two.key not in poller.scheduler
+        assert "three item" in await refresh()
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 30)
+        await asyncio.wait_for(follower, 30)
+        await poller.close()
+        await store.close()
+    state_records = await read_committed_records(servers, settings.topic_poller_state)
+    last = {r.key.decode(): r.value for r in state_records}
+    assert last[two.key] is None  # tombstoned: the compacted topic forgets it
+    assert last[three.key] is not None
+    assert sorted(f.url for f in (await topic.load()).feeds) == sorted([one.url, three.url])
