@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from aiokafka.errors import KafkaError
 
 from pipeline import metrics
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, KafkaUnavailableError
 from pipeline.kafka.client import bootstrap
 from pipeline.settings import Settings
 from pipeline.sources.coordination import AtomicKafkaStateStore, ensure_poller_topics
@@ -105,10 +106,16 @@ async def poll_command(
             )
         servers = bootstrap(settings)
         topic: FeedTopic | None = None
+        listed = FeedList()
         if not once:
-            await ensure_poller_topics(servers, settings)
-            topic = FeedTopic(servers, settings)
-            listed = await topic.load()
+            try:
+                await ensure_poller_topics(servers, settings)
+                topic = FeedTopic(servers, settings)
+                listed = await topic.load()
+            except (KafkaUnavailableError, KafkaError) as exc:
+                # Kafka is needed to poll, but the process stays up (idle on the file).
+                log.warning("poller.feeds_topic_unreadable", error=str(exc)[:300])
+                topic = None
             for error in listed.errors:
                 log.error("feeds.invalid_entry", topic=settings.topic_feeds, error=str(error))
             if listed.enabled:
