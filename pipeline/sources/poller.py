@@ -285,7 +285,9 @@ class Poller:
         state.interval = next_interval(
             current, changed=changed, config=self.settings, fixed=feed.interval, hints=hints
         )
-        state.next_poll_at = now + state.interval * self.rng.uniform(0.9, 1.1)
+        # Jitter only ever shortens the interval: a feed is polled at least once per
+        # interval, and polls of feeds that fell due together drift apart.
+        state.next_poll_at = now + state.interval * self.rng.uniform(0.9, 1.0)
         state.items_per_day = per_day(
             state.items_per_day,
             new_count,
