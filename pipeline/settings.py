@@ -311,7 +311,9 @@ class Settings(BaseSettings):
         "newswire.poller.state", description="NEWSWIRE_TOPIC_POLLER_STATE: compacted state topic."
     )
     topic_feeds: str = Field(
-        "newswire.feeds", description="NEWSWIRE_TOPIC_FEEDS: partitions split feeds among pollers."
+        "newswire.feeds",
+        description="NEWSWIRE_TOPIC_FEEDS: the feed list of record; its partitions split "
+        "feeds among pollers.",
     )
     poller_group: str = Field(
         "newswire-poller", description="NEWSWIRE_POLLER_GROUP: consumer group of the pollers."
