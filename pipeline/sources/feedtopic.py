@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -25,6 +26,7 @@ from pipeline.kafka.compacted import read_to_end
 from pipeline.kafka.security import client_options
 from pipeline.kafka.topics import topic_partitions
 from pipeline.settings import Settings
+from pipeline.sources.coordination import ensure_poller_topics
 from pipeline.sources.feeds import FeedConfig, FeedEntryError, FeedList, feed_key
 from pipeline.sources.state import partition_for
 
@@ -189,6 +191,46 @@ class FeedTopic:
         return await self._send((feed_key(u), None) for u in urls)
 
 
+@dataclass(frozen=True, slots=True)
+class TopicChange:
+    """What ``feeds add / remove / import`` wrote to the feeds topic."""
+
+    added: list[FeedConfig]
+    changed: list[FeedConfig]
+    unchanged: list[FeedConfig]
+    removed: list[str]
+    errors: list[FeedEntryError]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "added": [f.url for f in self.added],
+            "changed": [f.url for f in self.changed],
+            "unchanged": len(self.unchanged),
+            "removed": self.removed,
+            "errors": [str(e) for e in self.errors],
+        }
+
+
+async def put_feeds(
+    bootstrap_servers: str, settings: Settings, incoming: FeedList, *, remove: Iterable[str] = ()
+) -> TopicChange:
+    """Write ``incoming`` entries that are new or differ from the topic's, and tombstone
+    the ``remove`` URLs that are listed; the rest is left alone (no rewrite of 200,000
+    records for one change)."""
+    await ensure_poller_topics(bootstrap_servers, settings)
+    topic = FeedTopic(bootstrap_servers, settings)
+    current = {f.key: f for f in (await topic.load()).feeds}
+    added = [f for f in incoming.feeds if f.key not in current]
+    changed = [f for f in incoming.feeds if f.key in current and current[f.key] != f]
+    unchanged = [f for f in incoming.feeds if current.get(f.key) == f]
+    gone = [url.strip() for url in remove if feed_key(url) in current]
+    if added or changed:
+        await topic.write([*added, *changed])
+    if gone:
+        await topic.remove(gone)
+    return TopicChange(added, changed, unchanged, gone, list(incoming.errors))
+
+
 async def apply_to_poller(poller: Poller, upserts: list[FeedConfig], removed: list[str]) -> None:
     """Apply feed list changes to a running poller: new and changed entries are
     (re)scheduled if they are the poller's; removed ones are unscheduled and their state
@@ -223,4 +265,12 @@ async def apply_to_poller(poller: Poller, upserts: list[FeedConfig], removed: li
     poller._wakeup.set()
 
 
-__all__ = ["ChangeCallback", "FeedTopic", "apply_to_poller", "feed_record", "read_feed_record"]
+__all__ = [
+    "ChangeCallback",
+    "FeedTopic",
+    "TopicChange",
+    "apply_to_poller",
+    "feed_record",
+    "put_feeds",
+    "read_feed_record",
+]

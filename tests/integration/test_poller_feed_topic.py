@@ -14,8 +14,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.sources.coordination import AtomicKafkaStateStore, ensure_poller_topics
-from pipeline.sources.feeds import FeedConfig
-from pipeline.sources.feedtopic import FeedTopic, apply_to_poller
+from pipeline.sources.feeds import FeedConfig, FeedList
+from pipeline.sources.feedtopic import FeedTopic, apply_to_poller, put_feeds
 from pipeline.sources.poller import Poller
 from tests.fixtures.feeds_server import FeedServer, Route, rss_with_items
 from tests.integration.helpers import isolated, read_committed_records
@@ -63,7 +63,10 @@ async def test_feed_list_changes_reach_a_running_poller(stack: Any, server: Feed
     await create_topic(servers, settings.topic_raw, 2)
     one, two, three = (FeedConfig(url=server.url(f"/ft/{n}")) for n in ("one", "two", "three"))
     topic = FeedTopic(servers, settings)
-    assert await topic.write([one, two]) == 2
+    first = await put_feeds(servers, settings, FeedList(feeds=[one, two]))
+    assert [f.url for f in first.added] == [one.url, two.url]
+    again = await put_feeds(servers, settings, FeedList(feeds=[one, two]))
+    assert again.added == again.changed == [] and len(again.unchanged) == 2
     listed = await topic.load()
     assert sorted(f.url for f in listed.feeds) == sorted([one.url, two.url])
 
@@ -91,8 +94,8 @@ async def test_feed_list_changes_reach_a_running_poller(stack: Any, server: Feed
         )
         assert await refresh() == {"one item", "two item"}
         changed_at = time.monotonic()
-        await topic.write([three])
-        await topic.remove([two.url])
+        change = await put_feeds(servers, settings, FeedList(feeds=[three]), remove=[two.url])
+        assert change.added == [three] and change.removed == [two.url]
         await _wait(
             "the change applied", lambda: three.key in poller.feeds and two.key not in poller.feeds
         )
