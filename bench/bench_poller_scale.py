@@ -380,6 +380,93 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     return result
 
 
+def rebalance(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """A group of one poller with ``--feeds`` feeds from the topic (first polls spread over
+    a day, so few are due), then a second poller joins: seconds to the first assignment,
+    RSS with the whole list, and seconds until both pollers have their share."""
+    port_base = int(os.environ.get("NEWSWIRE_BENCH_PORT_BASE", "36000"))
+    run_id = uuid.uuid4().hex[:8]
+    topics = settings.model_copy(
+        update={
+            "topic_feeds": f"bench.rebalance.{run_id}.feeds",
+            "topic_poller_state": f"bench.rebalance.{run_id}.state",
+            "topic_raw": f"bench.rebalance.{run_id}.raw",
+            "poller_group": f"bench-rebalance-{run_id}",
+        }
+    )
+    from pipeline.sources.coordination import ensure_poller_topics
+
+    async def write_list() -> None:
+        await ensure_poller_topics(bootstrap_of(topics), topics)
+        feeds = [
+            FeedConfig(url=feed_url(i, args.hosts, port_base + 879)) for i in range(args.feeds)
+        ]
+        await FeedTopic(bootstrap_of(topics), topics).write(feeds)
+
+    asyncio.run(write_list())
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("NEWSWIRE_")},
+        "NEWSWIRE_KAFKA_BOOTSTRAP": bootstrap_of(topics),
+        "NEWSWIRE_TOPIC_FEEDS": topics.topic_feeds,
+        "NEWSWIRE_TOPIC_POLLER_STATE": topics.topic_poller_state,
+        "NEWSWIRE_TOPIC_RAW": topics.topic_raw,
+        "NEWSWIRE_POLLER_GROUP": topics.poller_group,
+        "NEWSWIRE_ALLOW_PRIVATE_FEEDS": "true",
+        "NEWSWIRE_POLL_FIRST_SPREAD": "86400",
+        "NEWSWIRE_POLL_INTERVAL": "86400",
+        "NEWSWIRE_POLLER_METRICS_PORT": "0",
+        "NEWSWIRE_LOG_FORMAT": "json",
+        "NEWSWIRE_LOG_LEVEL": "INFO",
+        "NEWSWIRE_HOME": str(BENCH_HOME),
+    }
+    BENCH_HOME.mkdir(parents=True, exist_ok=True)
+    log_a, log_b = (BENCH_HOME / f"rebalance-{run_id}-{n}.log" for n in "ab")
+    result: dict[str, Any] = {"feeds": args.feeds}
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        started = time.time()
+        a = start_poller(env, log_a)
+        procs.append(a)
+        peak = 0.0
+        while first_log(log_a, "poller.partitions_assigned") is None:
+            if time.time() > started + 300 or a.poll() is not None:
+                raise RuntimeError(f"poller a never got its partitions; see {log_a}")
+            peak = max(peak, tree_rss_mb(a.pid))
+            time.sleep(0.5)
+        result["start_to_assigned_s"] = round(time.time() - started, 1)
+        time.sleep(5)
+        result["rss_mib_one_poller_all_feeds"] = round(max(peak, tree_rss_mb(a.pid)))
+        lines_a = len(log_a.read_text(errors="replace").splitlines())
+        joined = time.time()
+        b = start_poller(env, log_b)
+        procs.append(b)
+        done_a = done_b = None
+        while done_a is None or done_b is None:
+            if time.time() > joined + 300:
+                raise RuntimeError(f"no rebalance within 300 s; see {log_a} and {log_b}")
+            done_a = done_a or first_log(log_a, "poller.partitions_assigned", lines_a)
+            done_b = done_b or first_log(log_b, "poller.partitions_assigned")
+            time.sleep(0.5)
+        result["second_start_to_both_assigned_s"] = round(time.time() - joined, 1)
+        result["take_seconds_a_b"] = [done_a.get("seconds"), done_b.get("seconds")]
+        result["feeds_a_b"] = [done_a.get("feeds"), done_b.get("feeds")]
+        missed = [
+            line for log in (log_a, log_b) for line in log.read_text(errors="replace").splitlines()
+            if "not recognized" in line or "Heartbeat failed" in line
+        ]  # fmt: skip
+        result["heartbeat_problems"] = len(missed)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return result
+
+
 def report(result: dict[str, Any]) -> None:
     for key, value in result.items():
         print(f"{key:32} {value}")
@@ -400,10 +487,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--list-only", action="store_true", help="only write and load the feed list"
     )
+    parser.add_argument(
+        "--rebalance-only", action="store_true", help="only the group start and rebalance"
+    )
     parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result: dict[str, Any] = {"months_model": months_model(args.months_feeds, args.months_polls)}
+    result: dict[str, Any] = {}
+    if not args.rebalance_only and not args.list_only:
+        result["months_model"] = months_model(args.months_feeds, args.months_polls)
     if not args.months_only:
         base = int(os.environ.get("NEWSWIRE_BENCH_PORT_BASE", "36000"))
         settings = Settings(
@@ -425,7 +517,10 @@ def main(argv: list[str] | None = None) -> int:
             started_here = not local.status().healthy
             local.up()
         try:
-            result["poller"] = run(args, settings)
+            if args.rebalance_only:
+                result["rebalance"] = rebalance(args, settings)
+            else:
+                result["poller"] = run(args, settings)
         finally:
             if local is not None and started_here:
                 local.down()
