@@ -160,6 +160,16 @@ async def state_bytes(settings: Settings, feeds: int) -> dict[str, Any]:
     }
 
 
+async def create_topics(settings: Settings) -> None:
+    """The poller topics and the raw topic (what ``newswire setup`` creates)."""
+    from pipeline.kafka.topics import TopicSpec, create_missing_topics
+    from pipeline.sources.coordination import ensure_poller_topics
+
+    servers = bootstrap_of(settings)
+    await ensure_poller_topics(servers, settings)
+    await create_missing_topics(settings, [TopicSpec(settings.topic_raw, 4)], servers)
+
+
 def bootstrap_of(settings: Settings) -> str:
     return str(settings.kafka_bootstrap)
 
@@ -277,10 +287,9 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     }  # fmt: skip
     procs: list[subprocess.Popen[Any]] = [farm]
     try:
-        from pipeline.sources.coordination import ensure_poller_topics
 
         async def write_list() -> float:
-            await ensure_poller_topics(bootstrap_of(topics), topics)
+            await create_topics(topics)
             feeds = [FeedConfig(url=feed_url(i, args.hosts, farm_port)) for i in range(args.feeds)]
             started = time.perf_counter()
             await FeedTopic(bootstrap_of(topics), topics).write(feeds)
@@ -394,10 +403,9 @@ def rebalance(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             "poller_group": f"bench-rebalance-{run_id}",
         }
     )
-    from pipeline.sources.coordination import ensure_poller_topics
 
     async def write_list() -> None:
-        await ensure_poller_topics(bootstrap_of(topics), topics)
+        await create_topics(topics)
         feeds = [
             FeedConfig(url=feed_url(i, args.hosts, port_base + 879)) for i in range(args.feeds)
         ]
