@@ -40,6 +40,10 @@ class PollSummary:
     skipped: int = 0
 
 
+async def _atomic_store_publishes(articles: list[RawArticle]) -> Any:
+    raise RuntimeError("the atomic state store publishes the articles")
+
+
 def due_in_cycle(
     feeds: Iterable[FeedConfig], states: Mapping[str, FeedState], now: float, respect_backoff: bool
 ) -> tuple[list[FeedConfig], int]:
