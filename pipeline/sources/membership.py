@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer
@@ -29,21 +30,38 @@ from aiokafka.abc import ConsumerRebalanceListener
 
 from pipeline.kafka.client import bootstrap, start_client
 from pipeline.kafka.security import client_options
-from pipeline.sources.coordination import ensure_poller_topics
-from pipeline.sources.state import partition_for
-
-if TYPE_CHECKING:
-    from pipeline.sources.poller import Poller
+from pipeline.settings import Settings
+from pipeline.sources.coordination import AtomicKafkaStateStore, ensure_poller_topics
+from pipeline.sources.feeds import FeedConfig
+from pipeline.sources.state import FeedState, partition_for
 
 log = structlog.get_logger(__name__)
 #: Wait before a failed state load is tried again (seconds).
 LOAD_RETRY_SECONDS = 5.0
 
 
+class GroupMember(Protocol):
+    """What membership drives (the poller), declared here so that this module does not
+    depend on the poller, which depends on it."""
+
+    settings: Settings
+    feeds: dict[str, FeedConfig]
+    states: dict[str, FeedState]
+    assigned: set[str] | None
+    held_partitions: set[int] | None
+    _atomic: AtomicKafkaStateStore | None
+
+    async def load_state(self, partitions: Iterable[int] | None = None) -> None: ...
+
+    async def reschedule_all_async(self) -> None: ...
+
+    async def _drain(self, keys: Iterable[str] | None = None) -> None: ...
+
+
 class GroupMembership:
     """Consumer-group membership on the assignment topic; see the module docstring."""
 
-    def __init__(self, poller: Poller) -> None:
+    def __init__(self, poller: GroupMember) -> None:
         self.poller = poller
         self.consumer: Any = None
         self.ready = False
@@ -159,4 +177,4 @@ class GroupMembership:
             await self.consumer.stop()
 
 
-__all__ = ["GroupMembership"]
+__all__ = ["GroupMember", "GroupMembership"]

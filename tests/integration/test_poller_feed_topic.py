@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,8 +16,6 @@ from pipeline.sources.coordination import AtomicKafkaStateStore, ensure_poller_t
 from pipeline.sources.feeds import FeedConfig, FeedList
 from pipeline.sources.feedtopic import FeedTopic, apply_to_poller, put_feeds
 from pipeline.sources.poller import Poller
-from tests.fixtures.feeds_server import FeedServer, Route, rss_with_items
-from tests.integration.helpers import isolated, read_committed_records
 
 pytestmark = pytest.mark.integration
 
@@ -34,17 +31,6 @@ async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
         await admin.close()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FeedServer]:
-    srv = FeedServer().start()
-    for name in ("one", "two", "three"):
-        srv.routes[f"/ft/{name}"] = Route(
-            body=rss_with_items(name, [(f"{name} item", f"http://site.test/ft/{name}")])
-        )
-    yield srv
-    srv.stop()
-
-
 async def _wait(what: str, check: Any, within: float = 60.0) -> None:
     deadline = time.monotonic() + within
     while not check():
@@ -53,7 +39,19 @@ async def _wait(what: str, check: Any, within: float = 60.0) -> None:
         await asyncio.sleep(0.2)
 
 
-async def test_feed_list_changes_reach_a_running_poller(stack: Any, server: FeedServer) -> None:
+async def test_feed_list_changes_reach_a_running_poller(
+    stack: Any,
+    feed_server: Any,
+    feed_route: Any,
+    rss_feed: Any,
+    isolated: Any,
+    read_committed_records: Any,
+) -> None:
+    server = feed_server
+    for name in ("one", "two", "three"):
+        server.routes[f"/ft/{name}"] = feed_route(
+            body=rss_feed(name, [(f"{name} item", f"http://site.test/ft/{name}")])
+        )
     settings = isolated(
         stack.settings, "feedtopic", poller_partitions=2, allow_private_feeds=True,
         poll_first_spread=0, poll_host_gap=0, poll_per_host=8,

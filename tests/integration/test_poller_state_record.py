@@ -5,7 +5,6 @@ record (rolling upgrade) read without publishing anything again."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,17 +12,8 @@ import pytest
 from pipeline.sources.coordination import AtomicKafkaStateStore, ensure_poller_topics
 from pipeline.sources.feeds import FeedConfig, FeedList
 from pipeline.sources.poller import Poller
-from tests.fixtures.feeds_server import FeedServer, Route, rss_with_items
-from tests.integration.helpers import isolated, read_committed_records
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FeedServer]:
-    srv = FeedServer().start()
-    yield srv
-    srv.stop()
 
 
 async def _poll(settings: Any, servers: str, feeds: list[FeedConfig]) -> Poller:
@@ -37,12 +27,20 @@ async def _poll(settings: Any, servers: str, feeds: list[FeedConfig]) -> Poller:
     return poller
 
 
-async def test_revisions_and_quiet_polls_in_kafka(stack: Any, server: FeedServer) -> None:
+async def test_revisions_and_quiet_polls_in_kafka(
+    stack: Any,
+    feed_server: Any,
+    feed_route: Any,
+    rss_feed: Any,
+    isolated: Any,
+    read_committed_records: Any,
+) -> None:
+    server = feed_server
     settings = isolated(stack.settings, "staterec", poller_partitions=2, allow_private_feeds=True)
     servers = stack.kafka_bootstrap
     await ensure_poller_topics(servers, settings)
     items = [(f"Story {i}", f"http://site.test/st/{i}") for i in range(40)]
-    server.routes["/st"] = Route(body=rss_with_items("St", items))
+    server.routes["/st"] = feed_route(body=rss_feed("St", items))
     feed = FeedConfig(url=server.url("/st"))
 
     await _poll(settings, servers, [feed])
@@ -62,7 +60,7 @@ async def test_revisions_and_quiet_polls_in_kafka(stack: Any, server: FeedServer
 
     # One story corrected: published again once, as a newer revision of the same id.
     items[3] = ("Story 3, corrected", items[3][1])
-    server.routes["/st"] = Route(body=rss_with_items("St", items))
+    server.routes["/st"] = feed_route(body=rss_feed("St", items))
     await _poll(settings, servers, [feed])
     await _poll(settings, servers, [feed])
     raw = await read_committed_records(servers, settings.topic_raw)
@@ -72,9 +70,12 @@ async def test_revisions_and_quiet_polls_in_kafka(stack: Any, server: FeedServer
     assert revised[0]["id"] == first["id"] and revised[0]["fetched_at"] > first["fetched_at"]
 
 
-async def test_version_1_record_is_read_after_an_upgrade(stack: Any, server: FeedServer) -> None:
+async def test_version_1_record_is_read_after_an_upgrade(
+    stack: Any, feed_server: Any, feed_route: Any, rss_feed: Any, isolated: Any
+) -> None:
     """A poller of the old version remembered ids as strings; the new one reads them and
     publishes nothing of what the old one published."""
+    server = feed_server
     from aiokafka import AIOKafkaProducer
 
     from pipeline.identity import article_id
@@ -84,7 +85,7 @@ async def test_version_1_record_is_read_after_an_upgrade(stack: Any, server: Fee
     servers = stack.kafka_bootstrap
     await ensure_poller_topics(servers, settings)
     items = [(f"Old {i}", f"http://site.test/v1/{i}") for i in range(5)]
-    server.routes["/v1"] = Route(body=rss_with_items("V1", items), etag=False)
+    server.routes["/v1"] = feed_route(body=rss_feed("V1", items), etag=False)
     feed = FeedConfig(url=server.url("/v1"))
     old = {
         "key": feed.key, "url": feed.url, "body_hash": "0" * 64, "total_items": 5,
@@ -105,5 +106,17 @@ async def test_version_1_record_is_read_after_an_upgrade(stack: Any, server: Fee
     state = poller.states[feed.key]  # the body changed (no ETag, old hash): parsed again
     assert state.last_outcome == "unchanged" and state.new_items == 0
     assert state.total_items == 5 and state.revisions == 0
-    records = await read_committed_records(servers, settings.topic_poller_state)
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        tp = TopicPartition(
+            settings.topic_poller_state, partition_for(feed.key, settings.poller_partitions)
+        )
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        records = (await consumer.getmany(tp, timeout_ms=5000)).get(tp, [])
+    finally:
+        await consumer.stop()
     assert records[-1].value is not None and json.loads(records[-1].value)["v"] == 2
