@@ -20,6 +20,7 @@ from pipeline.kafka.client import bootstrap
 from pipeline.settings import Settings
 from pipeline.sources.coordination import KafkaStateStore
 from pipeline.sources.feeds import FeedConfig, load_feeds_logged
+from pipeline.sources.feedtopic import FeedTopic
 from pipeline.sources.state import FeedState, StateStore, partition_for
 
 #: Feed health, as ``feeds status --health`` filters it.
@@ -97,6 +98,15 @@ def feed_status_rows(
     return rows
 
 
+async def _feed_list(settings: Settings, feeds_file: Path | None) -> list[FeedConfig]:
+    """The feeds topic's list when it holds feeds and no file is named, else the file."""
+    if feeds_file is None:
+        listed = await FeedTopic(bootstrap(settings), settings).load()
+        if listed.feeds:
+            return listed.feeds
+    return load_feeds_logged(feeds_file or settings.feeds_file).feeds
+
+
 def _cursor(cursor: str | None) -> tuple[int, str]:
     if not cursor:
         return 0, ""
@@ -141,14 +151,14 @@ async def status_page(
 
 async def read_feed_status(settings: Settings, feeds_file: Path | None = None) -> list[FeedStatus]:
     """Every feed's status row (all pages, one partition's state in memory at a time)."""
-    feeds = load_feeds_logged(feeds_file or settings.feeds_file)
+    feeds = await _feed_list(settings, feeds_file)
     store = KafkaStateStore(bootstrap(settings), settings)
     rows: list[FeedStatus] = []
     cursor: str | None = None
     try:
         while True:
             page = await status_page(
-                feeds.feeds, store, settings.poller_partitions, cursor=cursor, limit=10_000
+                feeds, store, settings.poller_partitions, cursor=cursor, limit=10_000
             )
             rows.extend(page.rows)
             if page.next_cursor is None:
@@ -167,11 +177,11 @@ async def read_feed_status_page(
     limit: int = 50,
 ) -> StatusPage:
     """A page of status rows of the feed list, from the state stored in Kafka."""
-    feeds = load_feeds_logged(feeds_file or settings.feeds_file)
+    feeds = await _feed_list(settings, feeds_file)
     store = KafkaStateStore(bootstrap(settings), settings)
     try:
         return await status_page(
-            feeds.feeds, store, settings.poller_partitions,
+            feeds, store, settings.poller_partitions,
             health=health, cursor=cursor, limit=limit,
         )  # fmt: skip
     finally:
