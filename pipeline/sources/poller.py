@@ -154,9 +154,9 @@ class Poller:
         """O(feeds): called at most every few seconds by the loop, never per poll."""
         mine = self._my_feeds()
         metrics.FEEDS_ASSIGNED.set(len(mine))
-        metrics.FEEDS_IN_BACKOFF.set(
-            sum(1 for f in mine if (s := self.states.get(f.key)) and s.consecutive_failures)
-        )
+        states = [s for f in mine if (s := self.states.get(f.key)) is not None]
+        metrics.FEEDS_IN_BACKOFF.set(sum(1 for s in states if s.consecutive_failures))
+        metrics.FEEDS_DISABLED.set(sum(1 for s in states if s.disabled))
 
     # -- scheduling -------------------------------------------------------------------
 
