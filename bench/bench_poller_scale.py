@@ -460,7 +460,8 @@ def rebalance(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         result["feeds_a_b"] = [done_a.get("feeds"), done_b.get("feeds")]
         missed = [
             line for log in (log_a, log_b) for line in log.read_text(errors="replace").splitlines()
-            if "not recognized" in line or "Heartbeat failed" in line
+            if "not recognized" in line
+            or ("Heartbeat failed" in line and "is rebalancing" not in line)
         ]  # fmt: skip
         result["heartbeat_problems"] = len(missed)
     finally:

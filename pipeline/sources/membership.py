@@ -7,9 +7,9 @@ topic (:mod:`pipeline.sources.coordination`). The rebalance callbacks return qui
   (so no feed is polled by two pollers at once; bounded by the poll timeout) and cancel a
   state load still running for them;
 - *assigned*: record the assignment and start a background task that fences the previous
-  owners (atomic store), loads the state of the partitions this poller did not hold in
-  the previous generation (those it kept are already in memory and nobody else wrote
-  them), then schedules the feeds. A newer assignment cancels an older load (fencing by
+  owners (atomic store), loads the state of the assigned partitions (aiokafka's eager
+  protocol revokes every partition first, so all of them: another poller may have
+  written them meanwhile), then schedules the feeds. A newer assignment cancels an older load (fencing by
   generation), so a stale load never schedules feeds that are no longer ours.
 
 The poller's loop keeps calling :meth:`GroupMembership.poll` (so heartbeats and
@@ -104,7 +104,7 @@ class GroupMembership:
         """Fence, load, schedule; retried until done or superseded."""
         poller = self.poller
         started = time.monotonic()
-        fresh = parts - self.held
+        fresh = parts - self.held  # empty ``held`` under the eager protocol: all of them
         while True:
             try:
                 atomic = poller._atomic
