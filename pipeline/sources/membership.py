@@ -9,8 +9,8 @@ topic (:mod:`pipeline.sources.coordination`). The rebalance callbacks return qui
 - *assigned*: record the assignment and start a background task that fences the previous
   owners (atomic store), loads the state of the assigned partitions (aiokafka's eager
   protocol revokes every partition first, so all of them: another poller may have
-  written them meanwhile), then schedules the feeds. A newer assignment cancels an older load (fencing by
-  generation), so a stale load never schedules feeds that are no longer ours.
+  written them meanwhile), then schedules the feeds. A newer assignment cancels an older
+  load (fencing by generation), so a stale load never schedules feeds no longer ours.
 
 The poller's loop keeps calling :meth:`GroupMembership.poll` (so heartbeats and
 ``max.poll.interval`` stay satisfied) while the state loads.
