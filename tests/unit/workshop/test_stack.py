@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -432,7 +433,9 @@ def test_is_alive_checks_marker_and_dead_pids() -> None:
 
 
 def test_detached_process_start_find_and_stop(tmp_path: Path) -> None:
-    marker = f"newswire-unit-{tmp_path.name}"
+    # Unique per run: tmp_path names repeat across pytest runs, and another checkout's
+    # run may have left its process behind.
+    marker = f"newswire-unit-{uuid.uuid4().hex}"
     script = "import signal, sys, time\nwhile True: time.sleep(0.1)\n"
     pid = start_detached(
         [sys.executable, "-c", script, marker],
