@@ -297,7 +297,16 @@ class Settings(BaseSettings):
     )
     corenlp_url: str | None = Field(
         None,
-        description="NEWSWIRE_CORENLP_URL: a CoreNLP server; unset = the local stack's.",
+        description="NEWSWIRE_CORENLP_URL: a CoreNLP server, or several (comma-separated): "
+        "every request goes to the endpoint with the fewest requests in flight (round-robin "
+        "on ties) and fails over to the next when one is down; unset = the local stack's.",
+    )
+    corenlp_resolve_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="NEWSWIRE_CORENLP_RESOLVE_SECONDS: how often the host names of plain-http "
+        "CoreNLP URLs are resolved again, each address becoming an endpoint (a Kubernetes "
+        "headless Service: one per ready pod); 0 = connect by name, no re-resolution.",
     )
     corenlp_port: int = Field(
         19500, description="NEWSWIRE_CORENLP_PORT: local stack CoreNLP server port."

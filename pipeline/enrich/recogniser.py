@@ -26,7 +26,8 @@ class Recogniser(Protocol):
 
 
 def corenlp_url(settings: Settings) -> str:
-    """``NEWSWIRE_CORENLP_URL``, or the local stack's CoreNLP server."""
+    """``NEWSWIRE_CORENLP_URL`` (one URL or a comma-separated list), or the local stack's
+    CoreNLP server."""
     return settings.corenlp_url or f"http://127.0.0.1:{settings.corenlp_port}/"
 
 
@@ -44,7 +45,11 @@ def make_recogniser(settings: Settings, *, fallback_to_spacy: bool = False) -> R
         return SpacyRecogniser()
     from pipeline.enrich.corenlp import CoreNLPRecogniser
 
-    recogniser = CoreNLPRecogniser(corenlp_url(settings), timeout=settings.corenlp_timeout)
+    recogniser = CoreNLPRecogniser(
+        corenlp_url(settings),
+        timeout=settings.corenlp_timeout,
+        resolve_seconds=settings.corenlp_resolve_seconds,
+    )
     if fallback_to_spacy and not settings.corenlp_url and not recogniser.available():
         from pipeline.enrich.nlp import SpacyRecogniser
 

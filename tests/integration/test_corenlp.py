@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -10,6 +13,7 @@ from pipeline.enrich.corenlp import CoreNLPRecogniser
 from pipeline.enrich.enricher import Enricher
 from pipeline.errors import RecogniserUnavailableError, RetryableError
 from pipeline.models import RawArticle
+from tests.conftest import REPO, SHARED_DIST, TEST_PORTS, local_test_settings
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +103,56 @@ def test_local_server_refuses_non_loopback_clients(corenlp_url: str) -> None:
     port = corenlp_url.rstrip("/").rsplit(":", 1)[1]
     reply = httpx.post(f"http://{address}:{port}/", content=b"John Kerry", timeout=10)
     assert reply.status_code == 401
+
+
+@pytest.fixture(scope="module")
+def second_corenlp_url(corenlp_url: str) -> Iterator[str]:
+    """A second real CoreNLP server (its own home, port base+501), stopped after the module."""
+    from pipeline.stack.corenlp import CoreNLPServer
+    from pipeline.stack.java import find_jdk
+    from pipeline.stack.process import is_alive, stop_process
+
+    del corenlp_url  # the first server must exist before the second starts
+    settings = local_test_settings(
+        REPO / ".newswire" / "test-corenlp-2", corenlp_port=TEST_PORTS["corenlp_port"] + 1
+    )
+    server = CoreNLPServer(settings, settings.home, SHARED_DIST)
+    pid = None
+    if not server.probe().healthy:
+        pid = server.start(find_jdk(*server.java_range, purpose="a second CoreNLP for tests"))
+        deadline = time.monotonic() + server.start_timeout
+        while not server.probe(timeout=2.0).healthy:
+            if not is_alive(pid) or time.monotonic() > deadline:
+                pytest.fail(f"the second CoreNLP did not start; see {server.log_file}")
+            time.sleep(0.5)
+    try:
+        yield server.url
+    finally:
+        if pid is not None:
+            stop_process(pid, timeout=server.stop_timeout, marker=server.marker_for())
+
+
+def test_two_real_servers_share_the_requests_and_agree(
+    corenlp_url: str, second_corenlp_url: str
+) -> None:
+    one = CoreNLPRecogniser(corenlp_url).spans(TEXTS)
+    for _ in range(5):  # a fresh JVM is slow at first, and the pool rightly avoids a slow one
+        assert CoreNLPRecogniser(second_corenlp_url).spans(TEXTS) == one
+    both = CoreNLPRecogniser([corenlp_url, second_corenlp_url], max_request_chars=80)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: both.spans(TEXTS), range(10)))
+    assert all(result == one for result in results)
+    served = both.pool.requests()
+    assert min(served.values()) >= sum(served.values()) // 4, served
+
+
+def test_a_dead_real_server_fails_over_to_the_live_one(
+    corenlp_url: str, second_corenlp_url: str
+) -> None:
+    dead = f"http://127.0.0.1:{_free_port()}/"
+    recogniser = CoreNLPRecogniser([dead, second_corenlp_url], timeout=30.0)
+    expected = CoreNLPRecogniser(corenlp_url).spans(TEXTS)
+    for _ in range(3):
+        assert recogniser.spans(TEXTS) == expected
+    assert recogniser.pool.is_down(dead)
+    assert recogniser.pool.requests()[dead] == 1  # asked once, then left alone in its cool-down
