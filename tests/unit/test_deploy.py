@@ -468,6 +468,13 @@ def test_k8s_worker_has_probes_resources_and_a_pdb() -> None:
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
+def test_k8s_corenlp_service_is_headless_so_workers_see_every_pod() -> None:
+    service = _k8s_objects("Service")["newswire-corenlp"]
+    assert service["spec"]["clusterIP"] == "None"
+    config = _k8s_objects("ConfigMap")["newswire-config"]["data"]
+    assert float(config["NEWSWIRE_CORENLP_RESOLVE_SECONDS"]) > 0
+
+
 def test_corenlp_runs_as_its_own_service() -> None:
     """CoreNLP (GPL-3.0) is a separate server the workers reach over HTTP, in both stacks."""
     corenlp = _service("corenlp")
@@ -480,6 +487,6 @@ def test_corenlp_runs_as_its_own_service() -> None:
     dockerfile = (ROOT / "deploy" / "docker" / "corenlp.Dockerfile").read_text("utf-8")
     assert "deploy/local/corenlp/pom.xml" in dockerfile and "GPL-3.0" in dockerfile
     services = _k8s_objects("Service")
-    assert services["newswire-corenlp"]["spec"]["type"] == "ClusterIP"
+    assert services["newswire-corenlp"]["spec"]["clusterIP"] == "None"  # headless
     config = _k8s_objects("ConfigMap")["newswire-config"]["data"]
     assert config["NEWSWIRE_CORENLP_URL"] == "http://newswire-corenlp:9000/"
