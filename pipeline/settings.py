@@ -130,7 +130,18 @@ class Settings(BaseSettings):
     )
     topic_partitions: int = Field(4, description="NEWSWIRE_TOPIC_PARTITIONS: for `setup`.")
     topic_replication: int = Field(
-        1, description="NEWSWIRE_TOPIC_REPLICATION: replication factor of created topics."
+        1,
+        ge=1,
+        description="NEWSWIRE_TOPIC_REPLICATION: replication factor of created topics; 3 on a "
+        "cluster (`setup` refuses 1 on several brokers unless --force).",
+    )
+    topic_min_insync_replicas: int = Field(
+        0,
+        ge=0,
+        description="NEWSWIRE_TOPIC_MIN_INSYNC_REPLICAS: `min.insync.replicas` of Newswire's "
+        "topics (an acks=all write needs that many copies); 0 = replication - 1, between 1 and "
+        "2 (2 with 3 replicas: one broker may be down, a second loss stops writes rather than "
+        "risking acknowledged records).",
     )
     worker_id: str = Field("newswire", description="NEWSWIRE_WORKER_ID: Faust app id.")
     worker_web_host: str = Field(

@@ -27,7 +27,13 @@ from pipeline.errors import KafkaUnavailableError
 from pipeline.kafka.client import bootstrap, start_client
 from pipeline.kafka.compacted import read_to_end
 from pipeline.kafka.security import client_options
-from pipeline.kafka.topics import COMPACTED, TopicSpec, create_missing_topics, topic_partitions
+from pipeline.kafka.topics import (
+    COMPACTED,
+    TopicSpec,
+    check_feeds_topic,
+    create_missing_topics,
+    topic_partitions,
+)
 from pipeline.settings import Settings
 from pipeline.sources.state import FeedState, partition_for
 
@@ -419,6 +425,7 @@ class GroupMembership:
 
         servers = bootstrap(config)
         await ensure_poller_topics(servers, config)
+        await check_feeds_topic(config)  # the feed -> partition map needs the same count
         poller.assigned = set()
         self.consumer = AIOKafkaConsumer(
             **client_options(config, servers),
