@@ -6,8 +6,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+#: Secrets that ship in example manifests (deploy/k8s/secret.yaml): a process given one of
+#: them refuses to start, so no deployment runs with a password printed in this repository.
+PLACEHOLDER_SECRETS = ("replace-me", "changeme", "change-me")
+
+
+def is_placeholder(secret: str) -> bool:
+    """True for an example value that must be replaced (``REPLACE-ME-...``, ``changeme``)."""
+    value = secret.strip().lower()
+    return value.startswith(PLACEHOLDER_SECRETS) or value == ""
 
 
 class Settings(BaseSettings):
@@ -335,6 +346,19 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = Field(
         "console", description="NEWSWIRE_LOG_FORMAT: console or json lines."
     )
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Settings:
+        """Refuse the example passwords of the shipped manifests (and empty ones)."""
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and is_placeholder(value.get_secret_value()):
+                env = f"NEWSWIRE_{name.upper()}"
+                raise ValueError(
+                    f"{env} is a placeholder or empty: set a real secret (deploy/k8s/secret.yaml "
+                    f"and the compose file ship none); {field.description or ''}".rstrip("; ")
+                )
+        return self
 
 
 def markdown_table() -> str:
