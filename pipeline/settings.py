@@ -9,7 +9,6 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 #: Secrets that ship in example manifests (deploy/k8s/secret.yaml): a process given one of
 #: them refuses to start, so no deployment runs with a password printed in this repository.
 PLACEHOLDER_SECRETS = ("replace-me", "changeme", "change-me")
