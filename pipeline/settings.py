@@ -77,8 +77,9 @@ class Settings(BaseSettings):
     )
     elasticsearch_url: str | None = Field(
         None,
-        description="NEWSWIRE_ELASTICSEARCH_URL: an Elasticsearch 9.x cluster; unset = the "
-        "local stack's.",
+        description="NEWSWIRE_ELASTICSEARCH_URL: an Elasticsearch 9.x cluster: one URL, or "
+        "several nodes comma-separated (requests spread over them, a failed node is set aside); "
+        "unset = the local stack's.",
     )
     elasticsearch_api_key: SecretStr | None = Field(
         None, description="NEWSWIRE_ELASTICSEARCH_API_KEY: API key for Elasticsearch."

@@ -51,7 +51,10 @@ class ElasticsearchBackend:
         options = elasticsearch_options(settings, url)
         if options.get("verify_certs") is False:
             log.warning("elasticsearch.tls_unverified", url=url)
-        self.client = AsyncElasticsearch(url, **options)
+        # Several nodes (comma-separated): the client spreads requests over them and sets a
+        # node that fails aside for a while, so losing one node of a cluster stops nothing.
+        hosts = [part.strip() for part in url.split(",") if part.strip()]
+        self.client = AsyncElasticsearch(hosts, **options)
 
     @_translated
     async def info(self) -> dict[str, Any]:
