@@ -71,9 +71,12 @@ class ElasticsearchBackend:
             "version": {"number": versions[0] if versions else "?"},
         }
 
-    async def has_analyzer(self, name: str) -> bool:
+    async def has_analyzer(self, name: str, index: str | None = None) -> bool:
+        """Whether the node knows analyzer ``name``. With ``index``, asked of that index
+        (the index privilege ``manage`` suffices, which the writer has on its alias);
+        without, of the cluster (the cluster privilege ``manage``)."""
         try:
-            await self.client.indices.analyze(analyzer=name, text="running")
+            await self.client.indices.analyze(index=index, analyzer=name, text="running")
         except ApiError as exc:
             if exc.meta.status == 400:
                 return False

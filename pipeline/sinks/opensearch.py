@@ -45,9 +45,11 @@ class OpenSearchBackend:
     async def info(self) -> dict[str, Any]:
         return dict(await self.client.info())
 
-    async def has_analyzer(self, name: str) -> bool:
+    async def has_analyzer(self, name: str, index: str | None = None) -> bool:
         try:
-            await self.client.indices.analyze(body={"analyzer": name, "text": "running"})
+            await self.client.indices.analyze(
+                index=index, body={"analyzer": name, "text": "running"}
+            )
         except RequestError:
             return False
         except TransportError as exc:
