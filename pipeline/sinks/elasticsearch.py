@@ -110,6 +110,15 @@ class ElasticsearchBackend:
         return dict((await self.client.search(index=index, body=body)).body)
 
     @_translated
+    async def msearch(self, index: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Several searches of ``index`` in one request; one answer per body, in order."""
+        searches: list[dict[str, Any]] = []
+        for body in bodies:
+            searches += [{}, body]
+        answer = await self.client.msearch(index=index, searches=searches)
+        return [dict(r) for r in answer.body["responses"]]
+
+    @_translated
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int:
         return int((await self.client.count(index=index, body=body))["count"])
 

@@ -8,12 +8,12 @@ and never meet. A shared engine lets every worker see every article of the windo
 
 Per article (:func:`story_doc`): ``c`` cluster id, ``n`` founded it, ``b`` its 64 LSH band
 keys (keyword, 16 hex digits), ``f`` fingerprint, ``s`` signature (base64, founders only:
-candidates are checked against founders), ``t`` time. A batch costs two searches
-(:meth:`SearchStoryStore.prefetch`): a ``filters`` aggregation with one filter per article
-over its band keys (candidate clusters, terms on ``c``) and per fingerprint (ids), then the
-founders of those clusters. The synchronous :class:`~pipeline.enrich.dedup.StoryStore`
-calls then answer from that view plus a small in-memory index of this worker's own writes
-of the last ``grace`` seconds (not yet searchable: the indices refresh every second), and
+candidates are checked against founders), ``t`` time. A batch costs two requests
+(:meth:`SearchStoryStore.prefetch`): one ``msearch`` with, per article, the clusters of the
+members sharing most of its bands (collapse on ``c``) and, per fingerprint, the ids having
+it; then one search for the founders of those clusters. The synchronous
+:class:`~pipeline.enrich.dedup.StoryStore` calls then answer from that view plus a small
+in-memory index of this worker's own writes of the last ``grace`` seconds (not yet searchable: the indices refresh every second), and
 :meth:`SearchStoryStore.flush` bulk-writes what the batch remembered. Expiry: indices are
 per day; searches filter on ``t`` >= now - window, :meth:`expire` deletes whole indices
 past the window.
@@ -91,39 +91,36 @@ def story_doc(record: StoryRecord, now: float) -> dict[str, Any]:
     return doc
 
 
-def lookup_body(
-    sigs: Sequence[Signature], fps: Sequence[str | None], cutoff_ms: int
+def candidates_body(
+    sig: Signature, cutoff_ms: int, size: int = CLUSTERS_PER_ARTICLE
 ) -> dict[str, Any]:
-    """One search for a batch: per article ``a<i>`` the clusters sharing a band, per
-    fingerprint ``f<i>`` up to two ids having it, within the window."""
-    bands = {f"a{i}": {"terms": {"b": band_terms(sig)}} for i, sig in enumerate(sigs)}
-    prints = {f"f{i}": {"term": {"f": fp}} for i, fp in enumerate(fps) if fp}
-    should: list[dict[str, Any]] = [
-        {"terms": {"b": sorted({t for q in bands.values() for t in q["terms"]["b"]})}}
-    ]
-    if prints:
-        should.append({"terms": {"f": sorted({fp for fp in fps if fp})}})
-    aggs: dict[str, Any] = {
-        "bands": {
-            "filters": {"filters": bands},
-            "aggs": {"clusters": {"terms": {"field": "c", "size": CLUSTERS_PER_ARTICLE}}},
-        }
-    }
-    if prints:
-        aggs["prints"] = {
-            "filters": {"filters": prints},
-            "aggs": {"ids": {"top_hits": {"size": 2, "_source": False}}},
-        }
+    """The clusters with a member sharing a band with ``sig`` in the window, one hit per
+    cluster (collapse on ``c``), the members sharing most bands first: each band is a
+    constant-score clause, so the score counts shared bands and a chance one-band match of
+    a big cluster does not crowd out the article's real original."""
     return {
-        "size": 0,
+        "size": size,
+        "_source": ["c"],
+        "collapse": {"field": "c"},
         "query": {
             "bool": {
                 "filter": [{"range": {"t": {"gte": cutoff_ms}}}],
-                "should": should,
+                "should": [
+                    {"constant_score": {"filter": {"term": {"b": term}}}}
+                    for term in band_terms(sig)
+                ],
                 "minimum_should_match": 1,
             }
         },
-        "aggs": aggs,
+    }
+
+
+def duplicates_body(fp: str, cutoff_ms: int) -> dict[str, Any]:
+    """Up to two ids of articles with fingerprint ``fp`` in the window."""
+    return {
+        "size": 2,
+        "_source": False,
+        "query": {"bool": {"filter": [{"term": {"f": fp}}, {"range": {"t": {"gte": cutoff_ms}}}]}},
     }
 
 
@@ -153,29 +150,33 @@ class BatchView:
     duplicates: dict[str, list[str]] = field(default_factory=dict)
 
 
+def hit_clusters(answer: dict[str, Any]) -> list[str]:
+    """The cluster ids of a candidates search's hits, best first."""
+    return [str(h["_source"]["c"]) for h in answer.get("hits", {}).get("hits", [])]
+
+
 def read_view(
     sigs: Sequence[Signature],
     fps: Sequence[str | None],
-    lookup: dict[str, Any],
+    answers: Sequence[dict[str, Any]],
     founders: dict[str, Any] | None,
 ) -> BatchView:
-    """The batch's view from the two answers (pure)."""
+    """The batch's view from the answers (pure): ``answers`` are one candidates search per
+    signature, then one duplicates search per fingerprint that is not None."""
     signatures: dict[str, Signature] = {}
     for hit in (founders or {}).get("hits", {}).get("hits", []):
         source = hit.get("_source") or {}
         if source.get("s"):
             signatures[str(source["c"])] = decode_signature(str(source["s"]))
     view = BatchView()
-    buckets = lookup.get("aggregations", {}).get("bands", {}).get("buckets", {})
-    for i, sig in enumerate(sigs):
-        found = buckets.get(f"a{i}", {}).get("clusters", {}).get("buckets", [])
+    for sig, answer in zip(sigs, answers, strict=False):
         view.candidates[sig.tobytes()] = {
-            str(b["key"]): signatures[str(b["key"])] for b in found if str(b["key"]) in signatures
+            c: signatures[c] for c in hit_clusters(answer) if c in signatures
         }
-    prints = lookup.get("aggregations", {}).get("prints", {}).get("buckets", {})
-    for i, fp in enumerate(fps):
+    rest = iter(answers[len(sigs) :])
+    for fp in fps:
         if fp:
-            hits = prints.get(f"f{i}", {}).get("ids", {}).get("hits", {}).get("hits", [])
+            hits = next(rest, {}).get("hits", {}).get("hits", [])
             view.duplicates.setdefault(fp, []).extend(str(h["_id"]) for h in hits)
     return view
 
@@ -232,21 +233,19 @@ class SearchStoryStore:
             return
         pattern = f"{self.prefix}-*"
         cutoff = self._cutoff_ms()
-        lookup = await self.backend.search(pattern, lookup_body(sigs, fps, cutoff))
-        clusters = {
-            str(b["key"])
-            for bucket in lookup.get("aggregations", {})
-            .get("bands", {})
-            .get("buckets", {})
-            .values()
-            for b in bucket.get("clusters", {}).get("buckets", [])
-        }
+        bodies = [candidates_body(sig, cutoff) for sig in sigs]
+        bodies += [duplicates_body(fp, cutoff) for fp in fps if fp]
+        answers = await self.backend.msearch(pattern, bodies)
+        failed = [a["error"] for a in answers if a.get("error")]
+        if failed and not all("index_not_found" in str(e) for e in failed):
+            raise SearchBackendError(f"story lookup failed: {failed[0]}")
+        clusters = {c for answer in answers[: len(sigs)] for c in hit_clusters(answer)}
         founders = (
             await self.backend.search(pattern, founders_body(clusters, cutoff))
             if clusters
             else None
         )
-        self._view = read_view(sigs, fps, lookup, founders)
+        self._view = read_view(sigs, fps, answers, founders)
 
     # -- StoryStore ----------------------------------------------------------------------
 
@@ -301,9 +300,11 @@ __all__ = [
     "BatchView",
     "SearchStoryStore",
     "band_terms",
+    "candidates_body",
     "day_index",
+    "duplicates_body",
     "founders_body",
-    "lookup_body",
+    "hit_clusters",
     "read_view",
     "story_doc",
 ]
