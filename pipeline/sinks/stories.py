@@ -13,10 +13,11 @@ candidates are checked against founders), ``t`` time. A batch costs two requests
 members sharing most of its bands (collapse on ``c``) and, per fingerprint, the ids having
 it; then one search for the founders of those clusters. The synchronous
 :class:`~pipeline.enrich.dedup.StoryStore` calls then answer from that view plus a small
-in-memory index of this worker's own writes of the last ``grace`` seconds (not yet searchable: the indices refresh every second), and
-:meth:`SearchStoryStore.flush` bulk-writes what the batch remembered. Expiry: indices are
-per day; searches filter on ``t`` >= now - window, :meth:`expire` deletes whole indices
-past the window.
+in-memory index of this worker's own writes of the last ``grace`` seconds (not yet
+searchable: the indices refresh every second), and :meth:`SearchStoryStore.flush`
+bulk-writes what the batch remembered. Expiry: indices are per day; searches filter on
+``t`` >= now - window, and :meth:`SearchStoryStore.expired_indices` names the whole
+indices past the window (deleting them is not wired yet).
 
 Memory per worker: the batch's view and the grace index, bounded by batch size and write
 rate, never by the window's volume.
