@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO))  # run from a checkout
 
 from pipeline.enrich.corenlp import CoreNLPRecogniser  # noqa: E402
 from pipeline.enrich.enricher import Enricher, count_words  # noqa: E402
-from pipeline.enrich.evaluation import BBC_DIR, eval_dir, read_bbc  # noqa: E402
 from pipeline.models import RawArticle  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
+from workshop.evaluation.harness import BBC_DIR, eval_dir, read_bbc  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
@@ -45,9 +45,9 @@ def cpu_seconds(pid: int) -> float:
 @contextmanager
 def corenlp_server(home: Path, port: int) -> Iterator[tuple[str, int]]:
     """A local CoreNLP server on ``port`` (started here, stopped on exit): (url, pid)."""
-    from pipeline.stack.corenlp import CoreNLPServer
-    from pipeline.stack.java import find_jdk
-    from pipeline.stack.process import is_alive, stop_process
+    from workshop.stack.corenlp import CoreNLPServer
+    from workshop.stack.java import find_jdk
+    from workshop.stack.process import is_alive, stop_process
 
     settings = Settings(home=home, corenlp_port=port)
     server = CoreNLPServer(settings, home, REPO / ".newswire" / "dist")

@@ -2,10 +2,11 @@
 memory and clustering quality over 200,000 articles, with 1 and 3 workers.
 
 Each worker is a process of its own that runs the worker's story path per batch: prefetch
-(two searches), ``Worker.drop_duplicates``, ``Worker.assign_clusters``, flush (one bulk
-request), on its own deterministic stream of bench_soak's synthetic articles (10 % near
-duplicates, 5 % exact copies) and its share of the articles. All workers write one story
-index prefix on one local Elasticsearch node (``.newswire/bench-soak-search``, ports
+(one msearch, one search), ``drop_duplicates``, ``assign_clusters``
+(pipeline/worker/story_clusters.py), flush (one bulk request), on its own deterministic
+stream of bench_soak's synthetic articles (10 % near duplicates, 5 % exact copies) and
+its share of the articles. All workers write one story index prefix on one local
+Elasticsearch node (``.newswire/bench-soak-search``, ports
 ``NEWSWIRE_BENCH_PORT_BASE`` + 850/860). Each worker reports its RSS every 10,000
 articles: what it holds is its batch's view and the grace index of its own last writes
 (bounded), so the RSS should stay flat and the same whatever the number of workers.
@@ -43,7 +44,11 @@ from pipeline.enrich.dedup import fingerprint, normalize_text, story_signature  
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.sinks.elasticsearch import ElasticsearchBackend  # noqa: E402
 from pipeline.sinks.stories import SearchStoryStore  # noqa: E402
-from pipeline.worker.batches import DEDUP_MIN_WORDS, Worker  # noqa: E402
+from pipeline.worker.story_clusters import (  # noqa: E402
+    DEDUP_MIN_WORDS,
+    assign_clusters,
+    drop_duplicates,
+)
 
 HOME = REPO / ".newswire" / "bench-soak-search"
 DIST = REPO / ".newswire" / "dist"
@@ -81,10 +86,8 @@ async def one_worker(args: argparse.Namespace) -> dict[str, Any]:
             fps.append(fingerprint(*parts) if words >= DEDUP_MIN_WORDS else None)
             sigs.append(story_signature(a.title, a.summary, a.body))
         await store.prefetch(sigs, fps)
-        kept = Worker.drop_duplicates(articles, store)
-        clusters = dict(
-            zip((a.id for a, _ in kept), Worker.assign_clusters(kept, store), strict=True)
-        )
+        kept = drop_duplicates(articles, store)
+        clusters = dict(zip((a.id for a, _ in kept), assign_clusters(kept, store), strict=True))
         await store.flush()
         for article, kind, origin in batch:
             cluster = clusters.get(article.id)
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(asyncio.run(one_worker(args))))
         return 0
-    from pipeline.stack import LocalStack
+    from workshop.stack import LocalStack
 
     local = LocalStack(node_settings(args.port_base), dist_dir=DIST, services=("search",))
     started_here = not local.status().healthy

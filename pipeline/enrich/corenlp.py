@@ -1,7 +1,7 @@
 """Named entities from a Stanford CoreNLP server, over HTTP only.
 
 CoreNLP is GPL-3.0. Newswire never links, imports or bundles it: the server runs as its
-own process (the local stack's ``pipeline/stack/corenlp.py``, a container in
+own process (the local stack's ``workshop/stack/corenlp.py``, a container in
 docker-compose / Kubernetes) and this module only speaks its HTTP protocol.
 
 Batching: several texts go into one request, joined by a blank-line separator (a sentence
@@ -37,6 +37,7 @@ import structlog
 from pipeline.enrich.endpoints import COOLDOWN, EndpointPool, expand, parse_urls
 from pipeline.enrich.entities import Span
 from pipeline.errors import ConfigError, NewswireError, RecogniserUnavailableError
+from pipeline.settings import CORENLP_MODEL
 
 log = structlog.get_logger(__name__)
 
@@ -144,6 +145,7 @@ class CoreNLPRecogniser:
         url: str | Sequence[str],
         timeout: float = 60.0,
         max_request_chars: int = MAX_REQUEST_CHARS,
+        model: str = CORENLP_MODEL,
         *,
         resolve_seconds: float = 0.0,
         cooldown: float = COOLDOWN,
@@ -152,6 +154,7 @@ class CoreNLPRecogniser:
         given = url if isinstance(url, str) else ",".join(url)
         self.configured = parse_urls(given)
         self.url = ",".join(self.configured)
+        self.model = model
         self.timeout = timeout
         self.max_request_chars = max_request_chars
         self.resolve_seconds = resolve_seconds

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -13,7 +11,6 @@ from pipeline.enrich.corenlp import CoreNLPRecogniser
 from pipeline.enrich.enricher import Enricher
 from pipeline.errors import RecogniserUnavailableError, RetryableError
 from pipeline.models import RawArticle
-from tests.conftest import REPO, SHARED_DIST, TEST_PORTS, local_test_settings
 
 pytestmark = pytest.mark.integration
 
@@ -103,33 +100,6 @@ def test_local_server_refuses_non_loopback_clients(corenlp_url: str) -> None:
     port = corenlp_url.rstrip("/").rsplit(":", 1)[1]
     reply = httpx.post(f"http://{address}:{port}/", content=b"John Kerry", timeout=10)
     assert reply.status_code == 401
-
-
-@pytest.fixture(scope="module")
-def second_corenlp_url(corenlp_url: str) -> Iterator[str]:
-    """A second real CoreNLP server (its own home, port base+501), stopped after the module."""
-    from pipeline.stack.corenlp import CoreNLPServer
-    from pipeline.stack.java import find_jdk
-    from pipeline.stack.process import is_alive, stop_process
-
-    del corenlp_url  # the first server must exist before the second starts
-    settings = local_test_settings(
-        REPO / ".newswire" / "test-corenlp-2", corenlp_port=TEST_PORTS["corenlp_port"] + 1
-    )
-    server = CoreNLPServer(settings, settings.home, SHARED_DIST)
-    pid = None
-    if not server.probe().healthy:
-        pid = server.start(find_jdk(*server.java_range, purpose="a second CoreNLP for tests"))
-        deadline = time.monotonic() + server.start_timeout
-        while not server.probe(timeout=2.0).healthy:
-            if not is_alive(pid) or time.monotonic() > deadline:
-                pytest.fail(f"the second CoreNLP did not start; see {server.log_file}")
-            time.sleep(0.5)
-    try:
-        yield server.url
-    finally:
-        if pid is not None:
-            stop_process(pid, timeout=server.stop_timeout, marker=server.marker_for())
 
 
 def test_two_real_servers_share_the_requests_and_agree(

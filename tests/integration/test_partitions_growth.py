@@ -5,6 +5,9 @@ count refuses to start."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from aiokafka import AIOKafkaConsumer
 
@@ -21,15 +24,17 @@ from pipeline.kafka.topics import (
 from pipeline.provision import article_topics, grow_partitions, poller_topics
 from pipeline.sources.coordination import KafkaStateStore, ensure_poller_topics
 from pipeline.sources.state import FeedState, partition_for
-from tests.conftest import StackEndpoints
-from tests.integration.helpers import isolated
 
 pytestmark = pytest.mark.integration
+
+Isolated = Callable[..., Any]
 
 FEEDS = [f"feed-{i:03d}" for i in range(60)]
 
 
-async def test_partitions_grow_and_the_feed_state_moves_along(stack: StackEndpoints) -> None:
+async def test_partitions_grow_and_the_feed_state_moves_along(
+    stack: Any, isolated: Isolated
+) -> None:
     settings = isolated(stack.settings, "grow", topic_partitions=2, poller_partitions=2)
     await ensure_topics(settings)
     await create_missing_topics(settings, [stories_spec(settings)])
@@ -77,7 +82,7 @@ async def test_partitions_grow_and_the_feed_state_moves_along(stack: StackEndpoi
 
 
 async def test_poller_partitions_do_not_change_under_running_pollers(
-    stack: StackEndpoints,
+    stack: Any, isolated: Isolated
 ) -> None:
     settings = isolated(stack.settings, "grow-busy", poller_partitions=2)
     await ensure_poller_topics(stack.kafka_bootstrap, settings)
@@ -98,7 +103,9 @@ async def test_poller_partitions_do_not_change_under_running_pollers(
         await member.stop()
 
 
-async def test_a_missing_topic_is_created_by_setup_not_grown(stack: StackEndpoints) -> None:
+async def test_a_missing_topic_is_created_by_setup_not_grown(
+    stack: Any, isolated: Isolated
+) -> None:
     settings = isolated(stack.settings, "grow-missing")
     report = await grow_partitions(settings, partitions=3)
     assert report.changes == []  # nothing to grow: setup creates it with the new count

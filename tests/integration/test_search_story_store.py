@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -16,9 +17,9 @@ from pipeline.enrich.dedup import (
     fingerprint,
     story_signature,
 )
-from pipeline.sinks.backend import SearchBackend, open_backend
+from pipeline.sinks.backend import SearchBackend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.stories import SearchStoryStore
-from tests.conftest import StackEndpoints
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ OTHER = (
 
 
 @pytest.fixture
-async def backend(stack: StackEndpoints) -> AsyncIterator[SearchBackend]:
+async def backend(stack: Any) -> AsyncIterator[SearchBackend]:
     client = open_backend(stack.settings)
     yield client
     await client.close()
