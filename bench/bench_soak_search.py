@@ -13,7 +13,7 @@ articles: what it holds is its batch's view and the grace index of its own last 
 
 Quality is measured per worker on its own stream (the near duplicates of a stream derive
 from its own originals). Near duplicates across workers meet through the engine too (see
-tests/integration/test_search_story_store.py), once the index has refreshed (1 s): two
+tests/integration/sinks/test_stories.py), once the index has refreshed (1 s): two
 copies of a story handled by two workers within that second can get two clusters, as with
 the Kafka-replicated table before (its followers applied records as they read them).
 
