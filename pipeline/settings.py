@@ -6,8 +6,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Secrets that ship in example manifests (deploy/k8s/secret.yaml): a process given one of
+#: them refuses to start, so no deployment runs with a password printed in this repository.
+PLACEHOLDER_SECRETS = ("replace-me", "changeme", "change-me")
+
+
+def is_placeholder(secret: str) -> bool:
+    """True for an example value that must be replaced (``REPLACE-ME-...``, ``changeme``)."""
+    value = secret.strip().lower()
+    return value.startswith(PLACEHOLDER_SECRETS) or value == ""
+
 
 #: What the project's CoreNLP servers run (local stack pom, Docker image); the server does
 #: not report it. A test keeps it equal to ``deploy/local/corenlp/pom.xml``.
@@ -71,8 +82,9 @@ class Settings(BaseSettings):
     )
     elasticsearch_url: str | None = Field(
         None,
-        description="NEWSWIRE_ELASTICSEARCH_URL: an Elasticsearch 9.x cluster; unset = the "
-        "local stack's.",
+        description="NEWSWIRE_ELASTICSEARCH_URL: an Elasticsearch 9.x cluster: one URL, or "
+        "several nodes comma-separated (requests spread over them, a failed node is set aside); "
+        "unset = the local stack's.",
     )
     elasticsearch_api_key: SecretStr | None = Field(
         None, description="NEWSWIRE_ELASTICSEARCH_API_KEY: API key for Elasticsearch."
@@ -134,7 +146,18 @@ class Settings(BaseSettings):
     )
     topic_partitions: int = Field(4, description="NEWSWIRE_TOPIC_PARTITIONS: for `setup`.")
     topic_replication: int = Field(
-        1, description="NEWSWIRE_TOPIC_REPLICATION: replication factor of created topics."
+        1,
+        ge=1,
+        description="NEWSWIRE_TOPIC_REPLICATION: replication factor of created topics; 3 on a "
+        "cluster (`setup` refuses 1 on several brokers unless --force).",
+    )
+    topic_min_insync_replicas: int = Field(
+        0,
+        ge=0,
+        description="NEWSWIRE_TOPIC_MIN_INSYNC_REPLICAS: `min.insync.replicas` of Newswire's "
+        "topics (an acks=all write needs that many copies); 0 = replication - 1, between 1 and "
+        "2 (2 with 3 replicas: one broker may be down, a second loss stops writes rather than "
+        "risking acknowledged records).",
     )
     worker_id: str = Field("newswire", description="NEWSWIRE_WORKER_ID: Faust app id.")
     worker_web_host: str = Field(
@@ -346,7 +369,16 @@ class Settings(BaseSettings):
     )
     corenlp_url: str | None = Field(
         None,
-        description="NEWSWIRE_CORENLP_URL: a CoreNLP server; unset = the local stack's.",
+        description="NEWSWIRE_CORENLP_URL: a CoreNLP server, or several (comma-separated): "
+        "every request goes to the endpoint with the fewest requests in flight (round-robin "
+        "on ties) and fails over to the next when one is down; unset = the local stack's.",
+    )
+    corenlp_resolve_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="NEWSWIRE_CORENLP_RESOLVE_SECONDS: how often the host names of plain-http "
+        "CoreNLP URLs are resolved again, each address becoming an endpoint (a Kubernetes "
+        "headless Service: one per ready pod); 0 = connect by name, no re-resolution.",
     )
     corenlp_port: int = Field(
         19500, description="NEWSWIRE_CORENLP_PORT: local stack CoreNLP server port."
@@ -369,6 +401,19 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = Field(
         "console", description="NEWSWIRE_LOG_FORMAT: console or json lines."
     )
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Settings:
+        """Refuse the example passwords of the shipped manifests (and empty ones)."""
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and is_placeholder(value.get_secret_value()):
+                env = f"NEWSWIRE_{name.upper()}"
+                raise ValueError(
+                    f"{env} is a placeholder or empty: set a real secret (deploy/k8s/secret.yaml "
+                    f"and the compose file ship none); {field.description or ''}".rstrip("; ")
+                )
+        return self
 
 
 def markdown_table() -> str:

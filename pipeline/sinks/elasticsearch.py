@@ -51,7 +51,10 @@ class ElasticsearchBackend:
         options = elasticsearch_options(settings, url)
         if options.get("verify_certs") is False:
             log.warning("elasticsearch.tls_unverified", url=url)
-        self.client = AsyncElasticsearch(url, **options)
+        # Several nodes (comma-separated): the client spreads requests over them and sets a
+        # node that fails aside for a while, so losing one node of a cluster stops nothing.
+        hosts = [part.strip() for part in url.split(",") if part.strip()]
+        self.client = AsyncElasticsearch(hosts, **options)
 
     @_translated
     async def info(self) -> dict[str, Any]:
@@ -68,9 +71,12 @@ class ElasticsearchBackend:
             "version": {"number": versions[0] if versions else "?"},
         }
 
-    async def has_analyzer(self, name: str) -> bool:
+    async def has_analyzer(self, name: str, index: str | None = None) -> bool:
+        """Whether the node knows analyzer ``name``. With ``index``, asked of that index
+        (the index privilege ``manage`` suffices, which the writer has on its alias);
+        without, of the cluster (the cluster privilege ``manage``)."""
         try:
-            await self.client.indices.analyze(analyzer=name, text="running")
+            await self.client.indices.analyze(index=index, analyzer=name, text="running")
         except ApiError as exc:
             if exc.meta.status == 400:
                 return False
@@ -106,6 +112,15 @@ class ElasticsearchBackend:
     @_translated
     async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict((await self.client.search(index=index, body=body)).body)
+
+    @_translated
+    async def msearch(self, index: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Several searches of ``index`` in one request; one answer per body, in order."""
+        searches: list[dict[str, Any]] = []
+        for body in bodies:
+            searches += [{}, body]
+        answer = await self.client.msearch(index=index, searches=searches)
+        return [dict(r) for r in answer.body["responses"]]
 
     @_translated
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int:

@@ -46,7 +46,12 @@ async def install_index(backend: SearchBackend, alias: str) -> IndexSetup:
     """Component templates, index template, and the first index behind ``alias``."""
     info = await backend.info()
     version = str(info.get("version", {}).get("number", "?"))
-    variant: AnalysisVariant = "english" if await backend.has_analyzer("english") else "standard"
+    # Asked of the existing alias when there is one: the worker's least-privilege user may
+    # analyze there (manage on the alias) but not on the cluster; the first setup asks the
+    # cluster.
+    exists = await backend.alias_exists(alias)
+    english = await backend.has_analyzer("english", alias if exists else None)
+    variant: AnalysisVariant = "english" if english else "standard"
     if variant == "standard":
         log.warning(
             "index.standard_analysis",
@@ -60,7 +65,7 @@ async def install_index(backend: SearchBackend, alias: str) -> IndexSetup:
     index_template = {**templates.index_template, "index_patterns": [f"{alias}-*"]}
     await backend.put_index_template(alias, index_template)
     created = None
-    if await backend.alias_exists(alias):
+    if exists:
         # Rolling upgrades: fields this version added reach the indices already behind the
         # alias (new fields only; a changed field type is refused by the engine).
         await backend.put_mapping(alias, {"properties": templates.mappings["properties"]})

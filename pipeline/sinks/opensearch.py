@@ -45,9 +45,11 @@ class OpenSearchBackend:
     async def info(self) -> dict[str, Any]:
         return dict(await self.client.info())
 
-    async def has_analyzer(self, name: str) -> bool:
+    async def has_analyzer(self, name: str, index: str | None = None) -> bool:
         try:
-            await self.client.indices.analyze(body={"analyzer": name, "text": "running"})
+            await self.client.indices.analyze(
+                index=index, body={"analyzer": name, "text": "running"}
+            )
         except RequestError:
             return False
         except TransportError as exc:
@@ -83,6 +85,15 @@ class OpenSearchBackend:
     @_translated
     async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(await self.client.search(index=index, body=body))
+
+    @_translated
+    async def msearch(self, index: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Several searches of ``index`` in one request; one answer per body, in order."""
+        lines: list[dict[str, Any]] = []
+        for body in bodies:
+            lines += [{}, body]
+        answer = await self.client.msearch(index=index, body=lines)
+        return [dict(r) for r in answer["responses"]]
 
     @_translated
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int:

@@ -26,7 +26,12 @@ from pipeline.errors import KafkaUnavailableError
 from pipeline.kafka.client import start_client
 from pipeline.kafka.compacted import read_to_end
 from pipeline.kafka.security import client_options
-from pipeline.kafka.topics import COMPACTED, TopicSpec, create_missing_topics, topic_partitions
+from pipeline.kafka.topics import (
+    COMPACTED,
+    TopicSpec,
+    create_missing_topics,
+    topic_partitions,
+)
 from pipeline.settings import Settings
 from pipeline.sources.state import FeedState, partition_for
 

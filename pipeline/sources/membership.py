@@ -30,6 +30,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 
 from pipeline.kafka.client import bootstrap, start_client
 from pipeline.kafka.security import client_options
+from pipeline.kafka.topics import check_feeds_topic
 from pipeline.settings import Settings
 from pipeline.sources.coordination import AtomicKafkaStateStore, ensure_poller_topics
 from pipeline.sources.feeds import FeedConfig
@@ -153,6 +154,7 @@ class GroupMembership:
 
         servers = bootstrap(config)
         await ensure_poller_topics(servers, config)
+        await check_feeds_topic(config)  # the feed -> partition map needs the same count
         poller.assigned = set()
         self.consumer = AIOKafkaConsumer(
             **client_options(config, servers),
