@@ -115,6 +115,48 @@ class Settings(BaseSettings):
     index_alias: str = Field(
         "newswire-articles", description="NEWSWIRE_INDEX_ALIAS: alias searched and written."
     )
+    index_shards: int = Field(
+        1,
+        ge=1,
+        description="NEWSWIRE_INDEX_SHARDS: primary shards of each new index generation "
+        "(aim for 10-50 GB per shard; the rollover limits below keep a generation that size).",
+    )
+    index_replicas: int | None = Field(
+        None,
+        ge=0,
+        description="NEWSWIRE_INDEX_REPLICAS: replicas of each new generation; unset = "
+        "`auto_expand_replicas` 0-1 (one replica once a second node joins).",
+    )
+    index_rollover_max_primary_shard_size: str | None = Field(
+        "50gb",
+        description="NEWSWIRE_INDEX_ROLLOVER_MAX_PRIMARY_SHARD_SIZE: a new generation once a "
+        "primary shard of the write index is this big (e.g. 50gb); empty = no size limit.",
+    )
+    index_rollover_max_docs: int | None = Field(
+        200_000_000,
+        ge=1,
+        description="NEWSWIRE_INDEX_ROLLOVER_MAX_DOCS: a new generation once the write index "
+        "holds this many documents; unset = no document limit.",
+    )
+    index_rollover_max_age: str | None = Field(
+        None,
+        description="NEWSWIRE_INDEX_ROLLOVER_MAX_AGE: a new generation once the write index is "
+        "this old (e.g. 30d); unset = no age limit.",
+    )
+    index_rollover_check_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="NEWSWIRE_INDEX_ROLLOVER_CHECK_SECONDS: how often the worker's sink checks "
+        "the rollover limits (the core rollover API; `newswire index rollover` does the same "
+        "by hand or from cron); 0 = the worker never rolls over.",
+    )
+    index_retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="NEWSWIRE_INDEX_RETENTION_DAYS: `newswire index retire` deletes whole "
+        "generations whose newest article was fetched longer ago than this; unset = keep "
+        "everything (the default).",
+    )
     topic_raw: str = Field("newswire.articles.raw", description="NEWSWIRE_TOPIC_RAW")
     topic_enriched: str = Field("newswire.articles.enriched", description="NEWSWIRE_TOPIC_ENRICHED")
     topic_dlq: str = Field("newswire.articles.dlq", description="NEWSWIRE_TOPIC_DLQ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -38,26 +39,31 @@ def external_version(article: EnrichedArticle) -> int:
 
 
 def bulk_operations(
-    alias: str, docs: list[tuple[str, int, dict[str, Any]]]
+    alias: str,
+    docs: list[tuple[str, int, dict[str, Any]]],
+    placed: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Bulk body lines: ``index`` with deterministic ``_id`` and external versioning.
 
-    ``require_alias`` makes a missing alias an item error (retried) instead of letting the
-    engine auto-create a concrete index with a dynamic mapping under the alias's name.
+    A document some generation already holds (``placed``: id -> concrete index) is written
+    to that index, so its revisions stay in one place (external versions hold per index);
+    the others go to the alias, that is its write index. ``require_alias`` makes a missing
+    alias an item error (retried) instead of letting the engine auto-create a concrete
+    index with a dynamic mapping under the alias's name.
     """
+    placed = placed or {}
     operations: list[dict[str, Any]] = []
     for doc_id, version, source in docs:
-        operations.append(
-            {
-                "index": {
-                    "_index": alias,
-                    "_id": doc_id,
-                    "require_alias": True,
-                    "version": version,
-                    "version_type": "external_gte",
-                }
-            }
-        )
+        target = placed.get(doc_id)
+        action: dict[str, Any] = {
+            "_index": target or alias,
+            "_id": doc_id,
+            "version": version,
+            "version_type": "external_gte",
+        }
+        if target is None:
+            action["require_alias"] = True
+        operations.append({"index": action})
         operations.append(source)
     return operations
 

@@ -14,8 +14,10 @@ from pipeline.backoff import backoff_delay
 from pipeline.errors import HandedBackError, RetryableError, SearchBackendError
 from pipeline.metrics import INDEX_STALLED as STALLED
 from pipeline.models import EnrichedArticle
+from pipeline.settings import Settings
 from pipeline.sinks.backend import RefreshPolicy, SearchBackend
 from pipeline.sinks.bulk import bulk_operations, classify_response, external_version
+from pipeline.sinks.generations import index_settings, locate, rollover
 from pipeline.sinks.templates import AnalysisVariant, first_index, load_templates
 
 log = structlog.get_logger(__name__)
@@ -42,8 +44,11 @@ class WriteResult:
     retries: int = 0
 
 
-async def install_index(backend: SearchBackend, alias: str) -> IndexSetup:
-    """Component templates, index template, and the first index behind ``alias``."""
+async def install_index(
+    backend: SearchBackend, alias: str, settings: Settings | None = None
+) -> IndexSetup:
+    """Component templates, index template, and the first index behind ``alias``; with
+    ``settings``, new generations get its shard and replica counts."""
     info = await backend.info()
     version = str(info.get("version", {}).get("number", "?"))
     variant: AnalysisVariant = "english" if await backend.has_analyzer("english") else "standard"
@@ -55,6 +60,8 @@ async def install_index(backend: SearchBackend, alias: str) -> IndexSetup:
         )
     templates = load_templates(variant)
     for name, body in templates.components.items():
+        if name == "newswire-settings" and settings is not None:
+            body = index_settings(settings, body)
         await backend.put_component_template(name, body)
     # The template file is written for the default alias; follow the configured one.
     index_template = {**templates.index_template, "index_patterns": [f"{alias}-*"]}
@@ -85,6 +92,8 @@ class Indexer:
         escalate_after: int = 8,
         stopping: asyncio.Event | None = None,
         refresh: RefreshPolicy = "false",
+        rollover_conditions: dict[str, Any] | None = None,
+        rollover_every: float = 0.0,
     ) -> None:
         self.backend = backend
         self.alias = alias
@@ -95,6 +104,10 @@ class Indexer:
         #: Set when the worker stops: a batch still waiting is handed back, not acked.
         self.stopping = stopping or asyncio.Event()
         self._waiting_since: float | None = None
+        #: The worker's own rollover check (``NEWSWIRE_INDEX_ROLLOVER_*``); off when empty.
+        self.rollover_conditions = rollover_conditions or {}
+        self.rollover_every = rollover_every
+        self._next_rollover_check = time.monotonic() + rollover_every
 
     async def write(self, articles: Sequence[EnrichedArticle]) -> WriteResult:
         """Index ``articles``; returns only when every one is acknowledged or rejected."""
@@ -107,8 +120,9 @@ class Indexer:
         attempt = 0
         while pending:
             try:
+                placed = await locate(self.backend, self.alias, list(pending))
                 response = await self.backend.bulk(
-                    self._operations(pending.values()), refresh=self.refresh
+                    self._operations(pending.values(), placed), refresh=self.refresh
                 )
             except RetryableError as exc:
                 attempt = await self._wait(attempt, str(exc), len(pending), exc.retry_after)
@@ -133,7 +147,23 @@ class Indexer:
             )
         self._waiting_since = None
         STALLED.set(0)
+        await self._maybe_roll_over()
         return result
+
+    async def _maybe_roll_over(self) -> None:
+        """Every ``rollover_every`` seconds, roll the alias over if a limit is met (the
+        core API; where the cluster has ILM, set the check to 0 and let ILM do it). A
+        failure is logged and tried again at the next check: it never fails a batch."""
+        if not self.rollover_every or not self.rollover_conditions:
+            return
+        now = time.monotonic()
+        if now < self._next_rollover_check:
+            return
+        self._next_rollover_check = now + self.rollover_every
+        try:
+            await rollover(self.backend, self.alias, self.rollover_conditions)
+        except SearchBackendError as exc:
+            log.warning("index.rollover_failed", alias=self.alias, error=str(exc))
 
     async def _wait(
         self, attempt: int, reason: str, docs: int, retry_after: float | None = None
@@ -163,8 +193,9 @@ class Indexer:
             return attempt
         raise HandedBackError("sink", f"the search engine ({reason})")
 
-    def _operations(self, articles: Any) -> list[dict[str, Any]]:
+    def _operations(self, articles: Any, placed: dict[str, str]) -> list[dict[str, Any]]:
         return bulk_operations(
             self.alias,
             [(a.id, external_version(a), a.document()) for a in articles],
+            placed,
         )
