@@ -11,14 +11,15 @@ from typing import Any
 import structlog
 
 from pipeline.backoff import backoff_delay
-from pipeline.errors import HandedBackError, RetryableError, SearchBackendError
+from pipeline.errors import ConfigError, HandedBackError, RetryableError, SearchBackendError
 from pipeline.metrics import INDEX_STALLED as STALLED
 from pipeline.models import EnrichedArticle
 from pipeline.settings import Settings
 from pipeline.sinks.backend import RefreshPolicy, SearchBackend
 from pipeline.sinks.bulk import bulk_operations, classify_response, external_version
 from pipeline.sinks.generations import index_settings, locate, rollover
-from pipeline.sinks.templates import AnalysisVariant, first_index, load_templates
+from pipeline.sinks.mappings import MappingChanges, evolve_mappings, unmapped_fields
+from pipeline.sinks.templates import AnalysisVariant, first_index, load_templates, templates_dir
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +33,12 @@ class IndexSetup:
     variant: AnalysisVariant
     alias: str
     created_index: str | None
+    #: Fields added in place to live generations (index -> dotted paths).
+    mapping_added: dict[str, list[str]] = field(default_factory=dict)
+    #: Changes the live generations could not take (index -> what changed).
+    mapping_conflicts: dict[str, list[str]] = field(default_factory=dict)
+    #: The generation a conflicting change of the write index rolled over to.
+    rolled_over_to: str | None = None
 
 
 @dataclass
@@ -59,6 +66,14 @@ async def install_index(
             "text fields use the standard analyzer, without stemming",
         )
     templates = load_templates(variant)
+    unmapped = unmapped_fields(EnrichedArticle, templates.mappings)
+    if unmapped:
+        raise ConfigError(
+            f"the index mapping (component-mappings.json in {templates_dir()}) does not "
+            f"declare {unmapped}, which this version's articles carry: a strict index would "
+            "refuse every article. Add them to the mapping (or point NEWSWIRE_TEMPLATES_DIR "
+            "at this release's templates) and run setup again"
+        )
     for name, body in templates.components.items():
         if name == "newswire-settings" and settings is not None:
             body = index_settings(settings, body)
@@ -67,7 +82,24 @@ async def install_index(
     index_template = {**templates.index_template, "index_patterns": [f"{alias}-*"]}
     await backend.put_index_template(alias, index_template)
     created = None
-    if not await backend.alias_exists(alias):
+    changes = MappingChanges()
+    rolled_to = None
+    if await backend.alias_exists(alias):
+        changes = await evolve_mappings(backend, alias, templates.mappings)
+        writes = await backend.alias_indices(alias)
+        if any(writes.get(index) for index in changes.conflicts):
+            # The write index cannot take the new mapping: new articles go to a new
+            # generation made from the new template; the old ones need `reprocess --relocate`.
+            rolled = await rollover(backend, alias, {}, force=True)
+            rolled_to = rolled.new_index
+        for index, what in changes.conflicts.items():
+            log.warning(
+                "index.mapping_not_in_place",
+                index=index,
+                changes=what,
+                remedy="newswire reprocess --relocate moves its articles to the write index",
+            )
+    else:
         created = first_index(alias)
         try:
             await backend.create_index(created, {"aliases": {alias: {"is_write_index": True}}})
@@ -76,7 +108,16 @@ async def install_index(
                 raise
             created = None  # another worker or setup created it a moment ago
     log.info("index.ready", engine=backend.engine, alias=alias, variant=variant, created=created)
-    return IndexSetup(backend.engine, version, variant, alias, created)
+    return IndexSetup(
+        backend.engine,
+        version,
+        variant,
+        alias,
+        created,
+        changes.added,
+        changes.conflicts,
+        rolled_to,
+    )
 
 
 class Indexer:

@@ -60,7 +60,11 @@ async def test_rollover_during_live_writes_keeps_every_article_once(generations:
     settings, backend = generations
     alias = settings.index_alias
     # The sink rolls over by itself at 150 documents; a cron-like task forces it too.
-    indexer = Indexer(backend, alias, rollover_conditions={"max_docs": 150}, rollover_every=0.01)
+    # refresh="true" as the worker's default (NEWSWIRE_INDEX_REFRESH): max_docs counts
+    # refreshed documents.
+    indexer = Indexer(
+        backend, alias, refresh="true", rollover_conditions={"max_docs": 150}, rollover_every=0.01
+    )
     total, batch = 900, 30
     latest: dict[int, int] = {}
     first_home: dict[int, str] = {}
