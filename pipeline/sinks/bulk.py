@@ -76,6 +76,7 @@ class ItemResult:
     outcome: Outcome
     status: int
     reason: str | None = None
+    index: str | None = None  # the concrete index that answered
 
 
 def _reason(error: Any) -> str:
@@ -94,7 +95,7 @@ def classify_item(item: dict[str, Any]) -> ItemResult:
     status = int(body.get("status", 0))
     doc_id = str(body.get("_id"))
     if 200 <= status < 300:
-        return ItemResult(doc_id, Outcome.INDEXED, status)
+        return ItemResult(doc_id, Outcome.INDEXED, status, index=body.get("_index"))
     reason = _reason(body.get("error"))
     if status == 409:
         return ItemResult(doc_id, Outcome.STALE, status, reason)
@@ -112,6 +113,8 @@ class BulkReport:
     indexed: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     retry: list[ItemResult] = field(default_factory=list)
+    #: Where each indexed document was written (id -> concrete index).
+    written_to: dict[str, str] = field(default_factory=dict)
     rejected: list[ItemResult] = field(default_factory=list)
 
 
@@ -122,6 +125,8 @@ def classify_response(response: dict[str, Any]) -> BulkReport:
         result = classify_item(item)
         if result.outcome is Outcome.INDEXED:
             report.indexed.append(result.doc_id)
+            if result.index:
+                report.written_to[result.doc_id] = result.index
         elif result.outcome is Outcome.STALE:
             report.stale.append(result.doc_id)
         elif result.outcome is Outcome.RETRY:

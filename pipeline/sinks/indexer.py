@@ -150,8 +150,16 @@ class Indexer:
         self.rollover_every = rollover_every
         self._next_rollover_check = time.monotonic() + rollover_every
 
-    async def write(self, articles: Sequence[EnrichedArticle]) -> WriteResult:
-        """Index ``articles``; returns only when every one is acknowledged or rejected."""
+    async def write(
+        self, articles: Sequence[EnrichedArticle], *, relocate: bool = False
+    ) -> WriteResult:
+        """Index ``articles``; returns only when every one is acknowledged or rejected.
+
+        Each goes to the generation that holds its id, else to the write index. With
+        ``relocate`` (``reprocess --relocate``, after a mapping change that could not
+        apply in place) each goes to the write index and is then deleted from the older
+        generation that held it; while both copies exist, :func:`locate` picks the newer
+        generation, so a revision written meanwhile lands in the new copy."""
         result = WriteResult()
         pending: dict[str, EnrichedArticle] = {}
         for article in articles:  # the last revision of an id in a batch wins
@@ -159,9 +167,11 @@ class Indexer:
             if known is None or external_version(article) >= external_version(known):
                 pending[article.id] = article
         attempt = 0
+        origin = await self._origin(list(pending)) if relocate else {}
+        written_to: dict[str, str] = {}
         while pending:
             try:
-                placed = await locate(self.backend, self.alias, list(pending))
+                placed = {} if relocate else await locate(self.backend, self.alias, list(pending))
                 response = await self.backend.bulk(
                     self._operations(pending.values(), placed), refresh=self.refresh
                 )
@@ -172,6 +182,7 @@ class Indexer:
             report = classify_response(response)
             result.indexed += report.indexed
             result.stale += report.stale
+            written_to.update(report.written_to)
             for item in report.rejected:
                 article = pending[item.doc_id]
                 result.rejected.append((article, f"{item.status} {item.reason}"))
@@ -181,6 +192,8 @@ class Indexer:
                 reason = report.retry[0].reason if report.retry else "no answer for some items"
                 attempt = await self._wait(attempt, str(reason), len(pending))
                 result.retries += 1
+        if origin:
+            await self._delete_moved(origin, written_to)
         if attempt:
             waited = time.monotonic() - (self._waiting_since or time.monotonic())
             log.info(
@@ -190,6 +203,33 @@ class Indexer:
         STALLED.set(0)
         await self._maybe_roll_over()
         return result
+
+    async def _origin(self, ids: list[str]) -> dict[str, str]:
+        """Where ``ids`` live before a relocation (retried like a bulk request)."""
+        attempt = 0
+        while True:
+            try:
+                return await locate(self.backend, self.alias, ids)
+            except RetryableError as exc:
+                attempt = await self._wait(attempt, str(exc), len(ids), exc.retry_after)
+
+    async def _delete_moved(self, origin: dict[str, str], written_to: dict[str, str]) -> None:
+        """Delete the old copies of relocated documents (a 404 means already gone)."""
+        moved = [
+            (doc_id, old)
+            for doc_id, old in origin.items()
+            if doc_id in written_to and written_to[doc_id] != old
+        ]
+        attempt = 0
+        while moved:
+            try:
+                await self.backend.bulk(
+                    [{"delete": {"_index": old, "_id": doc_id}} for doc_id, old in moved],
+                    refresh=self.refresh,
+                )
+                return
+            except RetryableError as exc:
+                attempt = await self._wait(attempt, str(exc), len(moved), exc.retry_after)
 
     async def _maybe_roll_over(self) -> None:
         """Every ``rollover_every`` seconds, roll the alias over if a limit is met (the
