@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 import structlog
 
 from pipeline.kafka.topics import (
+    article_specs,
     check_feeds_topic,
     dlq_spec,
     enforce_topic_configs,
     ensure_topics,
     replication_warning,
+    retention_warning,
     stories_spec,
 )
 from pipeline.settings import Settings
@@ -38,21 +40,21 @@ class SetupReport:
 async def run_setup(settings: Settings) -> SetupReport:
     """Idempotent: safe to run before every start."""
     report = SetupReport()
-    replication = replication_warning(settings)
-    if replication:
-        report.warnings.append(replication)
+    for warning in (replication_warning(settings), retention_warning(settings)):
+        if warning:
+            report.warnings.append(warning)
     report.topics_created = await ensure_topics(settings)
     feeds = await check_feeds_topic(settings)  # ConfigError when it cannot work
     if feeds:
         report.warnings.append(feeds)
     report.topics_configured = await enforce_topic_configs(
-        settings, [dlq_spec(settings), stories_spec(settings)]
+        settings, [*article_specs(settings), dlq_spec(settings), stories_spec(settings)]
     )
     for warning in report.warnings:
         log.warning("setup.warning", detail=warning)
     backend = open_backend(settings)
     try:
-        report.index = await install_index(backend, settings.index_alias)
+        report.index = await install_index(backend, settings.index_alias, settings)
     finally:
         await backend.close()
     if settings.kibana_url:

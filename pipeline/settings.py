@@ -170,6 +170,19 @@ class Settings(BaseSettings):
         description="NEWSWIRE_DLQ_RETENTION_DAYS: how long dead letters are kept "
         "(`retention.ms` of the DLQ topic, set at creation and by `setup`).",
     )
+    topic_retention_days: float = Field(
+        14.0,
+        gt=0,
+        description="NEWSWIRE_TOPIC_RETENTION_DAYS: how long the raw and enriched topics keep "
+        "records (`retention.ms`, set at creation and by `setup`): the longest a worker may "
+        "be down or stalled without losing input, and how far back `replay` reaches.",
+    )
+    longest_outage_days: float = Field(
+        7.0,
+        gt=0,
+        description="NEWSWIRE_LONGEST_OUTAGE_DAYS: the longest outage of the workers or the "
+        "search engine you plan for; `setup` warns when the topics' retention is shorter.",
+    )
     topic_partitions: int = Field(4, description="NEWSWIRE_TOPIC_PARTITIONS: for `setup`.")
     topic_replication: int = Field(
         1, description="NEWSWIRE_TOPIC_REPLICATION: replication factor of created topics."

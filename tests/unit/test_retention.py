@@ -1,0 +1,28 @@
+"""Topic retention as a setting, the setup warning, and gaps past retention (pure)."""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+
+from pipeline.kafka.retention import Gap, find_gaps
+from pipeline.kafka.topics import article_specs, retention_warning
+from pipeline.settings import Settings
+
+
+def test_article_topics_get_the_retention_setting() -> None:
+    specs = article_specs(Settings(topic_retention_days=30))
+    assert [s.name for s in specs] == ["newswire.articles.raw", "newswire.articles.enriched"]
+    assert all(s.config["retention.ms"] == str(30 * 86_400_000) for s in specs)
+
+
+def test_setup_warns_when_retention_is_shorter_than_the_longest_outage() -> None:
+    assert retention_warning(Settings()) is None  # the defaults are safe: 14 days >= 7
+    warning = retention_warning(Settings(topic_retention_days=2, longest_outage_days=7))
+    assert warning is not None and "NEWSWIRE_TOPIC_RETENTION_DAYS=2" in warning
+
+
+def test_gaps_are_committed_offsets_before_the_first_kept() -> None:
+    a, b, c = (TopicPartition("raw", n) for n in range(3))
+    gaps = find_gaps({a: 5, b: 40, c: None}, {a: 15, b: 15, c: 15})
+    assert gaps == [Gap("raw", 0, 5, 15)]
+    assert gaps[0].lost == 10 and gaps[0].as_json()["lost"] == 10
