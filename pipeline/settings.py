@@ -157,6 +157,17 @@ class Settings(BaseSettings):
         "generations whose newest article was fetched longer ago than this; unset = keep "
         "everything (the default).",
     )
+    snapshot_repository: str = Field(
+        "newswire-snapshots",
+        description="NEWSWIRE_SNAPSHOT_REPOSITORY: name of the snapshot repository "
+        "`newswire snapshot` registers and uses.",
+    )
+    snapshot_location: str | None = Field(
+        None,
+        description="NEWSWIRE_SNAPSHOT_LOCATION: folder of the filesystem snapshot repository, "
+        "as the search nodes see it (it must be under their `path.repo`; on every node for a "
+        "cluster, e.g. a shared mount); the local stack sets it for its own node.",
+    )
     topic_raw: str = Field("newswire.articles.raw", description="NEWSWIRE_TOPIC_RAW")
     topic_enriched: str = Field("newswire.articles.enriched", description="NEWSWIRE_TOPIC_ENRICHED")
     topic_dlq: str = Field("newswire.articles.dlq", description="NEWSWIRE_TOPIC_DLQ")
