@@ -267,6 +267,13 @@ class Settings(BaseSettings):
         description="NEWSWIRE_MAX_RETRIES: failed bulk tries before the sink reports "
         "itself stalled (it keeps retrying; nothing is dropped).",
     )
+    batch_failure_retries: int = Field(
+        2,
+        ge=0,
+        description="NEWSWIRE_BATCH_FAILURE_RETRIES: how many more times a batch that fails "
+        "with an unexpected error is tried whole before it is split to isolate the records "
+        "that fail (they go to the DLQ with their traceback; the rest go on).",
+    )
     feeds_file: Path = Field(
         Path("feeds.yaml"), description="NEWSWIRE_FEEDS_FILE: YAML or OPML feed list."
     )

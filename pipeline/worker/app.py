@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -20,12 +20,15 @@ import faust
 import structlog
 from mode.utils.queues import FlowControlQueue
 
+from pipeline import metrics
 from pipeline.errors import HandedBackError
 from pipeline.kafka.client import bootstrap
 from pipeline.kafka.security import faust_broker_options
 from pipeline.settings import Settings
 from pipeline.worker.batches import Values, Worker
+from pipeline.worker.dlq import dlq_record
 from pipeline.worker.failstop import fail_stop
+from pipeline.worker.poison import isolate
 
 log = structlog.get_logger(__name__)
 BatchHandler = Callable[[Values], Awaitable[int]]
@@ -142,6 +145,30 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     busy: set[str] = set()  # the stages with a batch in progress
     idle = asyncio.Event()  # set whenever ``busy`` empties
 
+    async def handle_isolating(stage: str, handle: BatchHandler, values: Values) -> int:
+        """``handle`` the batch; when it keeps failing with an unexpected error, split it
+        until the failing records are alone (:mod:`pipeline.worker.poison`): those go to
+        the DLQ with their traceback, the others are handled (sending a part twice is
+        harmless: deterministic ids and external versions)."""
+        counts: list[int] = []
+
+        async def work(part: Sequence[tuple[bytes | None, dict[str, Any]]]) -> list[None]:
+            counts.append(await handle(part))
+            return [None] * len(part)
+
+        outcome = await isolate(
+            values, work, retries=settings.batch_failure_retries, passthrough=(HandedBackError,)
+        )
+        if outcome.poison:
+            metrics.WORKER_BAD_INPUT.labels("poison").inc(len(outcome.poison))
+            await worker.send_dlq(
+                [
+                    dlq_record(value, f"unexpected error: {trace}", stage, **where)
+                    for (value, where), trace in outcome.poison
+                ]
+            )
+        return sum(counts)  # the calls that failed added nothing
+
     async def consume(stream: Any, stage: str, handle: BatchHandler) -> None:
         """Micro-batches; each event is acked only once ``handle`` made its output safe.
 
@@ -157,11 +184,11 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
             taken = time.time()
             values = [(e.value, _where(e)) for e in events]
             try:
-                done = await handle(values)
+                done = await handle_isolating(stage, handle, values)
             except HandedBackError as exc:
                 log.info(f"{stage}.batch_handed_back", records=len(events), reason=str(exc))
                 return
-            except Exception as exc:
+            except Exception as exc:  # the DLQ itself cannot be written
                 fail_stop(stage, exc, len(events))
             finally:
                 busy.discard(stage)

@@ -20,7 +20,6 @@ from pipeline.provision import run_setup
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.sources.replay import ReplayReport, collect, replay
-from pipeline.worker.failstop import FAIL_STOP_EXIT
 from tests.integration.helpers import env_for, isolated, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
@@ -283,7 +282,7 @@ async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
     assert "duplicate_dropped" in worker.tail()
 
 
-async def test_an_unexpected_error_stops_the_worker_and_loses_nothing(
+async def test_a_transient_unexpected_error_is_retried_and_loses_nothing(
     worker_settings: Settings, worker: WorkerProcess, tmp_path: Path
 ) -> None:
     articles = [
@@ -303,19 +302,58 @@ async def test_an_unexpected_error_stops_the_worker_and_loses_nothing(
         NEWSWIRE_TEST_FAULT="enrich-once",
         NEWSWIRE_TEST_FAULT_MARKER=str(tmp_path / "fault-fired"),
     )
-    assert worker.process is not None
-    code = worker.process.wait(120)
-    assert code == FAIL_STOP_EXIT, worker.tail()
-    assert "worker.fail_stop" in worker.tail() and "injected enrichment fault" in worker.tail()
-    assert (tmp_path / "fault-fired").exists()
-
-    worker.start()  # restarted, as a supervisor would: the failed batch comes back
 
     async def all_indexed() -> bool:
         assert worker.alive(), worker.tail()
         return await _count(worker_settings, [a.id for a in articles]) == len(articles)
 
     await wait_for(all_indexed, 180, "every article of the failed batch to be indexed")
+    assert (tmp_path / "fault-fired").exists()
+    assert "worker.batch_failing" not in worker.tail()  # one retry was enough
+    assert "worker.fail_stop" not in worker.tail()
+
+
+async def test_a_poison_record_goes_to_the_dlq_and_its_batch_goes_on(
+    worker_settings: Settings, worker: WorkerProcess
+) -> None:
+    """A record that makes enrichment raise every time: after the bounded retries its batch
+    is split until it is alone; it ends in the DLQ with its traceback, every other article
+    of the batch is indexed, and the worker keeps running (no crash loop)."""
+    articles = [
+        RawArticle(
+            id=f"batch-{n}",
+            title="POISON story" if n == 6 else f"Story {n}",
+            body=f"Body of story number {n}.",
+        )
+        for n in range(12)
+    ]
+    await run_setup(worker_settings)
+    producer = make_producer(worker_settings)
+    await producer.start()
+    try:
+        await publish_raw(producer, worker_settings.topic_raw, articles)
+    finally:
+        await producer.stop()
+    faults = str(REPO / "tests" / "integration" / "faults")
+    worker.start(
+        PYTHONPATH=os.pathsep.join([faults, os.environ.get("PYTHONPATH", "")]),
+        NEWSWIRE_TEST_FAULT="enrich-poison",
+    )
+    healthy = [a.id for a in articles if a.id != "batch-6"]
+
+    async def others_indexed() -> bool:
+        assert worker.alive(), worker.tail()
+        return await _count(worker_settings, healthy) == len(healthy)
+
+    await wait_for(others_indexed, 180, "every other article of the batch to be indexed")
+    dead = await read_topic(worker_settings.kafka_bootstrap, worker_settings.topic_dlq, 1)
+    assert [d["key"] for d in dead] == ["batch-6"]
+    assert dead[0]["stage"] == "enrich"
+    assert "Traceback" in dead[0]["reason"] and "injected poison record" in dead[0]["reason"]
+    assert dead[0]["original"]["id"] == "batch-6"
+    assert await _count(worker_settings, ["batch-6"]) == 0
+    assert worker.alive() and "worker.fail_stop" not in worker.tail()
+    assert "worker.batch_failing" in worker.tail()
 
 
 async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
