@@ -346,6 +346,7 @@ async def test_a_poison_record_goes_to_the_dlq_and_its_batch_goes_on(
         return await _count(worker_settings, healthy) == len(healthy)
 
     await wait_for(others_indexed, 180, "every other article of the batch to be indexed")
+    assert worker_settings.kafka_bootstrap is not None
     dead = await read_topic(worker_settings.kafka_bootstrap, worker_settings.topic_dlq, 1)
     assert [d["key"] for d in dead] == ["batch-6"]
     assert dead[0]["stage"] == "enrich"
