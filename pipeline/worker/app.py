@@ -29,6 +29,7 @@ from pipeline.worker.batches import Values, Worker
 from pipeline.worker.dlq import dlq_record
 from pipeline.worker.failstop import fail_stop
 from pipeline.worker.poison import isolate
+from pipeline.worker.retention_guard import RetentionGuard
 
 log = structlog.get_logger(__name__)
 BatchHandler = Callable[[Values], Awaitable[int]]
@@ -143,6 +144,7 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     within = timedelta(seconds=settings.batch_seconds)
 
     busy: set[str] = set()  # the stages with a batch in progress
+    guard = RetentionGuard(settings)  # partitions stopped: offsets out of retention
     idle = asyncio.Event()  # set whenever ``busy`` empties
 
     async def handle_isolating(stage: str, handle: BatchHandler, values: Values) -> int:
@@ -175,10 +177,15 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
         A batch is finished or handed back, never half-acked: on a stop request a batch
         that waits (search engine or recogniser down) raises HandedBackError and nothing of
         it is acked; Kafka redelivers it to the next worker. Any other error fail-stops."""
-        async for events in stream.noack_take(settings.batch_size, within=within):
+        async for taken_events in stream.noack_take(settings.batch_size, within=within):
             if worker.stopping.is_set():
-                log.info(f"{stage}.batch_handed_back", records=len(events), reason="stopping")
+                log.info(f"{stage}.batch_handed_back", records=len(taken_events), reason="stopping")
                 return
+            # Records of a stopped partition (out of retention) are neither handled nor
+            # acknowledged: its committed offset stays where the gap is.
+            events = [e for e in taken_events if not guard.is_stopped(e.message.tp)]
+            if not events:
+                continue
             busy.add(stage)
             idle.clear()
             taken = time.time()
@@ -240,6 +247,15 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
         # A rebalance; a batch in progress (a stalled sink's) goes on through it.
         log.info("worker.rebalance", in_progress=sorted(busy))
 
+    async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        # Faust paused every assigned partition before this; gaps stay paused.
+        await guard.on_assigned(app.consumer, assigned)
+
+    @app.page("/health/")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json(guard.health())
+
+    app.on_partitions_assigned.connect(cast(Any, _assigned))
     app.on_partitions_revoked.connect(cast(Any, _revoked))
     app.on_before_shutdown.connect(cast(Any, _stopping))  # mode types miss async receivers
     app.newswire_worker = worker  # type: ignore[attr-defined]  # closed by FaustWorker

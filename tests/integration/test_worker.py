@@ -417,3 +417,75 @@ async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
         worker.stop()
         if pid is not None:
             stop_process(pid, timeout=server.stop_timeout, marker=server.marker_for())
+
+
+async def test_an_offset_out_of_retention_stops_its_partition_and_says_so(
+    worker_settings: Settings, worker: WorkerProcess
+) -> None:
+    """The group's committed offset of raw partition 0 was deleted by retention while the
+    worker was away: the worker does not reset to the earliest record (which would skip
+    the gap silently); it stops that partition, says so in its log, metrics and /health/,
+    and goes on with the other partitions."""
+    import socket
+
+    import httpx
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+    from aiokafka.structs import OffsetAndMetadata
+
+    await run_setup(worker_settings)
+    bootstrap = worker_settings.kafka_bootstrap
+    topic = worker_settings.topic_raw
+    producer = make_producer(worker_settings)
+    await producer.start()
+    try:
+        for n in range(20):
+            article = RawArticle(id=f"p0-{n}", title=f"Zero {n}", body=f"Story zero {n}.")
+            await producer.send_and_wait(
+                topic, article.model_dump_json().encode(), key=article.id.encode(), partition=0
+            )
+        for n in range(5):
+            article = RawArticle(id=f"p1-{n}", title=f"One {n}", body=f"Story one {n}.")
+            await producer.send_and_wait(
+                topic, article.model_dump_json().encode(), key=article.id.encode(), partition=1
+            )
+    finally:
+        await producer.stop()
+    tp0 = TopicPartition(topic, 0)
+    group = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=worker_settings.worker_id, enable_auto_commit=False
+    )
+    await group.start()
+    group.assign([tp0])
+    try:
+        await group.commit({tp0: OffsetAndMetadata(5, "")})  # read up to 5 before the outage
+    finally:
+        await group.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:  # retention deleted records 0-14 meanwhile (DeleteRecords does it at once)
+        await admin.delete_records({tp0: RecordsToDelete(15)})
+    finally:
+        await admin.close()
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    worker.start(NEWSWIRE_WORKER_WEB_PORT=str(port))
+
+    async def partition_1_indexed() -> bool:
+        assert worker.alive(), worker.tail()
+        return await _count(worker_settings, [f"p1-{n}" for n in range(5)]) == 5
+
+    await wait_for(partition_1_indexed, 180, "the articles of partition 1 to be indexed")
+    assert "worker.offset_out_of_retention" in worker.tail()
+    async with httpx.AsyncClient(timeout=10) as client:
+        health = (await client.get(f"http://127.0.0.1:{port}/health/")).json()
+        metrics_text = (await client.get(f"http://127.0.0.1:{port}/metrics/")).text
+    assert health["status"] == "degraded"
+    assert health["partitions_stopped"] == [
+        {"topic": topic, "partition": 0, "committed": 5, "earliest": 15, "lost": 10}
+    ]
+    assert f'newswire_partitions_stopped{{partition="0",topic="{topic}"}} 1.0' in metrics_text
+    # Nothing of partition 0 was read past the gap: records 15-19 wait for the operator.
+    assert await _count(worker_settings, [f"p0-{n}" for n in range(20)]) == 0

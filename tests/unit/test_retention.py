@@ -26,3 +26,36 @@ def test_gaps_are_committed_offsets_before_the_first_kept() -> None:
     gaps = find_gaps({a: 5, b: 40, c: None}, {a: 15, b: 15, c: 15})
     assert gaps == [Gap("raw", 0, 5, 15)]
     assert gaps[0].lost == 10 and gaps[0].as_json()["lost"] == 10
+
+
+class FakeConsumer:
+    """Faust's consumer as the guard uses it: pause and resume by topic-partition."""
+
+    def __init__(self) -> None:
+        self.paused: set[TopicPartition] = set()
+        self.resumed: set[TopicPartition] = set()
+
+    def pause_partitions(self, tps: list[TopicPartition]) -> None:
+        self.paused |= set(tps)
+
+    def resume_partitions(self, tps: set[TopicPartition]) -> None:
+        self.resumed |= set(tps)
+
+
+async def test_the_guard_keeps_a_gap_paused_through_faust_resuming_everything() -> None:
+    from pipeline.worker.retention_guard import RetentionGuard
+
+    a, b = TopicPartition("raw", 0), TopicPartition("raw", 1)
+
+    async def find(settings: Settings, group: str, tps: list[TopicPartition]) -> list[Gap]:
+        return [Gap("raw", 0, 5, 15)] if a in tps else []
+
+    guard = RetentionGuard(Settings(), find)
+    consumer = FakeConsumer()
+    await guard.on_assigned(consumer, [a, b])
+    assert consumer.paused == {a} and guard.is_stopped(a) and not guard.is_stopped(b)
+    consumer.resume_partitions({a, b})  # what Faust does after every rebalance
+    assert consumer.resumed == {b}
+    assert guard.health()["status"] == "degraded"
+    await guard.on_assigned(consumer, [b])  # partition 0 moved to another worker
+    assert guard.health() == {"status": "ok", "partitions_stopped": []}
