@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from aiokafka import TopicPartition
 
 from pipeline.kafka.retention import Gap, find_gaps
@@ -47,7 +49,7 @@ async def test_the_guard_keeps_a_gap_paused_through_faust_resuming_everything() 
 
     a, b = TopicPartition("raw", 0), TopicPartition("raw", 1)
 
-    async def find(settings: Settings, group: str, tps: list[TopicPartition]) -> list[Gap]:
+    async def find(settings: Settings, group: str, tps: Iterable[TopicPartition]) -> list[Gap]:
         return [Gap("raw", 0, 5, 15)] if a in tps else []
 
     guard = RetentionGuard(Settings(), find)
