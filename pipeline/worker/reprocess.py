@@ -57,6 +57,9 @@ class Selection:
     until: str | None = None
     stale: bool = False
     relocate: bool = False
+    #: False: write the stored articles as they are (``--relocate`` after a mapping
+    #: change needs no new enrichment; much faster).
+    reenrich: bool = True
 
     def key(self, version: str) -> str:
         """Identifies the run for its checkpoint: the same selection and target version."""
@@ -182,7 +185,10 @@ class Reprocessor:
             async for page in scan(
                 self.backend, self.alias, query, after=point.after, size=self.page_size
             ):
-                await self._page(page.hits, version, selection.relocate, report)
+                if selection.reenrich:
+                    await self._page(page.hits, version, selection.relocate, report)
+                else:
+                    await self._copy(page.hits, selection.relocate, report)
                 point.after, point.done = page.after, report.done
                 if self.checkpoint_path is not None:
                     point.save(self.checkpoint_path)
@@ -227,6 +233,17 @@ class Reprocessor:
         for raw, trace in outcome.poison:
             log.error("reprocess.record_failed", id=raw.id, error=trace.splitlines()[-1])
             report.failed.append((raw.id, trace))
+        result = await self.indexer.write(articles, relocate=relocate)
+        report.rewritten += len(result.indexed)
+        report.newer += len(result.stale)
+        report.rejected += [(a.id, reason) for a, reason in result.rejected]
+        report.done += len(hits)
+
+    async def _copy(
+        self, hits: list[dict[str, Any]], relocate: bool, report: ReprocessReport
+    ) -> None:
+        """Write the stored articles unchanged (their enrichment and its version kept)."""
+        articles = [EnrichedArticle.model_validate(hit["_source"]) for hit in hits]
         result = await self.indexer.write(articles, relocate=relocate)
         report.rewritten += len(result.indexed)
         report.newer += len(result.stale)

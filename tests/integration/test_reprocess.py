@@ -119,16 +119,21 @@ async def test_reprocess_during_live_ingest_killed_and_resumed(
         assert doc["title"] == f"Talks {n} revision {revision}" and doc["cluster_id"] == f"c{n}"
 
 
-async def test_relocate_moves_every_article_to_the_write_index(archive: Any) -> None:
+@pytest.mark.parametrize("reenrich", [True, False])
+async def test_relocate_moves_every_article_to_the_write_index(
+    archive: Any, reenrich: bool
+) -> None:
     """After a mapping change that could not apply in place (a new generation), the
     articles of the old generations move to the write index: counts equal, none twice."""
     settings, backend, enricher = archive
     alias = settings.index_alias
     rolled = await rollover(backend, alias, {}, force=True)
     report = await Reprocessor(backend, alias, enricher, page_size=100).run(
-        Selection(relocate=True)
+        Selection(relocate=True, reenrich=reenrich)
     )
     assert report.done == report.rewritten == OLD
     await backend.refresh(alias)
     counts = {g: await backend.count(g) for g in await backend.alias_indices(alias)}
     assert counts[rolled.new_index] == OLD and sum(counts.values()) == OLD
+    stale = {"query": {"term": {"enrichment_version": "ev-old"}}}
+    assert await backend.count(alias, stale) == (0 if reenrich else OLD)
