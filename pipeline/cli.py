@@ -553,6 +553,15 @@ def run(
     raise typer.Exit(run_all(_settings(), console=err, keep_stack=keep_stack))
 
 
+def _register_archive() -> None:
+    from pipeline.cli_archive import register
+
+    register(app, _settings, out, err, _print_json)
+
+
+_register_archive()
+
+
 def main() -> None:
     """Entry point: clear one-line errors for the errors we raise on purpose."""
     try:
