@@ -97,12 +97,15 @@ def register(app: typer.Typer, settings: Any, out: Any, err: Any, print_json: An
     @index_app.command("retire")
     def index_retire(
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list them.")] = False,
+        empty: Annotated[
+            bool, typer.Option("--empty", help="Also the empty old generations (relocated).")
+        ] = False,
         as_json: JsonOption = False,
     ) -> None:
         """Delete whole generations past NEWSWIRE_INDEX_RETENTION_DAYS (never the write index)."""
         from pipeline.sinks.operations import index_retire as run
 
-        doomed = asyncio.run(run(settings(), dry_run=dry_run))
+        doomed = asyncio.run(run(settings(), dry_run=dry_run, empty=empty))
         rows = [
             {"index": g.name, "docs": g.docs, "newest_fetched": g.newest_fetched} for g in doomed
         ]

@@ -97,17 +97,24 @@ class Generation:
 
 
 def retire_candidates(
-    generations: Sequence[Generation], now: datetime, retention_days: float | None
+    generations: Sequence[Generation],
+    now: datetime,
+    retention_days: float | None,
+    *,
+    empty: bool = False,
 ) -> list[Generation]:
-    """The generations to delete: never the write index, never one whose newest article is
-    unknown, only those whose newest article was fetched before ``now - retention``."""
-    if retention_days is None:
-        return []
-    cutoff = now - timedelta(days=retention_days)
+    """The generations to delete: never the write index; those whose newest article was
+    fetched before ``now - retention``, and with ``empty`` those holding no document (left
+    behind by ``reprocess --relocate``). One whose newest article is unknown is kept."""
+    cutoff = now - timedelta(days=retention_days) if retention_days is not None else None
     return [
         g
         for g in generations
-        if not g.write and g.newest_fetched is not None and g.newest_fetched < cutoff
+        if not g.write
+        and (
+            (empty and g.docs == 0)
+            or (cutoff is not None and g.newest_fetched is not None and g.newest_fetched < cutoff)
+        )
     ]
 
 
@@ -211,10 +218,12 @@ async def retire(
     *,
     now: datetime | None = None,
     dry_run: bool = False,
+    empty: bool = False,
 ) -> list[Generation]:
-    """Delete the generations past retention (:func:`retire_candidates`); returns them."""
+    """Delete the generations past retention, or empty (:func:`retire_candidates`)."""
+    await backend.refresh(alias)  # document counts of what was just written or moved
     generations = await list_generations(backend, alias, newest_fetched=True)
-    doomed = retire_candidates(generations, now or datetime.now(UTC), retention_days)
+    doomed = retire_candidates(generations, now or datetime.now(UTC), retention_days, empty=empty)
     for generation in doomed:
         if not dry_run:
             await backend.delete_index(generation.name)

@@ -48,15 +48,20 @@ async def index_rollover(settings: Settings, *, now: bool, dry_run: bool) -> Rol
         await backend.close()
 
 
-async def index_retire(settings: Settings, *, dry_run: bool) -> list[Generation]:
-    if settings.index_retention_days is None:
+async def index_retire(settings: Settings, *, dry_run: bool, empty: bool) -> list[Generation]:
+    if settings.index_retention_days is None and not empty:
         raise ConfigError(
-            "NEWSWIRE_INDEX_RETENTION_DAYS is not set: nothing is retired (keep everything)"
+            "NEWSWIRE_INDEX_RETENTION_DAYS is not set: nothing is retired (keep everything); "
+            "--empty deletes the empty old generations only"
         )
     backend = open_backend(settings)
     try:
         return await retire(
-            backend, settings.index_alias, settings.index_retention_days, dry_run=dry_run
+            backend,
+            settings.index_alias,
+            settings.index_retention_days,
+            dry_run=dry_run,
+            empty=empty,
         )
     finally:
         await backend.close()

@@ -85,3 +85,10 @@ def test_retirement_deletes_only_whole_old_generations_never_the_write_index() -
     assert [g.name for g in retire_candidates(generations, NOW, 30)] == ["g1", "g2"]
     assert retire_candidates(generations, NOW, None) == []  # off by default
     assert Settings().index_retention_days is None
+
+
+def test_empty_old_generations_go_with_empty_only() -> None:
+    generations = [_gen("g1", None), _gen("g2", 10), _gen("g3", None, write=True)]
+    empty = [Generation("e1", False, 0, 0, None, None), *generations]
+    assert [g.name for g in retire_candidates(empty, NOW, None, empty=True)] == ["e1"]
+    assert retire_candidates(empty, NOW, None) == []
