@@ -34,11 +34,11 @@ import structlog  # noqa: E402
 from bench_latency import REPO, Bench, Corpus, isolated  # noqa: E402
 
 from pipeline.enrich.enricher import Enricher  # noqa: E402
-from pipeline.enrich.evaluation import BBC_DIR, eval_dir  # noqa: E402
 from pipeline.enrich.recogniser import corenlp_url, make_recogniser  # noqa: E402
 from pipeline.provision import run_setup  # noqa: E402
-from pipeline.sinks.backend import open_backend  # noqa: E402
+from pipeline.sinks.engines import open_backend  # noqa: E402
 from pipeline.worker.reprocess import Reprocessor, Selection  # noqa: E402
+from workshop.evaluation import BBC_DIR, eval_dir  # noqa: E402
 
 RATIO_TARGET = 0.8
 

@@ -18,7 +18,7 @@ from pipeline.kafka.topics import (
     stories_spec,
 )
 from pipeline.settings import Settings
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import IndexSetup, install_index
 
 log = structlog.get_logger(__name__)

@@ -71,6 +71,10 @@ class OpenSearchBackend:
         await self.client.indices.create(index=name, body=body)
 
     @_translated
+    async def put_mapping(self, index: str, body: dict[str, Any]) -> None:
+        await self.client.indices.put_mapping(index=index, body=body)
+
+    @_translated
     async def bulk(
         self, operations: list[dict[str, Any]], refresh: RefreshPolicy = "false"
     ) -> dict[str, Any]:
@@ -133,10 +137,6 @@ class OpenSearchBackend:
     async def get_mapping(self, index: str) -> dict[str, dict[str, Any]]:
         body = await self.client.indices.get_mapping(index=index)
         return {name: dict(meta.get("mappings", {})) for name, meta in body.items()}
-
-    @_translated
-    async def put_mapping(self, index: str, body: dict[str, Any]) -> None:
-        await self.client.indices.put_mapping(index=index, body=body)
 
     async def get_index_template(self, name: str) -> dict[str, Any] | None:
         try:

@@ -25,8 +25,9 @@ from pipeline.errors import HandedBackError
 from pipeline.kafka.client import bootstrap
 from pipeline.kafka.security import faust_broker_options
 from pipeline.settings import Settings
-from pipeline.worker.batches import Values, Worker
-from pipeline.worker.dlq import dlq_record
+from pipeline.worker.batches import Worker
+from pipeline.worker.decode import Values
+from pipeline.worker.dlq import dlq_record, send_dead_letters
 from pipeline.worker.failstop import fail_stop
 from pipeline.worker.poison import isolate
 from pipeline.worker.retention_guard import RetentionGuard
@@ -163,11 +164,12 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
         )
         if outcome.poison:
             metrics.WORKER_BAD_INPUT.labels("poison").inc(len(outcome.poison))
-            await worker.send_dlq(
+            await send_dead_letters(
+                worker.output,
                 [
                     dlq_record(value, f"unexpected error: {trace}", stage, **where)
                     for (value, where), trace in outcome.poison
-                ]
+                ],
             )
         return sum(counts)  # the calls that failed added nothing
 

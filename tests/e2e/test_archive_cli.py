@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from pipeline.models import EnrichedArticle
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.generations import rollover
 from pipeline.sinks.indexer import Indexer, install_index
-from tests.integration.helpers import env_for, isolated
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +38,7 @@ def newswire(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 
 async def test_index_export_reprocess_retire_from_the_command_line(
-    stack: Any, corenlp_url: str, tmp_path: Path
+    stack: Any, isolated: Any, env_for: Any, corenlp_url: str, tmp_path: Path
 ) -> None:
     settings = isolated(stack.settings, "archive-cli", opensearch_url=None)
     backend = open_backend(settings)

@@ -15,9 +15,8 @@ import pytest
 from pipeline.models import EnrichedArticle, Entities
 from pipeline.search.export import export
 from pipeline.search.scan import article_query
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
-from tests.integration.helpers import isolated
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +38,7 @@ class Counting(io.TextIOBase):
 
 
 @pytest.fixture(scope="module")
-async def big_index(stack: Any) -> Any:
+async def big_index(stack: Any, isolated: Any) -> Any:
     settings = isolated(stack.settings, "export", opensearch_url=None)
     backend = open_backend(settings)
     await install_index(backend, settings.index_alias, settings)

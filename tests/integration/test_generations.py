@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from pipeline.models import EnrichedArticle
-from pipeline.sinks.backend import SearchBackend, open_backend
+from pipeline.sinks.backend import SearchBackend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.generations import list_generations, retire, rollover
 from pipeline.sinks.indexer import Indexer, install_index
-from tests.integration.helpers import isolated
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def _article(n: int, revision: int = 0) -> EnrichedArticle:
 
 
 @pytest.fixture
-async def generations(stack: Any) -> Any:
+async def generations(stack: Any, isolated: Any) -> Any:
     settings = isolated(stack.settings, "gen", opensearch_url=None)
     backend = open_backend(settings)
     await install_index(backend, settings.index_alias, settings)

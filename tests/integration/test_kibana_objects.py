@@ -13,10 +13,9 @@ import pytest
 
 from pipeline.models import EnrichedArticle
 from pipeline.settings import Settings
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
 from pipeline.sources.replay import ReplayReport, collect
-from tests.integration.helpers import isolated
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +108,7 @@ def _first_buckets(response: dict[str, Any], layer: dict[str, Any]) -> list[Any]
 
 
 @pytest.fixture(scope="module")
-async def kibana_index(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+async def kibana_index(stack: Any, tmp_path_factory: pytest.TempPathFactory, isolated: Any) -> Any:
     """The seed and a few articles, really enriched and indexed in an alias of their own."""
     from pipeline.enrich.enricher import Enricher
     from pipeline.enrich.recogniser import make_recogniser

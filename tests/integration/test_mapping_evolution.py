@@ -13,11 +13,11 @@ import pytest
 
 from pipeline.errors import RetryableError
 from pipeline.models import EnrichedArticle
-from pipeline.sinks.backend import SearchBackend, open_backend
+from pipeline.sinks.backend import SearchBackend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
 from pipeline.sinks.mappings import check_index
 from pipeline.sinks.templates import first_index, load_templates
-from tests.integration.helpers import isolated
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ async def _install_old_release(backend: SearchBackend, alias: str, drop: str) ->
 
 
 @pytest.fixture
-async def old_index(stack: Any) -> Any:
+async def old_index(stack: Any, isolated: Any) -> Any:
     settings = isolated(stack.settings, "mapping", opensearch_url=None)
     backend = open_backend(settings)
     await _install_old_release(backend, settings.index_alias, drop="enrichment_version")

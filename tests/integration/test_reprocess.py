@@ -14,11 +14,11 @@ import pytest
 from pipeline.enrich.enricher import Enricher
 from pipeline.enrich.recogniser import make_recogniser
 from pipeline.models import EnrichedArticle
-from pipeline.sinks.backend import SearchBackend, open_backend
+from pipeline.sinks.backend import SearchBackend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.generations import rollover
 from pipeline.sinks.indexer import Indexer, install_index
 from pipeline.worker.reprocess import Reprocessor, ReprocessReport, Selection
-from tests.integration.helpers import isolated
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def _old(n: int, revision: int = 0, version: str = "ev-old") -> EnrichedArticle:
 
 
 @pytest.fixture
-async def archive(stack: Any, corenlp_url: str) -> Any:
+async def archive(stack: Any, isolated: Any, corenlp_url: str) -> Any:
     settings = isolated(stack.settings, "reprocess", opensearch_url=None, corenlp_url=corenlp_url)
     backend = open_backend(settings)
     await install_index(backend, settings.index_alias, settings)

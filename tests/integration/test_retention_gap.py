@@ -13,12 +13,11 @@ from aiokafka.structs import OffsetAndMetadata
 from pipeline.kafka.client import make_producer, start_client
 from pipeline.kafka.retention import Gap, group_gaps
 from pipeline.kafka.topics import TopicSpec, create_missing_topics
-from tests.integration.helpers import isolated
 
 pytestmark = pytest.mark.integration
 
 
-async def test_a_committed_offset_deleted_by_retention_is_a_gap(stack: Any) -> None:
+async def test_a_committed_offset_deleted_by_retention_is_a_gap(stack: Any, isolated: Any) -> None:
     settings = isolated(stack.settings, "retention", topic_partitions=2)
     topic, group = settings.topic_raw, f"{settings.worker_id}-group"
     await create_missing_topics(

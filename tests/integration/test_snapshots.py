@@ -10,19 +10,18 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.models import EnrichedArticle
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.generations import rollover
 from pipeline.sinks.indexer import Indexer, install_index
 from pipeline.sinks.snapshots import create_snapshot, list_snapshots, restore_snapshot
-from tests.integration.helpers import isolated
 
 pytestmark = pytest.mark.integration
 
 
-async def test_snapshot_create_and_restore_every_generation(stack: Any) -> None:
+async def test_snapshot_create_and_restore_every_generation(stack: Any, isolated: Any) -> None:
     if stack.local is None:
         pytest.skip("needs the local node: its path.repo is known (set up by the stack)")
-    location = str(stack.settings.home / "search" / "snapshots" / "test")
+    location = str(stack.settings.home.resolve() / "elasticsearch" / "snapshots" / "test")
     settings = isolated(stack.settings, "snap", opensearch_url=None, snapshot_location=location)
     alias = settings.index_alias
     backend = open_backend(settings)
