@@ -170,7 +170,8 @@ class Settings(BaseSettings):
         None,
         description="NEWSWIRE_SNAPSHOT_LOCATION: folder of the filesystem snapshot repository, "
         "as the search nodes see it (it must be under their `path.repo`; on every node for a "
-        "cluster, e.g. a shared mount); the local stack sets it for its own node.",
+        "cluster, e.g. a shared mount); unset with the local stack: its node's `path.repo`, "
+        "`<home>/elasticsearch/snapshots`.",
     )
     topic_raw: str = Field("newswire.articles.raw", description="NEWSWIRE_TOPIC_RAW")
     topic_enriched: str = Field("newswire.articles.enriched", description="NEWSWIRE_TOPIC_ENRICHED")
