@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -20,67 +16,23 @@ from pipeline.provision import run_setup
 from pipeline.settings import CORENLP_MODEL, Settings
 from pipeline.sinks.engines import open_backend
 from pipeline.sources.replay import ReplayReport, collect, replay
-from tests.plugins.kafka_helpers import env_for, isolated, read_topic, wait_for
+
+if TYPE_CHECKING:
+    from tests.plugins.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
-
-
-class WorkerProcess:
-    """``newswire worker`` in a child process, with its log kept for failures."""
-
-    def __init__(self, settings: Settings, log_file: Path) -> None:
-        self.settings = settings
-        self.log_file = log_file
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, **extra_env: str) -> None:
-        env = {
-            **os.environ,
-            **env_for(self.settings),
-            "NEWSWIRE_WORKER_WEB_PORT": "0",
-            **extra_env,
-        }
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pipeline", "worker"],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def tail(self) -> str:
-        return self.log_file.read_text(errors="replace")[-4000:]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def worker_settings(stack: Any) -> Settings:
+def worker_settings(stack: Any, isolated: Any) -> Settings:
     return isolated(stack.settings, "worker", batch_size=32, batch_seconds=0.5)
 
 
 @pytest.fixture
-def worker(worker_settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(worker_settings, tmp_path / "worker.log")
-    yield process
-    process.stop()
+def worker(worker_settings: Settings, tmp_path: Path, worker_process: Any) -> WorkerProcess:
+    """The worker under test (not started; stopped by ``worker_process`` at the end)."""
+    return worker_process(worker_settings, tmp_path / "worker.log")
 
 
 async def _count(settings: Settings, ids: list[str] | None = None) -> int:
@@ -102,7 +54,7 @@ async def _source(settings: Settings, doc_id: str) -> dict[str, Any] | None:
 
 
 async def test_seed_end_to_end_and_second_replay_keeps_one_document(
-    worker_settings: Settings, worker: WorkerProcess
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any
 ) -> None:
     await run_setup(worker_settings)
     worker.start()
@@ -133,7 +85,7 @@ async def test_seed_end_to_end_and_second_replay_keeps_one_document(
 
 
 async def test_sigkill_halfway_leaves_every_article_indexed_exactly_once(
-    worker_settings: Settings, worker: WorkerProcess, stack: Any
+    worker_settings: Settings, worker: WorkerProcess, stack: Any, wait_for: Any
 ) -> None:
     bbc = stack.settings.eval_dir / "bbc-dev"
     if not bbc.is_dir():
@@ -174,7 +126,7 @@ async def test_sigkill_halfway_leaves_every_article_indexed_exactly_once(
 
 
 async def test_unindexable_records_go_to_the_dlq_and_the_worker_goes_on(
-    worker_settings: Settings, worker: WorkerProcess
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any, read_topic: Any
 ) -> None:
     """Records that cannot be read or indexed go to the DLQ. Records with fields this
     version does not know (a newer version's, during a rolling upgrade) do not: the rule
@@ -239,7 +191,7 @@ STORY = (
 
 
 async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
-    worker_settings: Settings, worker: WorkerProcess
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any
 ) -> None:
     rewrite = (
         STORY.replace("on Thursday", "on Thursday afternoon")
@@ -283,7 +235,7 @@ async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
 
 
 async def test_a_transient_unexpected_error_is_retried_and_loses_nothing(
-    worker_settings: Settings, worker: WorkerProcess, tmp_path: Path
+    worker_settings: Settings, worker: WorkerProcess, tmp_path: Path, wait_for: Any
 ) -> None:
     articles = [
         RawArticle(id=f"fault-{n}", title=f"Story {n}", body=f"Body of story number {n}.")
@@ -314,7 +266,7 @@ async def test_a_transient_unexpected_error_is_retried_and_loses_nothing(
 
 
 async def test_a_poison_record_goes_to_the_dlq_and_its_batch_goes_on(
-    worker_settings: Settings, worker: WorkerProcess
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any, read_topic: Any
 ) -> None:
     """A record that makes enrichment raise every time: after the bounded retries its batch
     is split until it is alone; it ends in the DLQ with its traceback, every other article
@@ -358,25 +310,30 @@ async def test_a_poison_record_goes_to_the_dlq_and_its_batch_goes_on(
 
 
 async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
-    stack: Any, tmp_path: Path
+    stack: Any,
+    tmp_path: Path,
+    isolated: Any,
+    wait_for: Any,
+    worker_process: Any,
+    test_port_base: int,
+    shared_dist: Path,
 ) -> None:
     """The worker starts while its CoreNLP server is down: nothing is indexed, the batch is
     retried; once the server runs the article is indexed, with its entities."""
     import asyncio
     import time
 
-    from tests.conftest import _BASE, SHARED_DIST
     from workshop.stack.corenlp import CoreNLPServer
     from workshop.stack.java import find_jdk
     from workshop.stack.process import stop_process, write_pid
 
-    port = _BASE + 501
+    port = test_port_base + 501
     settings = isolated(
         stack.settings, "outage", batch_size=8, batch_seconds=0.5, corenlp_port=port,
         corenlp_url=None, ner_backend="corenlp",
     )  # fmt: skip
-    worker = WorkerProcess(settings, tmp_path / "worker.log")
-    server = CoreNLPServer(settings, tmp_path / "home", SHARED_DIST)
+    worker = worker_process(settings, tmp_path / "worker.log")
+    server = CoreNLPServer(settings, tmp_path / "home", shared_dist)
     pid = None
     article = RawArticle(
         id="outage-1", title="Kerry in Moscow", body="John Kerry met Sergei Lavrov in Moscow."
@@ -421,7 +378,7 @@ async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
 
 
 async def test_an_offset_out_of_retention_stops_its_partition_and_says_so(
-    worker_settings: Settings, worker: WorkerProcess
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any
 ) -> None:
     """The group's committed offset of raw partition 0 was deleted by retention while the
     worker was away: the worker does not reset to the earliest record (which would skip
