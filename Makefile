@@ -46,6 +46,7 @@ bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process;
 	$(BIN)/python bench/bench_latency.py $(BENCH_LATENCY_ARGS)
 	$(BIN)/python bench/bench_soak.py
 	$(BIN)/python bench/bench_corenlp_replicas.py
+	$(BIN)/python bench/bench_reprocess.py
 
 lint: $(STAMP) ## ruff (lint + format check), mypy, and the import contracts (layering, no cycles)
 	$(BIN)/ruff check .

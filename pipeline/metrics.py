@@ -183,3 +183,9 @@ ENRICH_RETRIES = Counter(
     "newswire_enrich_retries_total",
     "Enrichment batches retried because the entity recogniser (CoreNLP) was unavailable.",
 )
+PARTITIONS_STOPPED = Gauge(
+    "newswire_partitions_stopped",
+    "1 for a partition the worker stopped because its committed offset fell out of the "
+    "topic's retention (records lost before it was read; see the README's recovery).",
+    ["topic", "partition"],
+)

@@ -11,6 +11,7 @@ from pipeline.errors import ConfigError
 from pipeline.kafka.partitions import PartitionChange, group_members, grow_topics, growth_plan
 from pipeline.kafka.topics import (
     TopicSpec,
+    article_specs,
     broker_count,
     check_feeds_topic,
     dlq_spec,
@@ -19,6 +20,7 @@ from pipeline.kafka.topics import (
     partition_counts,
     replica_config,
     replication_problem,
+    retention_warning,
     stories_spec,
 )
 from pipeline.settings import Settings
@@ -65,27 +67,26 @@ async def run_setup(
     level, replication = replication_problem(settings, brokers)
     if level == "error" and not force:
         raise ConfigError(replication)
-    if replication:
-        report.warnings.append(replication)
+    for warning in (replication, retention_warning(settings)):
+        if warning:
+            report.warnings.append(warning)
     if partitions is not None or poller_partitions is not None:
         report.growth = await grow_partitions(settings, partitions, poller_partitions, force=force)
     report.topics_created = await ensure_topics(settings)
     await check_feeds_topic(settings)  # ConfigError when it cannot work
     replicas = replica_config(settings)  # min.insync.replicas on every topic (RF >= 2)
     specs = [
-        TopicSpec(topic, settings.topic_partitions, replicas)
-        for topic in (settings.topic_raw, settings.topic_enriched)
+        TopicSpec(spec.name, spec.partitions, {**replicas, **spec.config})
+        for spec in (*article_specs(settings), dlq_spec(settings), stories_spec(settings))
     ] + [
         TopicSpec(topic, settings.poller_partitions, replicas) for topic in poller_topics(settings)
     ]
-    for spec in (dlq_spec(settings), stories_spec(settings)):
-        specs.append(TopicSpec(spec.name, spec.partitions, {**replicas, **spec.config}))
     report.topics_configured = await enforce_topic_configs(settings, specs)
     for warning in report.warnings:
         log.warning("setup.warning", detail=warning)
     backend = open_backend(settings)
     try:
-        report.index = await install_index(backend, settings.index_alias)
+        report.index = await install_index(backend, settings.index_alias, settings)
     finally:
         await backend.close()
     if settings.kibana_url:

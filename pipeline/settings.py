@@ -131,6 +131,60 @@ class Settings(BaseSettings):
     index_alias: str = Field(
         "newswire-articles", description="NEWSWIRE_INDEX_ALIAS: alias searched and written."
     )
+    index_shards: int = Field(
+        1,
+        ge=1,
+        description="NEWSWIRE_INDEX_SHARDS: primary shards of each new index generation "
+        "(aim for 10-50 GB per shard; the rollover limits below keep a generation that size).",
+    )
+    index_replicas: int | None = Field(
+        None,
+        ge=0,
+        description="NEWSWIRE_INDEX_REPLICAS: replicas of each new generation; unset = "
+        "`auto_expand_replicas` 0-1 (one replica once a second node joins).",
+    )
+    index_rollover_max_primary_shard_size: str | None = Field(
+        "50gb",
+        description="NEWSWIRE_INDEX_ROLLOVER_MAX_PRIMARY_SHARD_SIZE: a new generation once a "
+        "primary shard of the write index is this big (e.g. 50gb); empty = no size limit.",
+    )
+    index_rollover_max_docs: int | None = Field(
+        200_000_000,
+        ge=1,
+        description="NEWSWIRE_INDEX_ROLLOVER_MAX_DOCS: a new generation once the write index "
+        "holds this many documents; unset = no document limit.",
+    )
+    index_rollover_max_age: str | None = Field(
+        None,
+        description="NEWSWIRE_INDEX_ROLLOVER_MAX_AGE: a new generation once the write index is "
+        "this old (e.g. 30d); unset = no age limit.",
+    )
+    index_rollover_check_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="NEWSWIRE_INDEX_ROLLOVER_CHECK_SECONDS: how often the worker's sink checks "
+        "the rollover limits (the core rollover API; `newswire index rollover` does the same "
+        "by hand or from cron); 0 = the worker never rolls over.",
+    )
+    index_retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="NEWSWIRE_INDEX_RETENTION_DAYS: `newswire index retire` deletes whole "
+        "generations whose newest article was fetched longer ago than this; unset = keep "
+        "everything (the default).",
+    )
+    snapshot_repository: str = Field(
+        "newswire-snapshots",
+        description="NEWSWIRE_SNAPSHOT_REPOSITORY: name of the snapshot repository "
+        "`newswire snapshot` registers and uses.",
+    )
+    snapshot_location: str | None = Field(
+        None,
+        description="NEWSWIRE_SNAPSHOT_LOCATION: folder of the filesystem snapshot repository, "
+        "as the search nodes see it (it must be under their `path.repo`; on every node for a "
+        "cluster, e.g. a shared mount); unset with the local stack: its node's `path.repo`, "
+        "`<home>/elasticsearch/snapshots`.",
+    )
     topic_raw: str = Field("newswire.articles.raw", description="NEWSWIRE_TOPIC_RAW")
     topic_enriched: str = Field("newswire.articles.enriched", description="NEWSWIRE_TOPIC_ENRICHED")
     topic_dlq: str = Field("newswire.articles.dlq", description="NEWSWIRE_TOPIC_DLQ")
@@ -143,6 +197,19 @@ class Settings(BaseSettings):
         gt=0,
         description="NEWSWIRE_DLQ_RETENTION_DAYS: how long dead letters are kept "
         "(`retention.ms` of the DLQ topic, set at creation and by `setup`).",
+    )
+    topic_retention_days: float = Field(
+        14.0,
+        gt=0,
+        description="NEWSWIRE_TOPIC_RETENTION_DAYS: how long the raw and enriched topics keep "
+        "records (`retention.ms`, set at creation and by `setup`): the longest a worker may "
+        "be down or stalled without losing input, and how far back `replay` reaches.",
+    )
+    longest_outage_days: float = Field(
+        7.0,
+        gt=0,
+        description="NEWSWIRE_LONGEST_OUTAGE_DAYS: the longest outage of the workers or the "
+        "search engine you plan for; `setup` warns when the topics' retention is shorter.",
     )
     topic_partitions: int = Field(4, description="NEWSWIRE_TOPIC_PARTITIONS: for `setup`.")
     topic_replication: int = Field(
@@ -227,6 +294,13 @@ class Settings(BaseSettings):
         8,
         description="NEWSWIRE_MAX_RETRIES: failed bulk tries before the sink reports "
         "itself stalled (it keeps retrying; nothing is dropped).",
+    )
+    batch_failure_retries: int = Field(
+        2,
+        ge=0,
+        description="NEWSWIRE_BATCH_FAILURE_RETRIES: how many more times a batch that fails "
+        "with an unexpected error is tried whole before it is split to isolate the records "
+        "that fail (they go to the DLQ with their traceback; the rest go on).",
     )
     feeds_file: Path = Field(
         Path("feeds.yaml"), description="NEWSWIRE_FEEDS_FILE: YAML or OPML feed list."
@@ -414,20 +488,6 @@ class Settings(BaseSettings):
                     f"and the compose file ship none); {field.description or ''}".rstrip("; ")
                 )
         return self
-
-
-def markdown_table() -> str:
-    """The README's configuration table, generated from the fields (``make docs``)."""
-    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for name, field in Settings.model_fields.items():
-        _, _, text = (field.description or "").partition(":")
-        default = field.default
-        if isinstance(default, Path):
-            default = default.as_posix()
-        shown = "unset" if default is None else f"`{default}`"
-        secret = " Secret: never printed." if "Secret" in str(field.annotation) else ""
-        rows.append(f"| `NEWSWIRE_{name.upper()}` | {shown} | {text.strip() or '-'}{secret} |")
-    return "\n".join(rows) + "\n"
 
 
 @lru_cache(maxsize=1)

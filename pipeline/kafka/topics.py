@@ -118,14 +118,35 @@ def stories_spec(settings: Settings) -> TopicSpec:
     )
 
 
+def article_specs(settings: Settings) -> list[TopicSpec]:
+    """The raw and enriched topics, kept ``NEWSWIRE_TOPIC_RETENTION_DAYS`` (not the
+    broker's default, 7 days, which a long outage outlasts)."""
+    config = {
+        "cleanup.policy": "delete",
+        "retention.ms": retention_ms(settings.topic_retention_days),
+    }
+    return [
+        TopicSpec(settings.topic_raw, settings.topic_partitions, config),
+        TopicSpec(settings.topic_enriched, settings.topic_partitions, config),
+    ]
+
+
+def retention_warning(settings: Settings) -> str | None:
+    """A warning when the article topics' retention is shorter than the longest outage
+    planned for: a worker down longer would find its position deleted."""
+    if settings.topic_retention_days >= settings.longest_outage_days:
+        return None
+    return (
+        f"NEWSWIRE_TOPIC_RETENTION_DAYS={settings.topic_retention_days:g} is shorter than "
+        f"NEWSWIRE_LONGEST_OUTAGE_DAYS={settings.longest_outage_days:g}: a worker down that "
+        "long finds its records deleted (it stops the partition rather than skip them; see "
+        "the README's recovery)"
+    )
+
+
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the raw, enriched and DLQ topics if missing; returns the ones created."""
-    specs = [
-        TopicSpec(settings.topic_raw, settings.topic_partitions),
-        TopicSpec(settings.topic_enriched, settings.topic_partitions),
-        dlq_spec(settings),
-    ]
-    return await create_missing_topics(settings, specs)
+    return await create_missing_topics(settings, [*article_specs(settings), dlq_spec(settings)])
 
 
 def topic_overrides(resource: Mapping[str, Any]) -> dict[str, str]:
@@ -312,6 +333,7 @@ async def wait_partitions(consumer: Any, topic: str) -> list[TopicPartition]:
 __all__ = [
     "COMPACTED",
     "TopicSpec",
+    "article_specs",
     "broker_count",
     "check_feeds_topic",
     "config_changes",
@@ -325,6 +347,7 @@ __all__ = [
     "replica_config",
     "replication_problem",
     "retention_ms",
+    "retention_warning",
     "stories_config",
     "stories_spec",
     "topic_overrides",

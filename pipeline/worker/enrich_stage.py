@@ -95,6 +95,7 @@ class EnrichStage:
                         **enrichment.model_dump(),
                         enriched_at=now,
                         pipeline_version=PIPELINE_VERSION,
+                        enrichment_version=self.enricher().version,
                         cluster_id=cluster_id,
                     )
                 )

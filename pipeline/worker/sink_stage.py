@@ -17,7 +17,9 @@ from pipeline.models import EnrichedArticle
 from pipeline.settings import Settings
 from pipeline.sinks.backend import SearchBackend
 from pipeline.sinks.engines import open_backend
-from pipeline.sinks.indexer import Indexer, install_index
+from pipeline.sinks.generations import rollover_conditions
+from pipeline.sinks.indexer import Indexer
+from pipeline.sinks.mappings import check_index
 from pipeline.worker.decode import Values, decode_batch
 from pipeline.worker.dlq import dlq_record, send_dead_letters
 from pipeline.worker.output import KafkaOutput
@@ -44,9 +46,10 @@ class SinkStage:
         self.marks: dict[str, float] = {}
 
     async def start(self) -> Indexer:
-        """The indexer, once the index is installed (idempotent: a worker started before
-        `newswire setup` still writes into the strict, templated index behind the alias,
-        never an auto-created one).
+        """The indexer, once the index is there and maps what this version writes
+        (:func:`~pipeline.sinks.mappings.check_index`): a worker started before `newswire
+        setup`, or before the setup of its release, waits for it, saying why, rather than
+        write into an auto-created index or send documents to the DLQ.
 
         While the search engine is unreachable this waits with backoff, forever, and only
         blocks the sink: the enrich agent goes on. One warning when the wait starts, one
@@ -59,7 +62,9 @@ class SinkStage:
             try:
                 if self._backend is None:  # a local node that is down: found when it is up
                     self._backend = open_backend(self.settings)
-                await install_index(self._backend, self.settings.index_alias)
+                # Checked, never installed: templates are `newswire setup`'s, so an
+                # operator's changes in the cluster are not overwritten at each start.
+                await check_index(self._backend, self.settings.index_alias, EnrichedArticle)
                 break
             except RetryableError as exc:
                 failures += 1
@@ -88,6 +93,8 @@ class SinkStage:
             escalate_after=self.settings.max_retries,
             stopping=self.stopping,
             refresh=self.settings.index_refresh,
+            rollover_conditions=rollover_conditions(self.settings),
+            rollover_every=self.settings.index_rollover_check_seconds,
         )
         return self.indexer
 

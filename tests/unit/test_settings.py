@@ -34,7 +34,7 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 
 
 def test_readme_configuration_table_is_generated_from_settings() -> None:
-    from pipeline.settings import markdown_table
+    from workshop.builders.settings_table import markdown_table
 
     assert markdown_table() in README.read_text(), "README table is stale: run `make docs`"
 
