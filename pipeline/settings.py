@@ -122,6 +122,35 @@ class Settings(BaseSettings):
         "newswire.stories",
         description="NEWSWIRE_TOPIC_STORIES: compacted topic of duplicate and story-cluster keys.",
     )
+    topic_alert_queries: str = Field(
+        "newswire.alerts.queries",
+        description="NEWSWIRE_TOPIC_ALERT_QUERIES: compacted topic of standing queries "
+        "(key: alert name; the list of record every worker follows).",
+    )
+    topic_alerts: str = Field(
+        "newswire.alerts",
+        description="NEWSWIRE_TOPIC_ALERTS: one record per standing-query match.",
+    )
+    topic_alerts_dead: str = Field(
+        "newswire.alerts.dead",
+        description="NEWSWIRE_TOPIC_ALERTS_DEAD: webhook deliveries that failed every try.",
+    )
+    topic_alerts_status: str = Field(
+        "newswire.alerts.status",
+        description="NEWSWIRE_TOPIC_ALERTS_STATUS: compacted topic of each alert's last "
+        "webhook delivery (shown by `alerts list`).",
+    )
+    webhook_attempts: int = Field(
+        6, ge=1, description="NEWSWIRE_WEBHOOK_ATTEMPTS: tries before a dead letter."
+    )
+    webhook_timeout: float = Field(
+        10.0, gt=0, description="NEWSWIRE_WEBHOOK_TIMEOUT: seconds per webhook request."
+    )
+    webhook_backoff: float = Field(
+        1.0,
+        gt=0,
+        description="NEWSWIRE_WEBHOOK_BACKOFF: first retry delay (seconds), doubling up to 60.",
+    )
     dlq_retention_days: float = Field(
         30.0,
         gt=0,

@@ -81,6 +81,14 @@ class OpenSearchBackend:
         return dict(await self.client.search(index=index, body=body))
 
     @_translated
+    async def analyze(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.client.indices.analyze(index=index, body=body))
+
+    @_translated
+    async def mtermvectors(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.client.mtermvectors(index=index, body=body))
+
+    @_translated
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int:
         return int((await self.client.count(index=index, body=body))["count"])
 
