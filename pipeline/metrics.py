@@ -167,3 +167,9 @@ ENRICH_RETRIES = Counter(
     "newswire_enrich_retries_total",
     "Enrichment batches retried because the entity recogniser (CoreNLP) was unavailable.",
 )
+ALERTS_STANDING = Gauge(
+    "newswire_alerts_standing_queries", "Standing queries this worker matches articles against."
+)
+ALERTS_MATCHES = Counter(
+    "newswire_alerts_matches_total", "Standing-query matches written to the alerts topic."
+)
