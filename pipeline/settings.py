@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     index_alias: str = Field(
         "newswire-articles", description="NEWSWIRE_INDEX_ALIAS: alias searched and written."
     )
+    story_index: str = Field(
+        "newswire-stories",
+        description="NEWSWIRE_STORY_INDEX: one document per story (cluster), kept by the sink.",
+    )
     topic_raw: str = Field("newswire.articles.raw", description="NEWSWIRE_TOPIC_RAW")
     topic_enriched: str = Field("newswire.articles.enriched", description="NEWSWIRE_TOPIC_ENRICHED")
     topic_dlq: str = Field("newswire.articles.dlq", description="NEWSWIRE_TOPIC_DLQ")

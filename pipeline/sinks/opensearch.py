@@ -89,6 +89,11 @@ class OpenSearchBackend:
         return dict(await self.client.mtermvectors(index=index, body=body))
 
     @_translated
+    async def mget(self, index: str, ids: list[str]) -> list[dict[str, Any]]:
+        """Documents with ``_seq_no``/``_primary_term`` (``found`` False when missing)."""
+        return list(dict(await self.client.mget(index=index, body={"ids": ids}))["docs"])
+
+    @_translated
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int:
         return int((await self.client.count(index=index, body=body))["count"])
 
