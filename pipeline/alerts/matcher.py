@@ -13,6 +13,7 @@ what the search would return, by construction; the presearcher only saves work.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from pipeline.alerts.presearch import (
     filter_token,
     query_anchors,
 )
+from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.search.query import parse_filter, query_clause
 from pipeline.search.syntax import Group, Node, Not, Phrase, Term, parse_query
 from pipeline.sinks.backend import SearchBackend
@@ -71,6 +73,9 @@ class MatchStats:
     candidates: int = 0
     searches: int = 0
     matches: int = 0
+    terms_seconds: float = 0.0
+    presearch_seconds: float = 0.0
+    verify_seconds: float = 0.0
 
 
 class Matcher:
@@ -83,6 +88,8 @@ class Matcher:
         self.alerts: dict[str, Alert] = {}
         self.index = CandidateIndex.empty()
         self.positive: dict[str, frozenset[str]] = {}
+        #: Each query's named clause, built once by query_clause (search's own).
+        self.clauses: dict[str, dict[str, Any]] = {}
         self._analysed: dict[str, tuple[str, ...]] = {}
         self.last = MatchStats()
 
@@ -118,10 +125,13 @@ class Matcher:
             self.index.add(alert.name, query_anchors(alert.query, alert.filters, self.tokens_of))
             words = {tok for text in query_texts(tree) for tok in self.tokens_of(text)}
             self.positive[alert.name] = frozenset(words)
+            clause = query_clause(alert.query, alert.filters)
+            self.clauses[alert.name] = {"bool": {**clause["bool"], "_name": alert.name}}
 
     def remove(self, name: str) -> None:
         self.alerts.pop(name, None)
         self.positive.pop(name, None)
+        self.clauses.pop(name, None)
         self.index.remove(name)
 
     def text_anchors(self, alert: Alert) -> Anchors:
@@ -159,37 +169,50 @@ class Matcher:
         if not self.alerts or not documents:
             return []
         by_id = {str(d["id"]): d for d in documents}
+        started = time.perf_counter()
         terms = await self.article_terms(list(by_id))
+        stats.terms_seconds = time.perf_counter() - started
+        started = time.perf_counter()
         tokens: dict[str, set[str]] = {}
-        candidates: set[str] = set()
+        nominated: dict[str, list[str]] = {}
         for doc_id, doc in by_id.items():
             tokens[doc_id] = article_tokens(terms.get(doc_id, set()), article_facets(doc))
-            candidates |= self.index.candidates(tokens[doc_id])
-        stats.candidates = len(candidates)
-        names = sorted(candidates)
-        chunks = [names[i : i + self.chunk] for i in range(0, len(names), self.chunk)]
-        answers = await asyncio.gather(*(self._verify(chunk, list(by_id)) for chunk in chunks))
-        stats.searches = len(chunks)
+            nominated[doc_id] = sorted(self.index.candidates(tokens[doc_id]))
+        stats.candidates = sum(len(names) for names in nominated.values())
+        stats.presearch_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        # One search per article and chunk of its candidates, all in one msearch: the
+        # engine checks each named clause against that article only.
+        bodies: list[dict[str, Any]] = []
+        asked: list[str] = []
+        for doc_id, names in nominated.items():
+            for i in range(0, len(names), self.chunk):
+                bodies.append(self._verify_body(names[i : i + self.chunk], [doc_id]))
+                asked.append(doc_id)
+        answers = await self.backend.msearch(self.alias, bodies) if bodies else []
+        stats.searches = len(bodies)
+        stats.verify_seconds = time.perf_counter() - started
         matches: list[Match] = []
-        for hits in answers:
-            for doc_id, matched in hits:
+        for doc_id, answer in zip(asked, answers, strict=True):
+            if "error" in answer:
+                raise _answer_error(answer)
+            for hit in answer.get("hits", {}).get("hits", []):
+                matched = hit.get("matched_queries") or []
                 doc_tokens = tokens.get(doc_id, set())
                 for name in matched:
-                    alert = self.alerts.get(name)
+                    alert = self.alerts.get(str(name))
                     if alert is None:
                         continue
-                    found = tuple(sorted(self.positive.get(name, frozenset()) & doc_tokens))
+                    found = tuple(sorted(self.positive.get(alert.name, frozenset()) & doc_tokens))
                     matches.append(Match(alert, by_id[doc_id], found))
         stats.matches = len(matches)
         return matches
 
-    async def _verify(self, names: Sequence[str], ids: list[str]) -> list[tuple[str, list[str]]]:
-        should = []
-        for name in names:
-            alert = self.alerts[name]
-            clause = query_clause(alert.query, alert.filters)
-            should.append({"bool": {**clause["bool"], "_name": name}})
-        body = {
+    def _verify_body(self, names: Sequence[str], ids: list[str]) -> dict[str, Any]:
+        """A search over ``ids`` holding each query of ``names`` as a named clause, built
+        by :func:`query_clause` (what ``newswire search`` sends)."""
+        should = [self.clauses[name] for name in names]
+        return {
             "query": {
                 "bool": {
                     "filter": [{"ids": {"values": ids}}],
@@ -200,14 +223,15 @@ class Matcher:
             "size": len(ids),
             "_source": False,
         }
-        answer = await self.backend.search(self.alias, body)
-        out = []
-        for hit in answer.get("hits", {}).get("hits", []):
-            matched = hit.get("matched_queries") or []
-            if isinstance(matched, dict):  # include_named_queries_score form
-                matched = list(matched)
-            out.append((str(hit["_id"]), [str(m) for m in matched]))
-        return out
+
+
+def _answer_error(answer: Mapping[str, Any]) -> SearchBackendError:
+    """An msearch item's error as Newswire's (retryable for 429 and 5xx)."""
+    status = int(answer.get("status", 500))
+    reason = str(answer.get("error"))[:500]
+    if status == 429 or status >= 500:
+        return RetryableError(f"alert matching search {status}: {reason}")
+    return SearchBackendError(f"alert matching search {status}: {reason}")
 
 
 def filter_values(alert: Alert) -> dict[str, str]:

@@ -104,6 +104,9 @@ class AlertStage:
             articles=stats.articles,
             candidates=stats.candidates,
             matches=stats.matches,
+            terms_s=round(stats.terms_seconds, 4),
+            presearch_s=round(stats.presearch_seconds, 4),
+            verify_s=round(stats.verify_seconds, 4),
             seconds=round(self.last_seconds, 4),
         )
         return out

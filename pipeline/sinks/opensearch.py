@@ -94,6 +94,14 @@ class OpenSearchBackend:
         return list(dict(await self.client.mget(index=index, body={"ids": ids}))["docs"])
 
     @_translated
+    async def msearch(self, index: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One response per body, in order (a failed one holds ``error``)."""
+        lines: list[dict[str, Any]] = []
+        for body in bodies:
+            lines += [{}, body]
+        return list(dict(await self.client.msearch(index=index, body=lines))["responses"])
+
+    @_translated
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int:
         return int((await self.client.count(index=index, body=body))["count"])
 
