@@ -29,11 +29,17 @@ def anchored(query: str) -> object:
     return anchors(parse_query(query), analyse)
 
 
-def test_and_takes_one_operand_or_takes_all() -> None:
-    assert anchored("Kerry talks") in (frozenset({"kerry"}), frozenset({"talk"}))
-    assert anchored("kerry | lavrov") == frozenset({"kerry", "lavrov"})
-    assert anchored("kerry -lavrov") == frozenset({"kerry"})
-    assert anchored('"peace talks in Vienna"') == frozenset({"vienna"})
+def f(*tokens: str) -> frozenset[str]:
+    return frozenset(tokens)
+
+
+def test_and_requires_every_operand_or_takes_the_union() -> None:
+    assert anchored("Kerry talks") == (f("kerry"), f("talk"))
+    assert anchored("kerry | lavrov") == (f("kerry", "lavrov"),)
+    assert anchored("kerry -lavrov") == (f("kerry"),)
+    assert anchored('"peace talks in Vienna"') == (f("in"), f("peace"), f("talk"), f("vienna"))
+    assert anchored("(kerry | lavrov) moscow") == (f("kerry", "lavrov"), f("moscow"))
+    assert anchored('kerry | "peace talks"') == (f("kerry", "peace"),)
 
 
 def test_what_cannot_be_anchored_is_always_a_candidate() -> None:
@@ -41,27 +47,31 @@ def test_what_cannot_be_anchored_is_always_a_candidate() -> None:
     assert anchored("kerry | -lavrov") is ANY
     assert anchored("sanction*") is ANY
     assert anchored("merkle~1") is ANY
-    assert anchored("kerry sanction*") == frozenset({"kerry"})
+    assert anchored("kerry sanction*") == (f("kerry"),)
 
 
 def test_stop_words_are_left_out_like_the_engine_does() -> None:
-    assert anchored("the kerry") == frozenset({"kerry"})
+    assert anchored("the kerry") == (f("kerry"),)
     assert query_anchors("the", [], analyse) is ANY
 
 
 def test_filters_anchor_on_their_exact_value() -> None:
     found = query_anchors("talks", ["person=John Kerry"], analyse)
-    assert found == frozenset({filter_token("entities.person", "John Kerry")})
+    assert found == (f(filter_token("entities.person", "John Kerry")), f("talk"))
+    assert query_anchors("-talks", ["language=en"], analyse) == (f(filter_token("language", "en")),)
 
 
 def test_candidate_index_adds_replaces_and_removes() -> None:
     index = CandidateIndex.empty()
-    index.add("a", frozenset({"kerry"}))
+    index.add("a", (f("kerry"),))
     index.add("b", ANY)
-    index.add("c", frozenset({"lavrov", "kerry"}))
+    index.add("c", (f("lavrov", "kerry"),))
+    index.add("d", (f("kerry"), f("moscow")))  # both required
     assert index.candidates({"kerry"}) == {"a", "b", "c"}
+    assert index.candidates({"kerry", "moscow"}) == {"a", "b", "c", "d"}
     assert index.candidates({"moscow"}) == {"b"}
-    index.add("c", frozenset({"moscow"}))
+    index.remove("d")
+    index.add("c", (f("moscow"),))
     assert index.candidates({"lavrov"}) == {"b"}
     index.remove("b")
     index.remove("c")
