@@ -42,6 +42,7 @@ bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process;
 	$(BIN)/python bench/bench_topics.py
 	$(BIN)/python bench/bench_latency.py $(BENCH_LATENCY_ARGS)
 	$(BIN)/python bench/bench_soak.py
+	$(BIN)/python bench/bench_alerts.py
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
