@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.models import EnrichedArticle
+from pipeline.models import EnrichedArticle, RawArticle
 
 #: Article ids kept per story (for idempotence); past it, counts go on without them.
 MAX_IDS = 2_000
@@ -57,6 +57,36 @@ def item_of(article: EnrichedArticle) -> StoryItem | None:
         seen_at=seen.astimezone(UTC),
         entities={t: list(getattr(article.entities, t)) for t in ENTITY_TYPES},
         topics=[t.label for t in article.topics],
+    )
+
+
+def copy_record(article: RawArticle, original: str, cluster_id: str) -> dict[str, Any]:
+    """The copies-topic record of an exact copy (same text under another URL) dropped
+    before enrichment: what its story needs of it."""
+    seen = (article.published_at or article.fetched_at).astimezone(UTC)
+    return {
+        "id": article.id,
+        "copy_of": original,
+        "cluster_id": cluster_id,
+        "title": article.title,
+        "url": article.url,
+        "source": article.source.name,
+        "domain": article.source.domain,
+        "seen_at": _iso(seen),
+    }
+
+
+def copy_item(record: Mapping[str, Any]) -> StoryItem:
+    """A copies-topic record as a story item (KeyError/ValueError when malformed)."""
+    return StoryItem(
+        id=str(record["id"]),
+        cluster_id=str(record["cluster_id"]),
+        title=record.get("title"),
+        url=record.get("url"),
+        source=record.get("source"),
+        domain=record.get("domain"),
+        seen_at=_parse(str(record["seen_at"])),
+        copy_of=str(record["copy_of"]),
     )
 
 
@@ -141,4 +171,4 @@ def group_items(items: Iterable[StoryItem]) -> dict[str, list[StoryItem]]:
     return out
 
 
-__all__ = ["StoryItem", "group_items", "item_of", "merge_story"]
+__all__ = ["StoryItem", "copy_item", "copy_record", "group_items", "item_of", "merge_story"]

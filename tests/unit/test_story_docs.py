@@ -36,3 +36,16 @@ def test_merging_is_idempotent_per_article() -> None:
     once = merge_story(None, [item(1, "bbc"), item(2, "ap")])
     twice = merge_story(once, [item(2, "ap"), item(1, "bbc")])
     assert {**twice, "updated_at": None} == {**once, "updated_at": None}
+
+
+def test_copy_records_round_trip_into_story_items() -> None:
+    from pipeline.models import RawArticle, Source
+    from pipeline.sinks.story_docs import copy_item, copy_record
+
+    raw = RawArticle(id="c9", url="https://wire.example/x", title="T", fetched_at=T0,
+                     source=Source(name="Wire", domain="wire.example"))  # fmt: skip
+    item_ = copy_item(copy_record(raw, "a1", "c1"))
+    assert (item_.id, item_.copy_of, item_.cluster_id, item_.source) == ("c9", "a1", "c1", "Wire")
+    assert item_.seen_at == T0
+    doc = merge_story(merge_story(None, [item(1, "bbc")]), [item_])
+    assert doc["copy_count"] == 1 and "Wire" in doc["sources"]
