@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         "newswire.stories",
         description="NEWSWIRE_TOPIC_STORIES: compacted topic of duplicate and story-cluster keys.",
     )
+    topic_copies: str = Field(
+        "newswire.articles.copies",
+        description="NEWSWIRE_TOPIC_COPIES: exact copies dropped before enrichment, for their "
+        "story's sources (the sink folds them into the stories index).",
+    )
     topic_alert_queries: str = Field(
         "newswire.alerts.queries",
         description="NEWSWIRE_TOPIC_ALERT_QUERIES: compacted topic of standing queries "
