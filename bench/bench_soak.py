@@ -2,13 +2,13 @@
 
 What runs, in this one process (the "worker"):
 
-- the worker's NLP model: ``Worker.enricher()`` with ``NEWSWIRE_NER_BACKEND=spacy`` (the
+- the worker's NLP model: ``EnrichStage.enricher()`` with ``NEWSWIRE_NER_BACKEND=spacy`` (the
   in-process recogniser: spaCy's model, the lingua language detector, the alias and topic
   tables), warmed on a few articles, so the RSS figures include it. The soak articles are
   *not* enriched (that is CPU, not the memory under test, and would take hours);
-- per batch, the worker's story path as ``Worker.enrich_batch`` runs it:
-  ``Worker.drop_duplicates`` (exact duplicates, against the table and the batch), then
-  ``Worker.assign_clusters`` (MinHash signature, LSH lookups, remember), then
+- per batch, the worker's story path as ``EnrichStage.run`` runs it:
+  ``drop_duplicates`` (exact duplicates, against the table and the batch), then
+  ``assign_clusters`` (MinHash signature, LSH lookups, remember), then
   ``StoryTable.flush`` to real Kafka (acks=all); the table's follow loop reads the topic
   meanwhile, as in a worker;
 - generated articles: texts drawn from a synthetic vocabulary (Zipf-like), with a share of
@@ -55,6 +55,7 @@ from pipeline.kafka.stories import StoryTable  # noqa: E402
 from pipeline.models import RawArticle, Source  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.worker.batches import Worker  # noqa: E402
+from pipeline.worker.story_clusters import assign_clusters, drop_duplicates  # noqa: E402
 
 RSS_GOAL_MB = 1000.0  # "at most 1.0 GB"
 SAMPLE_EVERY = 10_000
@@ -195,7 +196,7 @@ def warm_model(worker: Worker) -> float:
         body="John Kerry, the US Secretary of State, arrived in Moscow on Tuesday for a "
         "meeting with President Vladimir Putin and Foreign Minister Sergei Lavrov. " * 4,
     )
-    results = worker.enricher().enrich([sample])
+    results = worker.enrich_stage.enricher().enrich([sample])
     assert results[0].entities.person, "the NLP model found no person: is it loaded?"
     return time.monotonic() - started
 
@@ -205,8 +206,8 @@ async def soak(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     model_seconds = warm_model(worker)
     rss_model, _ = rss_mb()
     await worker.start()
-    stories = await worker.start_stories()
-    assert worker.producer is not None
+    stories = await worker.enrich_stage.stories.start()
+    assert worker.output.producer is not None
     rss_start, _ = rss_mb()
     # originals are recent enough to be held (the measure is clustering, not eviction)
     recent = min(5000, max(100, args.max_entries // 2))
@@ -223,11 +224,9 @@ async def soak(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         size = min(args.batch, args.articles - done, SAMPLE_EVERY - done % SAMPLE_EVERY)
         batch = [gen.next() for _ in range(size)]
         articles = [article for article, _, _ in batch]
-        kept = worker.drop_duplicates(articles, stories)
-        clusters = dict(
-            zip((a.id for a, _ in kept), worker.assign_clusters(kept, stories), strict=True)
-        )
-        await stories.flush(worker.producer)
+        kept = drop_duplicates(articles, stories)
+        clusters = dict(zip((a.id for a, _ in kept), assign_clusters(kept, stories), strict=True))
+        await stories.flush(worker.output.producer)
         for article, kind, origin in batch:
             cluster = clusters.get(article.id)
             if kind == "copy":

@@ -2,8 +2,9 @@
 
 ``stack`` uses the servers named by NEWSWIRE_KAFKA_BOOTSTRAP and NEWSWIRE_ELASTICSEARCH_URL
 when both are set; otherwise it starts the local stack (pipeline.stack.LocalStack: Kafka and
-Elasticsearch) in ``.newswire/test`` on ports 29092/29093/29200/29300, so it never clashes
-with a developer's own stack, and stops it at the end of the session
+Elasticsearch) in ``.newswire/test`` on ports base+92/93/200/300 (the base is
+NEWSWIRE_TEST_PORT_BASE, or a free block of loopback ports found by ``pick_port_base``), so it
+never clashes with a developer's own stack, and stops it at the end of the session
 (NEWSWIRE_TEST_KEEP_STACK=1 keeps it running for the next session).
 
 ``opensearch`` is a second search node, OpenSearch, for the backend-contract tests of the
@@ -22,6 +23,9 @@ never disturbed. All fixtures are lazy: ``pytest tests/unit`` starts nothing.
 from __future__ import annotations
 
 import os
+import random
+import shutil
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,8 +42,85 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_HOME = REPO / ".newswire" / "test"
 # Shared with the developer's default home, so the jars are resolved once per checkout.
 SHARED_DIST = REPO / ".newswire" / "dist"
-# NEWSWIRE_TEST_PORT_BASE moves the test stack (e.g. 39000 for a second checkout's run).
-_BASE = int(os.environ.get("NEWSWIRE_TEST_PORT_BASE", "29000"))
+# Every port a test server may take, as offsets from one base (fixtures below and in
+# tests/plugins/). NEWSWIRE_TEST_PORT_BASE fixes the base; unset, a free block is found.
+PORT_OFFSETS = (92, 93, 200, 300, 400, 410, 500, 501, 600, 601, 602, 700, 701, 720)
+PORT_BASE_FILE = REPO / ".newswire" / "test-port-base"
+# Below the kernel's ephemeral range (32768+), where a client reconnecting to a stopped
+# broker can connect to itself and hold its port (test_worker_broker_restart.py), and apart
+# from the developer's own stack (19092...).
+CANDIDATE_BASES = [base for base in range(10_000, 32_000, 1000) if base != 19_000]
+
+
+def _base_is_free(base: int) -> bool:
+    """True when no process listens on any of ``base + PORT_OFFSETS`` on loopback."""
+    for offset in PORT_OFFSETS:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", base + offset))
+            except OSError:
+                return False
+    return True
+
+
+def _kept_stack_runs() -> bool:
+    """A test stack kept from an earlier session (NEWSWIRE_TEST_KEEP_STACK) still runs."""
+    pid_file = TEST_HOME / "run" / "kafka.pid"
+    try:
+        os.kill(int(pid_file.read_text().split()[0]), 0)
+    except (OSError, ValueError, IndexError):
+        return False
+    return True
+
+
+def pick_port_base() -> int:
+    """NEWSWIRE_TEST_PORT_BASE when set; else the base an earlier session recorded, if its
+    ports are free or its kept stack still runs (so it is shared, as with a fixed base);
+    else a free block of loopback ports, recorded for the next session. A port may be
+    taken between the probe and the server's start: the server then fails to bind, loudly."""
+    configured = os.environ.get("NEWSWIRE_TEST_PORT_BASE")
+    if configured:
+        return int(configured)
+    try:
+        recorded = int(PORT_BASE_FILE.read_text())
+    except (OSError, ValueError):
+        recorded = None
+    if recorded is not None and (_kept_stack_runs() or _base_is_free(recorded)):
+        return recorded
+    for base in random.sample(CANDIDATE_BASES, len(CANDIDATE_BASES)):
+        if _base_is_free(base):
+            PORT_BASE_FILE.parent.mkdir(parents=True, exist_ok=True)
+            PORT_BASE_FILE.write_text(str(base))
+            return base
+    raise RuntimeError("no free block of loopback ports for the test servers")
+
+
+_BASE = pick_port_base()
+
+
+def forget_other_ports(home: Path) -> None:
+    """Kafka's storage is formatted for its controller port: when the ports moved since the
+    last session in ``home`` (a new free block, or another NEWSWIRE_TEST_PORT_BASE), its
+    throwaway test data (also when no marker says which ports it had) is deleted so the
+    broker formats afresh, unless a broker still runs there (its start then fails with the
+    stack's own clear message)."""
+    marker = home / "port-base"
+    try:
+        previous = int(marker.read_text())
+    except (OSError, ValueError):
+        previous = None
+    pid_file = home / "run" / "kafka.pid"
+    if previous != _BASE and (home / "kafka").exists():  # moved, or not known (no marker)
+        try:
+            os.kill(int(pid_file.read_text().split()[0]), 0)
+        except (OSError, ValueError, IndexError):
+            shutil.rmtree(home / "kafka", ignore_errors=True)
+        else:
+            return
+    home.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(_BASE))
+
+
 TEST_PORTS = {
     "kafka_port": _BASE + 92,
     "kafka_controller_port": _BASE + 93,
@@ -85,6 +166,14 @@ def _up(local: LocalStack, started_here: bool) -> StackStatus:
         raise
 
 
+pytest_plugins = [
+    "tests.plugins.markers",
+    "tests.plugins.pki",
+    "tests.plugins.feeds",
+    "tests.plugins.kafka_helpers",
+]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "stack_last: runs after every other test (it stops the session stack)"
@@ -104,6 +193,7 @@ def stack() -> Iterator[StackEndpoints]:
         yield StackEndpoints(kafka, search, Settings())
         return
     settings = local_test_settings()
+    forget_other_ports(TEST_HOME)
     local = LocalStack(settings, dist_dir=SHARED_DIST)
     # Another test session (a second terminal) may already run the test stack: share it,
     # and leave stopping it to the session that started it.
@@ -201,7 +291,7 @@ class SecureKafka:
 def secure_kafka() -> Iterator[SecureKafka]:
     import shutil
 
-    from tests.integration.certs import make_pki
+    from tests.plugins.pki import make_pki
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed: it makes the test CA and certificates")
@@ -254,6 +344,7 @@ def _restartable_stack() -> Iterator[LocalStack]:
     settings = local_test_settings(
         RESTART_HOME, **RESTART_PORTS, kafka_bootstrap=None, elasticsearch_url=None
     )
+    forget_other_ports(RESTART_HOME)
     local = LocalStack(settings, dist_dir=SHARED_DIST, services=("kafka",))
     local.up()
     try:

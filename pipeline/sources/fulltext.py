@@ -15,8 +15,8 @@ import structlog
 from pipeline import metrics
 from pipeline.errors import FetchError
 from pipeline.models import RawArticle
+from pipeline.sources.html_text import plain_text
 from pipeline.sources.http import HTML_ACCEPT, Fetcher, failure_reason
-from pipeline.sources.parse import plain_text
 from pipeline.sources.pool import ParsePool
 
 log = structlog.get_logger(__name__)

@@ -24,7 +24,8 @@ from pipeline.errors import HandedBackError
 from pipeline.kafka.client import bootstrap
 from pipeline.kafka.security import faust_broker_options
 from pipeline.settings import Settings
-from pipeline.worker.batches import Values, Worker
+from pipeline.worker.batches import Worker
+from pipeline.worker.decode import Values
 from pipeline.worker.failstop import fail_stop
 
 log = structlog.get_logger(__name__)

@@ -4,20 +4,24 @@ and sending the originals back once fixed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from pipeline import PIPELINE_VERSION
+from pipeline import PIPELINE_VERSION, metrics
 from pipeline.errors import ConfigError
-from pipeline.kafka.client import bootstrap, make_producer, send_all, start_client
+from pipeline.kafka.client import bootstrap, encode, make_producer, send_all, start_client
 from pipeline.kafka.security import client_options
 from pipeline.kafka.topics import topic_partitions
 from pipeline.models import utcnow
 from pipeline.settings import Settings
+from pipeline.worker.output import KafkaOutput
+
+log = structlog.get_logger(__name__)
 
 
 def dlq_record(event_value: bytes | None, reason: str, stage: str, **where: Any) -> dict[str, Any]:
@@ -35,6 +39,20 @@ def dlq_record(event_value: bytes | None, reason: str, stage: str, **where: Any)
         **where,
         "original": original,
     }
+
+
+async def send_dead_letters(output: KafkaOutput, records: Sequence[dict[str, Any]]) -> None:
+    """Publish the worker's DLQ records and wait for the broker's acknowledgement (through
+    a Kafka outage, as any output of the worker); each is logged and counted."""
+    stage = str(records[0]["stage"]) if records else "dlq"
+    await output.send(
+        stage,
+        output.settings.topic_dlq,
+        [((r.get("key") or "").encode("utf-8") or None, encode(r)) for r in records],
+    )
+    for record in records:
+        metrics.WORKER_RECORDS.labels(record["stage"], "dlq").inc()
+        log.error("dlq.sent", stage=record["stage"], key=record.get("key"), reason=record["reason"])
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration.helpers import env_for, isolated
-
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,7 +32,7 @@ def newswire(
 
 
 @pytest.fixture
-def cli_env(stack: Any, tmp_path: Path) -> dict[str, str]:
+def cli_env(stack: Any, tmp_path: Path, env_for: Any, isolated: Any) -> dict[str, str]:
     """Like a user's shell: no cluster configured, so `run` takes the local-stack path and
     finds the session's stack already up (and, not having started it, leaves it up)."""
     settings = isolated(stack.settings, "cli", worker_web_port=0)

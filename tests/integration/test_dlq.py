@@ -28,12 +28,11 @@ from pipeline.worker.dlq import (
     read_dead_letters_page,
     replay_dead_letters,
 )
-from tests.integration.helpers import isolated, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-async def test_list_and_replay_dead_letters(stack: Any) -> None:
+async def test_list_and_replay_dead_letters(stack: Any, isolated: Any, read_topic: Any) -> None:
     settings = isolated(stack.settings, "dlq")
     await ensure_topics(settings)
     raw_value = json.dumps({"id": "r1", "title": "A"}).encode()
@@ -83,7 +82,7 @@ async def _topic_config(settings: Settings, topic: str) -> dict[str, str]:
         await admin.close()
 
 
-async def test_dlq_topic_is_created_with_its_own_retention(stack: Any) -> None:
+async def test_dlq_topic_is_created_with_its_own_retention(stack: Any, isolated: Any) -> None:
     settings = isolated(stack.settings, "dlq-retention", dlq_retention_days=30)
     assert settings.topic_dlq in await ensure_topics(settings)
     config = await _topic_config(settings, settings.topic_dlq)
@@ -93,7 +92,9 @@ async def test_dlq_topic_is_created_with_its_own_retention(stack: Any) -> None:
     assert "retention.ms" not in await _topic_config(settings, settings.topic_raw)
 
 
-async def test_setup_enforces_the_retention_on_an_existing_dlq_topic(stack: Any) -> None:
+async def test_setup_enforces_the_retention_on_an_existing_dlq_topic(
+    stack: Any, isolated: Any, wait_for: Any
+) -> None:
     old = isolated(stack.settings, "dlq-alter")
     await create_missing_topics(
         old,
@@ -118,7 +119,9 @@ async def test_setup_enforces_the_retention_on_an_existing_dlq_topic(stack: Any)
     assert await enforce_topic_configs(settings, [dlq_spec(settings)]) == {}  # idempotent
 
 
-async def test_dlq_list_pages_through_300_records_with_bounded_memory(stack: Any) -> None:
+async def test_dlq_list_pages_through_300_records_with_bounded_memory(
+    stack: Any, isolated: Any
+) -> None:
     settings = isolated(stack.settings, "dlq-pages")
     await ensure_topics(settings)
     padding = "x" * 40_000  # 300 records of ~40 KB: 12 MB in the topic

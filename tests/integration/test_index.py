@@ -12,7 +12,6 @@ from pipeline.search.query import SearchRequest
 from pipeline.search.service import search
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
-from tests.integration.helpers import isolated
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +33,7 @@ def _article(doc_id: str, title: str, *, fetched: datetime = T0, **extra: Any) -
 
 
 @pytest.fixture(params=["elasticsearch", "opensearch"])
-async def index(request: pytest.FixtureRequest, stack: Any) -> Any:
+async def index(request: pytest.FixtureRequest, stack: Any, isolated: Any) -> Any:
     """Each test runs on the session's Elasticsearch, and again on an OpenSearch node (the
     optional backend keeps the same contract)."""
     if request.param == "opensearch":

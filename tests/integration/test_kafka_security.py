@@ -15,9 +15,9 @@ from pipeline.kafka.client import make_producer, send_all, start_client
 from pipeline.kafka.security import client_options
 from pipeline.kafka.topics import TopicSpec, create_missing_topics, wait_partitions
 from tests.conftest import SCRAM_PASSWORD, SecureKafka
-from tests.integration.helpers import isolated
+from tests.plugins.kafka_helpers import isolated
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 
 async def test_tls_scram_round_trip(secure_kafka: SecureKafka) -> None:

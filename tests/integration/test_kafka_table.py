@@ -18,7 +18,7 @@ from pipeline.kafka.stories import StoryTable
 from pipeline.kafka.topics import TopicSpec, create_missing_topics, stories_config
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
-from tests.integration.helpers import isolated, wait_for
+from tests.plugins.kafka_helpers import isolated, wait_for
 from tests.unit.test_story_index import near, random_sig
 
 pytestmark = pytest.mark.integration

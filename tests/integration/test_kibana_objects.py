@@ -18,7 +18,6 @@ from pipeline.sinks.indexer import Indexer, install_index
 from pipeline.sinks.stories import StoryWriter, install_stories_index
 from pipeline.sinks.story_docs import item_of
 from pipeline.sources.replay import ReplayReport, collect
-from tests.integration.helpers import isolated
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +118,7 @@ def _first_buckets(response: dict[str, Any], layer: dict[str, Any]) -> list[Any]
 
 
 @pytest.fixture(scope="module")
-async def kibana_index(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+async def kibana_index(stack: Any, tmp_path_factory: pytest.TempPathFactory, isolated: Any) -> Any:
     """The seed and a few articles, really enriched and indexed in an alias of their own."""
     from pipeline.enrich.enricher import Enricher
     from pipeline.enrich.recogniser import make_recogniser

@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,8 +19,9 @@ from pipeline.sources.coordination import AtomicKafkaStateStore, ensure_poller_t
 from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.poller import Poller
 from pipeline.stack import LocalStack
-from tests.fixtures.feeds_server import FeedServer, Route, rss_with_items
-from tests.integration.helpers import read_committed
+
+if TYPE_CHECKING:  # types only: feed fixtures come from tests.plugins.feeds
+    from tests.plugins.feeds import FeedServer
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +36,10 @@ class Clock:
 
 async def test_broker_restart_is_not_a_feed_failure_and_loses_nothing(
     restartable_broker: LocalStack,
+    feed_server: FeedServer,
+    feed_route: Any,
+    read_committed: Any,
+    rss_feed: Any,
 ) -> None:
     broker = restartable_broker
     run = uuid.uuid4().hex[:8]
@@ -53,9 +58,9 @@ async def test_broker_restart_is_not_a_feed_failure_and_loses_nothing(
         poll_timeout=10.0,
     )
     await ensure_poller_topics(bootstrap, settings)
-    server = FeedServer().start()
+    server = feed_server
     items = [(f"Story {i}", f"http://site.test/story-{i}") for i in range(5)]
-    server.routes["/feed"] = Route(body=rss_with_items("Restart", items[:3]))
+    server.routes["/feed"] = feed_route(body=rss_feed("Restart", items[:3]))
     feed = FeedConfig(url=server.url("/feed"), name="restart")
     clock = Clock()
     store = AtomicKafkaStateStore(bootstrap, settings, settings.topic_raw)
@@ -66,7 +71,7 @@ async def test_broker_restart_is_not_a_feed_failure_and_loses_nothing(
         assert poller.states[feed.key].new_items == 3
 
         broker.down()  # the broker goes away; the feed grows meanwhile
-        server.routes["/feed"] = Route(body=rss_with_items("Restart", items))
+        server.routes["/feed"] = feed_route(body=rss_feed("Restart", items))
         stopped = time.monotonic()
         clock.now += 3600
         await poller.run_once(respect_backoff=False)

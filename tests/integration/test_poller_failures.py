@@ -31,9 +31,8 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohappyeyeballs
 import pytest
@@ -50,12 +49,13 @@ from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.poller import Poller
 from pipeline.sources.safety import UnsafeURLError
 from pipeline.sources.state import FeedState
-from tests.fixtures.feeds_server import FEEDS_DIR, FeedServer
-from tests.integration.helpers import isolated, read_committed
+
+if TYPE_CHECKING:  # types only: feed fixtures come from tests.plugins.feeds
+    from tests.plugins.feeds import FeedServer
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not FEEDS_DIR.exists(), reason=f"no eval feeds at {FEEDS_DIR}"),
+    pytest.mark.eval_feeds,
 ]
 
 #: Good feeds: RSS 2.0, Atom, windows-1251 and undeclared Latin-1 (each entry distinct).
@@ -105,17 +105,16 @@ class NetSpy:
 
 
 @pytest.fixture()
-def server(tmp_path: Path) -> Iterator[tuple[FeedServer, str]]:
+def server(tmp_path: Path, feed_server: FeedServer) -> tuple[FeedServer, str]:
     """The loopback feed server with the eval feeds and the failure modes; the XXE feed
     references a secret file of this test, whose content is returned."""
     secret = f"NEWSWIRE-SECRET-{uuid.uuid4().hex}"
     secret_file = tmp_path / "secret.txt"
     secret_file.write_text(secret + "\n")
-    srv = FeedServer().start()
+    srv = feed_server
     srv.add_eval_feeds()
     srv.add_failure_modes(secret_file=str(secret_file))
-    yield srv, secret
-    srv.stop()
+    return srv, secret
 
 
 @pytest.fixture()
@@ -200,6 +199,9 @@ async def test_failing_feeds_back_off_in_kafka_state_and_publish_nothing(
     net: NetSpy,
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    feeds_dir: Path,
+    isolated: Any,
+    read_committed: Any,
 ) -> None:
     srv, secret = server
     caplog.set_level(logging.INFO)
@@ -222,7 +224,7 @@ async def test_failing_feeds_back_off_in_kafka_state_and_publish_nothing(
     await ensure_poller_topics(bootstrap, config)
     await create_topic(bootstrap, settings.topic_raw, 4)
 
-    manifest = {m["file"]: m for m in json.loads((FEEDS_DIR / "manifest.json").read_text())}
+    manifest = {m["file"]: m for m in json.loads((feeds_dir / "manifest.json").read_text())}
     good = {srv.url(f"/feeds/{name}"): manifest[name]["entries"] for name in GOOD}
     bad = {srv.url(path): path for path in BAD}
     feeds = [FeedConfig(url=url, name=url.rsplit("/", 1)[-1]) for url in [*good, *bad]]

@@ -28,16 +28,16 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.fixtures.feeds_server import FeedServer, Route, rss_with_items
-from tests.integration.helpers import read_committed
+if TYPE_CHECKING:  # types only: feed fixtures come from tests.plugins.feeds
+    from tests.plugins.feeds import FeedServer
 
 pytestmark = pytest.mark.integration
 
@@ -47,17 +47,16 @@ PARTITIONS = 8
 
 
 @pytest.fixture()
-def server() -> Iterator[FeedServer]:
-    srv = FeedServer().start()
-    yield srv
-    srv.stop()
+def server(feed_server: FeedServer) -> FeedServer:
+    return feed_server
 
 
 class Feeds:
     """200 small RSS feeds that gain one item per feed at each ``grow()``."""
 
-    def __init__(self, server: FeedServer) -> None:
+    def __init__(self, server: FeedServer, route: Any, rss: Any) -> None:
         self.server = server
+        self.route, self.rss = route, rss
         self.generation = 0
         self.paths = [f"/group/{i}.xml" for i in range(FEEDS)]
         self.items: set[str] = set()
@@ -70,8 +69,8 @@ class Feeds:
                 (f"Feed {i} item {j}", f"http://site.test/f{i}/{j}") for j in range(self.generation)
             ]
             self.items.update(link for _, link in links)
-            self.server.routes[path] = Route(
-                body=rss_with_items(f"Feed {i}", links[::-1]), delay=0.05
+            self.server.routes[path] = self.route(
+                body=self.rss(f"Feed {i}", links[::-1]), delay=0.05
             )
 
 
@@ -143,10 +142,16 @@ def wait_for(
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
-def published(bootstrap: str, topic: str) -> Counter[str]:
-    """How often each item URL is in the raw topic (committed records only)."""
-    values = asyncio.run(read_committed(bootstrap, topic))
-    return Counter(json.loads(v)["url"] for v in values)
+@pytest.fixture
+def published(read_committed: Any) -> Callable[[str, str], Counter[str]]:
+    """``published(bootstrap, topic)``: how often each item URL is in the raw topic
+    (committed records only)."""
+
+    def count(bootstrap: str, topic: str) -> Counter[str]:
+        values = asyncio.run(read_committed(bootstrap, topic))
+        return Counter(json.loads(v)["url"] for v in values)
+
+    return count
 
 
 async def create_topic(bootstrap: str, topic: str) -> None:
@@ -159,12 +164,17 @@ async def create_topic(bootstrap: str, topic: str) -> None:
 
 
 def test_two_pollers_split_hand_over_and_publish_once(
-    stack: Any, server: FeedServer, tmp_path: Path
+    stack: Any,
+    server: FeedServer,
+    tmp_path: Path,
+    feed_route: Any,
+    rss_feed: Any,
+    published: Callable[[str, str], Counter[str]],
 ) -> None:
     run = uuid.uuid4().hex[:8]
     raw_topic = f"test.group.raw.{run}"
     asyncio.run(create_topic(stack.kafka_bootstrap, raw_topic))
-    feeds = Feeds(server)
+    feeds = Feeds(server, feed_route, rss_feed)
     feeds_file = tmp_path / "feeds.yaml"
     feeds_file.write_text(yaml.safe_dump([{"url": server.url(p)} for p in feeds.paths]))
     env = {

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -18,20 +18,21 @@ from pipeline.kafka.topics import topic_partitions
 from pipeline.sources.coordination import KafkaStateStore, ensure_poller_topics
 from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.poller import Poller
-from tests.fixtures.feeds_server import FEEDS_DIR, FeedServer, Route, rss_with_items
+
+if TYPE_CHECKING:  # types only: feed fixtures come from tests.plugins.feeds
+    from tests.plugins.feeds import FeedServer
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not FEEDS_DIR.exists(), reason=f"no eval feeds at {FEEDS_DIR}"),
+    pytest.mark.eval_feeds,
 ]
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[FeedServer]:
-    srv = FeedServer().start()
+def server(feed_server_factory: Any) -> FeedServer:
+    srv = feed_server_factory()
     srv.add_eval_feeds()
-    yield srv
-    srv.stop()
+    return srv
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
@@ -59,7 +60,9 @@ async def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
         await consumer.stop()
 
 
-async def test_poll_publish_restart_and_304(stack: Any, server: FeedServer) -> None:
+async def test_poll_publish_restart_and_304(
+    stack: Any, server: FeedServer, feed_route: Any, feeds_dir: Path, rss_feed: Any
+) -> None:
     run = uuid.uuid4().hex[:8]
     settings = stack.settings.model_copy(update={"topic_raw": f"test.poller.raw.{run}"})
     config = settings.model_copy(
@@ -73,9 +76,9 @@ async def test_poll_publish_restart_and_304(stack: Any, server: FeedServer) -> N
         }
     )
     await ensure_poller_topics(stack.kafka_bootstrap, config)
-    manifest = {m["file"]: m for m in json.loads((FEEDS_DIR / "manifest.json").read_text())}
+    manifest = {m["file"]: m for m in json.loads((feeds_dir / "manifest.json").read_text())}
     feeds = [FeedConfig(url=server.url(f"/feeds/{name}"), name=name) for name in manifest]
-    server.routes["/grow"] = Route(body=rss_with_items("Grow", [("Old", "http://site.test/o")]))
+    server.routes["/grow"] = feed_route(body=rss_feed("Grow", [("Old", "http://site.test/o")]))
     feeds.append(FeedConfig(url=server.url("/grow"), name="grow"))
 
     async def poll_once() -> Any:
@@ -106,8 +109,8 @@ async def test_poll_publish_restart_and_304(stack: Any, server: FeedServer) -> N
 
     # "Restart": new poller, state from the compacted topic -> conditional requests.
     server.requests.clear()
-    server.routes["/grow"] = Route(
-        body=rss_with_items(
+    server.routes["/grow"] = feed_route(
+        body=rss_feed(
             "Grow",
             [
                 ("New 1", "http://site.test/n1"),

@@ -14,18 +14,21 @@ from pipeline.sources.coordination import (
 from pipeline.sources.feeds import FeedConfig, FeedList
 from pipeline.sources.poller import Poller
 from pipeline.sources.state import FeedState
-from tests.integration.helpers import isolated, read_committed_records
 
 pytestmark = pytest.mark.integration
 
 
-async def _records(bootstrap: str, topic: str) -> list[tuple[str, bytes | None]]:
+async def _records(
+    read_committed_records: Any, bootstrap: str, topic: str
+) -> list[tuple[str, bytes | None]]:
     """Every committed (key, value) of ``topic``, tombstones included."""
     records = await read_committed_records(bootstrap, topic)
     return [(r.key.decode(), r.value) for r in records if r.key]
 
 
-async def test_removed_feed_state_is_tombstoned_in_the_state_topic(stack: Any) -> None:
+async def test_removed_feed_state_is_tombstoned_in_the_state_topic(
+    stack: Any, isolated: Any, read_committed_records: Any
+) -> None:
     settings = isolated(stack.settings, "tombstone", poller_partitions=4)
     servers = stack.kafka_bootstrap
     await ensure_poller_topics(servers, settings)
@@ -48,7 +51,7 @@ async def test_removed_feed_state_is_tombstoned_in_the_state_topic(stack: Any) -
         await store.close()
     assert set(poller.states) == {kept.key}
 
-    records = await _records(servers, settings.topic_poller_state)
+    records = await _records(read_committed_records, servers, settings.topic_poller_state)
     assert [value is None for key, value in records if key == gone.key] == [False, True]
     assert all(value is not None for key, value in records if key == kept.key)
     reader = KafkaStateStore(servers, settings)

@@ -21,7 +21,7 @@ from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.sources.replay import ReplayReport, collect, replay
 from pipeline.worker.failstop import FAIL_STOP_EXIT
-from tests.integration.helpers import env_for, isolated, read_topic, wait_for
+from tests.plugins.kafka_helpers import env_for, isolated, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -20,7 +20,6 @@ from pipeline.provision import run_setup
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
 from pipeline.worker.batches import Worker
-from tests.integration.helpers import isolated, read_topic
 from tests.integration.test_worker import WorkerProcess
 from tests.integration.test_worker_faults import (
     articles,
@@ -30,6 +29,7 @@ from tests.integration.test_worker_faults import (
     publish,
     wait_indexed,
 )
+from tests.plugins.kafka_helpers import isolated, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +132,9 @@ async def test_output_sent_while_the_broker_is_down_goes_out_once_it_is_back(
     try:
         broker.down()
         down_at = time.monotonic()
-        sending = asyncio.create_task(worker.send("enrich", settings.topic_enriched, records))
+        sending = asyncio.create_task(
+            worker.output.send("enrich", settings.topic_enriched, records)
+        )
         await asyncio.sleep(8)
         assert not sending.done(), sending
         await asyncio.to_thread(start_again, broker)

@@ -24,8 +24,8 @@ from pipeline.provision import run_setup
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.stack.process import read_pid, stop_process
-from tests.integration.helpers import isolated, wait_for
 from tests.integration.test_worker import WorkerProcess
+from tests.plugins.kafka_helpers import isolated, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,6 @@ from pipeline.provision import run_setup
 from pipeline.settings import Settings
 from tests.conftest import _BASE
 from tests.fixtures.tcp_proxy import TcpProxy
-from tests.integration.helpers import isolated, wait_for
 from tests.integration.test_worker import WorkerProcess
 from tests.integration.test_worker_faults import (
     articles,
@@ -36,6 +35,7 @@ from tests.integration.test_worker_faults import (
     topic_size,
     wait_indexed,
 )
+from tests.plugins.kafka_helpers import isolated, wait_for
 
 pytestmark = pytest.mark.integration
 

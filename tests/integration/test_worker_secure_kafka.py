@@ -16,9 +16,9 @@ from pydantic import SecretStr
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
 from tests.conftest import SecureKafka
-from tests.integration.helpers import isolated, read_topic
 from tests.integration.test_worker import WorkerProcess
 from tests.integration.test_worker_faults import articles, index_count, publish, wait_indexed
+from tests.plugins.kafka_helpers import isolated, read_topic
 
 pytestmark = pytest.mark.integration
 

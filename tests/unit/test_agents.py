@@ -78,14 +78,14 @@ async def test_recogniser_outage_waits_and_retries_the_same_batch(
 ) -> None:
     from pipeline.enrich.enricher import Enricher
     from pipeline.models import RawArticle
-    from pipeline.worker import batches as batches_module
+    from pipeline.worker import enrich_stage
 
-    monkeypatch.setattr(batches_module, "RECOGNISER_RETRY_FIRST", 0.01)
+    monkeypatch.setattr(enrich_stage, "RECOGNISER_RETRY_FIRST", 0.01)
     flaky = FlakyRecogniser(outages=2)
     worker = Worker(Settings(kafka_bootstrap="127.0.0.1:1"))
-    worker._enricher = Enricher(recogniser=flaky)
+    worker.enrich_stage._enricher = Enricher(recogniser=flaky)
     articles = [RawArticle(id="a", title="Kerry in Moscow", body="Talks went on.")]
-    results = await worker._enrich_until_done(articles)
+    results = await worker.enrich_stage._enrich_until_done(articles)
     assert flaky.calls == 3  # two outages waited out, then the same batch enriched
     assert [r.entities.person for r in results] == [[]]
 
@@ -105,7 +105,7 @@ def test_batch_positions_name_each_partitions_first_and_last_offset() -> None:
 
 @pytest.mark.parametrize(("items", "parts"), [(7, 3), (8, 8), (2, 8), (1, 1), (64, 8), (0, 4)])
 def test_split_evenly_keeps_order_and_balances(items: int, parts: int) -> None:
-    from pipeline.worker.batches import split_evenly
+    from pipeline.worker.enrich_stage import split_evenly
 
     runs = split_evenly(list(range(items)), parts)
     assert [x for run in runs for x in run] == list(range(items))
@@ -147,10 +147,10 @@ async def test_a_batch_is_enriched_in_parts_side_by_side_and_in_order(threads: i
 
     slow = SlowRecogniser(0.05)
     worker = Worker(Settings(kafka_bootstrap="127.0.0.1:1", nlp_threads=threads))
-    worker._enricher = Enricher(recogniser=slow)
+    worker.enrich_stage._enricher = Enricher(recogniser=slow)
     articles = [
         RawArticle(id=str(n), title="Election news", body="The vote " * (n + 1)) for n in range(8)
     ]
-    results = await worker._enrich_parts(articles)
+    results = await worker.enrich_stage._enrich_parts(articles)
     assert [r.word_count for r in results] == [2 * (n + 1) for n in range(8)]  # in order
     assert slow.most == threads

@@ -4,10 +4,9 @@ tests/integration/test_kafka_security.py."""
 
 from __future__ import annotations
 
-import shutil
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 import pytest
@@ -22,16 +21,11 @@ from pipeline.kafka.security import (
     security_options,
 )
 from pipeline.settings import Settings
-from tests.integration.certs import Pki, make_pki
+
+if TYPE_CHECKING:  # types only: the ``pki`` fixture comes from the tests.plugins.pki plugin
+    from tests.plugins.pki import Pki
 
 PASSWORD = "pw-" + "never-printed"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed: it makes the test certificates")
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def _secure(pki: Pki, **extra: Any) -> Settings:

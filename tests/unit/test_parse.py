@@ -14,13 +14,11 @@ import pytest
 from pipeline.errors import BadInputError
 from pipeline.identity import article_id, canonical_url
 from pipeline.models import Source
-from pipeline.sources.parse import (
-    check_xml_safety,
-    entry_to_article,
-    html_to_text,
-    parse_feed,
-    parse_localized_date,
-)
+from pipeline.sources.dates import parse_localized_date
+from pipeline.sources.entries import entry_to_article
+from pipeline.sources.html_text import html_to_text
+from pipeline.sources.parse import parse_feed
+from pipeline.sources.xml_safety import check_xml_safety
 
 EVAL_FEEDS = Path(os.environ.get("NEWSWIRE_EVAL_DIR", "../shared/eval")) / "feeds"
 if not EVAL_FEEDS.is_absolute():

@@ -9,10 +9,10 @@ import json
 import os
 import random
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,7 +25,9 @@ from pipeline.sources.poller import Poller, new_articles
 from pipeline.sources.safety import UnsafeURLError
 from pipeline.sources.service import poll_command, wait_for_feeds
 from pipeline.sources.state import MemoryStateStore
-from tests.fixtures.feeds_server import FEEDS_DIR, FeedServer, Route, rss_with_items
+
+if TYPE_CHECKING:  # types only: the feed fixtures come from the tests.plugins.feeds plugin
+    from tests.plugins.feeds import FeedServer
 
 CONFIG = Settings(
     allow_private_feeds=True,
@@ -50,11 +52,10 @@ def test_new_articles_filters_seen_and_duplicates() -> None:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[FeedServer]:
-    srv = FeedServer().start()
+def server(feed_server_factory: Callable[[], FeedServer]) -> FeedServer:
+    srv = feed_server_factory()
     srv.add_eval_feeds()
-    yield srv
-    srv.stop()
+    return srv
 
 
 class Collector:
@@ -96,23 +97,27 @@ def make_poller(
     return poller, collector, store
 
 
-def manifest() -> dict[str, dict[str, Any]]:
-    return {m["file"]: m for m in json.loads((FEEDS_DIR / "manifest.json").read_text())}
+def manifest(feeds_dir: Path) -> dict[str, dict[str, Any]]:
+    return {m["file"]: m for m in json.loads((feeds_dir / "manifest.json").read_text())}
 
 
-needs_eval = pytest.mark.skipif(not FEEDS_DIR.exists(), reason=f"no eval feeds at {FEEDS_DIR}")
+needs_eval = pytest.mark.eval_feeds
 
 
 @needs_eval
-async def test_first_poll_publishes_every_entry_then_304s(server: FeedServer) -> None:
-    feeds = [FeedConfig(url=server.url(f"/feeds/{name}"), name=name) for name in manifest()]
+async def test_first_poll_publishes_every_entry_then_304s(
+    server: FeedServer, feeds_dir: Path
+) -> None:
+    feeds = [
+        FeedConfig(url=server.url(f"/feeds/{name}"), name=name) for name in manifest(feeds_dir)
+    ]
     poller, collector, store = make_poller(feeds)
     summary = await poller.run_once()
     assert summary.polled == 20 and summary.failed == 0
     by_feed: dict[str, list[RawArticle]] = {}
     for article in collector.articles:
         by_feed.setdefault(article.source.feed_url or "", []).append(article)
-    for name, item in manifest().items():
+    for name, item in manifest(feeds_dir).items():
         got = by_feed[server.url(f"/feeds/{name}")]
         # every distinct entry once (al-monitor lists 3 stories 4 times: same id)
         distinct = {a.canonical_url for a in got}
@@ -120,7 +125,7 @@ async def test_first_poll_publishes_every_entry_then_304s(server: FeedServer) ->
         if name != "almonitor.rss.xml":
             assert len(got) == item["entries"], name
         assert all(a.published_at is not None for a in got)
-    assert len(collector.articles) == sum(m["entries"] for m in manifest().values()) - 9
+    assert len(collector.articles) == sum(m["entries"] for m in manifest(feeds_dir).values()) - 9
     titles = {a.title for a in collector.articles}
     assert "Mãe de utente é a nova presidente da Raríssimas" in titles
     assert "В Бузулуке главные стройплощадки – детсад и Ледовый дворец" in titles
@@ -132,22 +137,24 @@ async def test_first_poll_publishes_every_entry_then_304s(server: FeedServer) ->
     server.requests.clear()
     second = await poller.run_once()
     assert second.not_modified == 20 and second.new_items == 0
-    assert len(collector.articles) == sum(m["entries"] for m in manifest().values()) - 9
+    assert len(collector.articles) == sum(m["entries"] for m in manifest(feeds_dir).values()) - 9
     conditional = [h for p, h in server.requests if p.startswith("/feeds/")]
     assert len(conditional) == 20
     assert all("if-none-match" in h and "if-modified-since" in h for h in conditional)
     assert all("Newswire" in h["user-agent"] for h in conditional)
 
 
-async def test_feed_gaining_two_items_publishes_exactly_two(server: FeedServer) -> None:
+async def test_feed_gaining_two_items_publishes_exactly_two(
+    server: FeedServer, feed_route: Any, rss_feed: Any
+) -> None:
     items = [(f"Story {i}", f"http://site.test/s/{i}") for i in range(5)]
-    server.routes["/grow"] = Route(body=rss_with_items("Grow", items))
+    server.routes["/grow"] = feed_route(body=rss_feed("Grow", items))
     feed = FeedConfig(url=server.url("/grow"))
     poller, collector, _ = make_poller([feed])
     await poller.run_once()
     assert len(collector.articles) == 5
-    server.routes["/grow"] = Route(
-        body=rss_with_items(
+    server.routes["/grow"] = feed_route(
+        body=rss_feed(
             "Grow", [("New A", "http://site.test/s/a"), ("New B", "http://site.test/s/b"), *items]
         )
     )
@@ -157,9 +164,11 @@ async def test_feed_gaining_two_items_publishes_exactly_two(server: FeedServer) 
     assert poller.states[feed.key].last_outcome == "new"
 
 
-async def test_server_ignoring_validators_is_skipped_by_body_hash(server: FeedServer) -> None:
-    server.routes["/noetag"] = Route(
-        body=rss_with_items("N", [("x", "http://site.test/x")]), etag=False
+async def test_server_ignoring_validators_is_skipped_by_body_hash(
+    server: FeedServer, feed_route: Any, rss_feed: Any
+) -> None:
+    server.routes["/noetag"] = feed_route(
+        body=rss_feed("N", [("x", "http://site.test/x")]), etag=False
     )
     feed = FeedConfig(url=server.url("/noetag"))
     poller, collector, _ = make_poller([feed])
@@ -245,11 +254,13 @@ async def test_resolver_refuses_names_resolving_to_private_addresses() -> None:
     assert await SafeResolver(allow_private=True).resolve("localhost", 80)
 
 
-async def test_permanent_redirect_updates_stored_url_and_encodings(server: FeedServer) -> None:
-    body = rss_with_items("R", [("Moved", "http://site.test/m")])
-    server.routes["/new-home"] = Route(body=body, encoding="gzip")
-    server.routes["/old-home"] = Route(status=301, location="/new-home")
-    server.routes["/temp"] = Route(status=302, location="/new-home")
+async def test_permanent_redirect_updates_stored_url_and_encodings(
+    server: FeedServer, feed_route: Any, rss_feed: Any
+) -> None:
+    body = rss_feed("R", [("Moved", "http://site.test/m")])
+    server.routes["/new-home"] = feed_route(body=body, encoding="gzip")
+    server.routes["/old-home"] = feed_route(status=301, location="/new-home")
+    server.routes["/temp"] = feed_route(status=302, location="/new-home")
     feeds = [FeedConfig(url=server.url("/old-home")), FeedConfig(url=server.url("/temp"))]
     poller, collector, _ = make_poller(feeds)
     await poller.run_once()
@@ -258,8 +269,10 @@ async def test_permanent_redirect_updates_stored_url_and_encodings(server: FeedS
     assert [a.title for a in collector.articles] == ["Moved", "Moved"]
 
 
-async def test_failed_publish_keeps_items_for_next_poll(server: FeedServer) -> None:
-    server.routes["/pub"] = Route(body=rss_with_items("P", [("One", "http://site.test/1")]))
+async def test_failed_publish_keeps_items_for_next_poll(
+    server: FeedServer, feed_route: Any, rss_feed: Any
+) -> None:
+    server.routes["/pub"] = feed_route(body=rss_feed("P", [("One", "http://site.test/1")]))
     feed = FeedConfig(url=server.url("/pub"))
     poller, collector, _ = make_poller([feed])
     collector.fail = True
@@ -270,9 +283,9 @@ async def test_failed_publish_keeps_items_for_next_poll(server: FeedServer) -> N
     assert [a.title for a in collector.articles] == ["One"]
 
 
-async def test_process_pool_parsing(server: FeedServer) -> None:
+async def test_process_pool_parsing(server: FeedServer, feed_route: Any, rss_feed: Any) -> None:
     items = [(f"Item {i}", f"http://site.test/pool/{i}") for i in range(100)]
-    server.routes["/pool"] = Route(body=rss_with_items("Pool", items))
+    server.routes["/pool"] = feed_route(body=rss_feed("Pool", items))
     feed = FeedConfig(url=server.url("/pool"))
     collector = Collector()
     poller = Poller(CONFIG, [feed], collector, MemoryStateStore())
@@ -283,8 +296,10 @@ async def test_process_pool_parsing(server: FeedServer) -> None:
     assert len(collector.articles) == 100
 
 
-async def test_run_forever_polls_when_due_and_stops(server: FeedServer) -> None:
-    server.routes["/loop"] = Route(body=rss_with_items("L", [("x", "http://site.test/l")]))
+async def test_run_forever_polls_when_due_and_stops(
+    server: FeedServer, feed_route: Any, rss_feed: Any
+) -> None:
+    server.routes["/loop"] = feed_route(body=rss_feed("L", [("x", "http://site.test/l")]))
     feed = FeedConfig(url=server.url("/loop"))
     poller, collector, _ = make_poller([feed])
     stop = asyncio.Event()
@@ -313,11 +328,13 @@ defences would be published in the spring, with money set aside for further repa
 </body></html>"""
 
 
-async def test_fulltext_feed_gets_article_text_under_the_same_limits(server: FeedServer) -> None:
-    server.routes["/article/harbour"] = Route(
+async def test_fulltext_feed_gets_article_text_under_the_same_limits(
+    server: FeedServer, feed_route: Any, rss_feed: Any
+) -> None:
+    server.routes["/article/harbour"] = feed_route(
         body=ARTICLE_PAGE.encode(), content_type="text/html; charset=utf-8"
     )
-    server.routes["/article/huge"] = Route(
+    server.routes["/article/huge"] = feed_route(
         body=b"<html><body><p>" + b"word " * 300_000 + b"</p></body></html>",
         content_type="text/html",
     )
@@ -326,8 +343,8 @@ async def test_fulltext_feed_gets_article_text_under_the_same_limits(server: Fee
         ("Huge", server.url("/article/huge")),
         ("Missing", server.url("/article/missing")),
     ]
-    server.routes["/full"] = Route(body=rss_with_items("Full", items))
-    server.routes["/summary-only"] = Route(body=rss_with_items("S", items[:1]))
+    server.routes["/full"] = feed_route(body=rss_feed("Full", items))
+    server.routes["/summary-only"] = feed_route(body=rss_feed("S", items[:1]))
     full = FeedConfig(url=server.url("/full"), fulltext=True)
     plain = FeedConfig(url=server.url("/summary-only"))
     poller, collector, _ = make_poller([full, plain], poll_max_bytes=1024 * 1024)

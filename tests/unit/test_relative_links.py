@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.models import RawArticle
-from pipeline.sources.parse import link_base, parse_feed
+from pipeline.sources.entries import link_base
+from pipeline.sources.parse import parse_feed
 from pipeline.sources.seeds import SeedError, read_file
 
 FEED_URL = "https://feeds.example.test/news/rss.xml"

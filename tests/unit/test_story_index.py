@@ -154,23 +154,23 @@ def test_records_round_trip_and_other_records_are_ignored() -> None:
 
 def test_the_worker_drops_copies_from_the_table_and_from_its_own_batch() -> None:
     from pipeline.models import RawArticle
-    from pipeline.worker.batches import Worker
+    from pipeline.worker.story_clusters import assign_clusters, drop_duplicates
 
     body = " ".join(f"word{n}" for n in range(60))
     index = StoryIndex(100)
     first = [RawArticle(id="a", title="T", body=body), RawArticle(id="b", title="t.", body=body)]
-    kept = Worker.drop_duplicates(first, index)  # "b" copies "a" within the batch
+    kept = drop_duplicates(first, index)  # "b" copies "a" within the batch
     assert [(article.id, fp is not None) for article, fp in kept] == [("a", True)]
-    assert Worker.assign_clusters(kept, index) == ["a"]
+    assert assign_clusters(kept, index) == ["a"]
     again = [
         RawArticle(id="a", title="T", body=body),  # a redelivery of itself: kept
         RawArticle(id="c", title="T", body=body.upper()),  # a copy of "a": dropped
         RawArticle(id="d", title="Short", body="two words"),  # too short to compare
         RawArticle(id="e", title="Short", body="two words"),
     ]
-    kept = Worker.drop_duplicates(again, index)
+    kept = drop_duplicates(again, index)
     assert [article.id for article, _ in kept] == ["a", "d", "e"]
-    assert Worker.assign_clusters(kept, index) == ["a", "d", "d"]  # same text, same story
+    assert assign_clusters(kept, index) == ["a", "d", "d"]  # same text, same story
 
 
 def test_duplicate_entry_names_the_original_and_its_cluster() -> None:

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.models import EnrichedArticle, RawArticle, Source, drop_unknown_fields
-from pipeline.worker.batches import _decode, decode_record
+from pipeline.worker.decode import decode_batch, decode_record
 
 
 def newer_raw() -> dict[str, Any]:
@@ -90,7 +90,7 @@ def test_decode_sends_only_invalid_records_to_the_dlq() -> None:
         (json.dumps(newer_raw()).encode(), {"key": "newer"}),
         (b"{broken", {"key": "broken"}),
     ]
-    decoded, dead = _decode(values, RawArticle, "enrich")
+    decoded, dead = decode_batch(values, RawArticle, "enrich")
     assert [record.id for record, _, _ in decoded] == ["a1"]
     assert [d["key"] for d in dead] == ["broken"]
 

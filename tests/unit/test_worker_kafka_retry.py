@@ -21,7 +21,7 @@ from pipeline.errors import HandedBackError, KafkaAuthError, KafkaUnavailableErr
 from pipeline.kafka.client import kafka_retriable
 from pipeline.logs import RepeatFilter
 from pipeline.settings import Settings
-from pipeline.worker import batches as batches_module
+from pipeline.worker import output as output_module
 from pipeline.worker.batches import Worker
 
 
@@ -55,8 +55,8 @@ def test_faults_retrying_cannot_fix_are_not(exc: BaseException) -> None:
 
 @pytest.fixture
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batches_module, "KAFKA_RETRY_FIRST", 0.001)
-    monkeypatch.setattr(batches_module, "KAFKA_RETRY_CAP", 0.001)
+    monkeypatch.setattr(output_module, "KAFKA_RETRY_FIRST", 0.001)
+    monkeypatch.setattr(output_module, "KAFKA_RETRY_CAP", 0.001)
 
 
 async def test_output_is_sent_again_until_kafka_takes_it(fast_backoff: None) -> None:
@@ -70,7 +70,7 @@ async def test_output_is_sent_again_until_kafka_takes_it(fast_backoff: None) -> 
             raise (KafkaConnectionError if calls % 2 else LeaderNotAvailableError)()
         return 7
 
-    assert await worker.until_kafka_takes("enrich", send) == 7
+    assert await worker.output.until_kafka_takes("enrich", send) == 7
     assert calls == 4
 
 
@@ -84,7 +84,7 @@ async def test_an_error_retrying_cannot_fix_is_raised_at_once(fast_backoff: None
         raise MessageSizeTooLargeError()
 
     with pytest.raises(MessageSizeTooLargeError):
-        await worker.until_kafka_takes("enrich", send)
+        await worker.output.until_kafka_takes("enrich", send)
     assert calls == 1
 
 
@@ -99,7 +99,7 @@ async def test_a_stop_while_kafka_is_away_hands_the_batch_back() -> None:
         raise KafkaConnectionError("closed")
 
     with pytest.raises(HandedBackError, match="Kafka"):
-        await worker.until_kafka_takes("sink", send)
+        await worker.output.until_kafka_takes("sink", send)
     assert calls == 1
 
 

@@ -1,4 +1,6 @@
-"""Small helpers shared by the integration tests: unique names, polling, Kafka reads."""
+"""Small helpers shared by the integration tests (unique names, polling, Kafka reads), as a
+pytest plugin: each is a fixture of the same name that returns the function, so a test
+takes ``isolated`` as an argument and calls it as before, and never imports this module."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.kafka.topics import topic_partitions
@@ -117,3 +120,21 @@ async def read_committed(bootstrap: str, topic: str) -> list[bytes]:
     """Every committed record value of ``topic``, in order within each partition."""
     records = await read_committed_records(bootstrap, topic)
     return [r.value for r in records if r.value is not None]
+
+
+def _returns(function: Callable[..., Any]) -> Any:
+    """A session fixture named after ``function`` that returns it."""
+
+    def fixture() -> Callable[..., Any]:
+        return function
+
+    fixture.__doc__ = function.__doc__
+    return pytest.fixture(scope="session", name=function.__name__)(fixture)
+
+
+isolated_fixture = _returns(isolated)
+env_for_fixture = _returns(env_for)
+wait_for_fixture = _returns(wait_for)
+read_topic_fixture = _returns(read_topic)
+read_committed_records_fixture = _returns(read_committed_records)
+read_committed_fixture = _returns(read_committed)

@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 DAYS = "3"
 
 
@@ -81,3 +83,11 @@ def make_pki(directory: Path, key_password: str = "client-key-pass") -> Pki:
         client_key=directory / "client.key",
         client_key_password=key_password,
     )
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A throwaway CA, server and client certificates for the session (needs openssl)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: it makes the test CA and certificates")
+    return make_pki(tmp_path_factory.mktemp("pki"))

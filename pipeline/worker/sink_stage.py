@@ -1,0 +1,121 @@
+"""The sink agent's batch: enriched records -> the search index (bulk writes through
+:mod:`pipeline.sinks.indexer`); records the index rejects, and records that cannot be
+read, go to the DLQ. The search engine is connected on the first batch, and waited for
+while it is away, which holds up this agent only."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+
+from pipeline import metrics
+from pipeline.backoff import backoff_delay
+from pipeline.errors import HandedBackError, RetryableError
+from pipeline.models import EnrichedArticle
+from pipeline.settings import Settings
+from pipeline.sinks.backend import SearchBackend, open_backend
+from pipeline.sinks.indexer import Indexer, install_index
+from pipeline.worker.decode import Values, decode_batch
+from pipeline.worker.dlq import dlq_record, send_dead_letters
+from pipeline.worker.output import KafkaOutput
+from pipeline.worker.stopping import stop_requested_within
+
+log = structlog.get_logger(__name__)
+
+#: Backoff while the search engine cannot be reached to install the index (seconds).
+SINK_CONNECT_FIRST = 1.0
+SINK_CONNECT_CAP = 30.0
+
+
+class SinkStage:
+    """The sink agent's work: its search engine connection and indexer, and the DLQ."""
+
+    def __init__(self, settings: Settings, output: KafkaOutput, stopping: asyncio.Event) -> None:
+        self.settings = settings
+        self.output = output
+        self.stopping = stopping
+        self.indexer: Indexer | None = None
+        self._backend: SearchBackend | None = None
+        #: Wall-clock times (epoch seconds) of the last batch's steps; logged with the
+        #: batch (``app.py``). The agent runs one batch at a time.
+        self.marks: dict[str, float] = {}
+
+    async def start(self) -> Indexer:
+        """The indexer, once the index is installed (idempotent: a worker started before
+        `newswire setup` still writes into the strict, templated index behind the alias,
+        never an auto-created one).
+
+        While the search engine is unreachable this waits with backoff, forever, and only
+        blocks the sink: the enrich agent goes on. One warning when the wait starts, one
+        error past ``max_retries`` tries, one line when the engine answers."""
+        if self.indexer is not None:
+            return self.indexer
+        failures = 0
+        started = time.monotonic()
+        while True:
+            try:
+                if self._backend is None:  # a local node that is down: found when it is up
+                    self._backend = open_backend(self.settings)
+                await install_index(self._backend, self.settings.index_alias)
+                break
+            except RetryableError as exc:
+                failures += 1
+                delay = backoff_delay(failures, SINK_CONNECT_FIRST, SINK_CONNECT_CAP)
+                url = self._backend.url if self._backend is not None else "the local stack"
+                fields = {"url": url, "error": str(exc), "retry_in": delay}
+                if failures == 1:
+                    log.warning("sink.search_unavailable", **fields)
+                elif failures == self.settings.max_retries:
+                    log.error("sink.search_still_unavailable", attempts=failures, **fields)
+                else:
+                    log.debug("sink.search_unavailable", attempts=failures, **fields)
+                if not await stop_requested_within(self.stopping, delay):
+                    continue
+                raise HandedBackError("sink", f"the search engine at {url}") from exc
+        if failures:
+            log.info(
+                "sink.search_available",
+                url=self._backend.url,
+                attempts=failures,
+                waited_s=round(time.monotonic() - started, 1),
+            )
+        self.indexer = Indexer(
+            self._backend,
+            self.settings.index_alias,
+            escalate_after=self.settings.max_retries,
+            stopping=self.stopping,
+            refresh=self.settings.index_refresh,
+        )
+        return self.indexer
+
+    async def run(self, values: Values) -> int:
+        """Index enriched records; permanent failures go to the DLQ. Returns docs acked."""
+        indexer = await self.start()
+        decoded, dead = decode_batch(values, EnrichedArticle, "sink")
+        articles = [article for article, _, _ in decoded]
+        origin = {article.id: (value, where) for article, value, where in decoded}
+        marks = self.marks = {"bulk_sent": time.time()}
+        result = await indexer.write(articles)
+        marks["bulk_acked"] = time.time()
+        metrics.WORKER_RECORDS.labels("sink", "indexed").inc(len(result.indexed))
+        metrics.WORKER_RECORDS.labels("sink", "stale").inc(len(result.stale))
+        metrics.INDEX_RETRIES.inc(result.retries)
+        for article, reason in result.rejected:
+            metrics.WORKER_BAD_INPUT.labels("rejected_by_index").inc()
+            value, where = origin[article.id]
+            dead.append(dlq_record(value, f"rejected by the index: {reason}", "sink", **where))
+        if dead:
+            await send_dead_letters(self.output, dead)
+        return len(result.indexed) + len(result.stale)
+
+    async def stop(self) -> None:
+        """Close the search engine connection (after the agent stopped)."""
+        self.indexer = None
+        if self._backend is not None:
+            await self._backend.close()
+            self._backend = None
+
+
+__all__ = ["SinkStage"]
