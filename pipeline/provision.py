@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from pipeline.alerts.registry import ensure_alert_topics
 from pipeline.kafka.topics import (
     check_feeds_topic,
     dlq_spec,
@@ -18,6 +19,7 @@ from pipeline.kafka.topics import (
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import IndexSetup, install_index
+from pipeline.sinks.stories import install_stories_index
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +44,7 @@ async def run_setup(settings: Settings) -> SetupReport:
     if replication:
         report.warnings.append(replication)
     report.topics_created = await ensure_topics(settings)
+    report.topics_created += await ensure_alert_topics(settings)
     feeds = await check_feeds_topic(settings)  # ConfigError when it cannot work
     if feeds:
         report.warnings.append(feeds)
@@ -53,6 +56,7 @@ async def run_setup(settings: Settings) -> SetupReport:
     backend = open_backend(settings)
     try:
         report.index = await install_index(backend, settings.index_alias)
+        await install_stories_index(backend, settings.story_index)
     finally:
         await backend.close()
     if settings.kibana_url:

@@ -171,6 +171,7 @@ pytest_plugins = [
     "tests.plugins.pki",
     "tests.plugins.feeds",
     "tests.plugins.kafka_helpers",
+    "tests.plugins.alerts_corpus",
 ]
 
 

@@ -104,10 +104,11 @@ def stories_spec(settings: Settings) -> TopicSpec:
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the raw, enriched and DLQ topics if missing; returns the ones created."""
+    """Create the raw, enriched, copies and DLQ topics if missing; returns the ones created."""
     specs = [
         TopicSpec(settings.topic_raw, settings.topic_partitions),
         TopicSpec(settings.topic_enriched, settings.topic_partitions),
+        TopicSpec(settings.topic_copies, settings.topic_partitions),
         dlq_spec(settings),
     ]
     return await create_missing_topics(settings, specs)

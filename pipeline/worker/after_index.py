@@ -60,17 +60,17 @@ class AfterIndex:
             await self.stories.update(items)
         return await self.alerts.records(articles, result.indexed)
 
-    async def copies(self, values: Sequence[bytes | None]) -> tuple[int, list[str]]:
-        """Fold copies-topic records into the stories index; returns (folded, reasons of
-        the records that could not be read)."""
+    async def copies(self, values: Sequence[bytes | None]) -> tuple[int, list[tuple[int, str]]]:
+        """Fold copies-topic records into the stories index; returns (folded, the position
+        and reason of each record that could not be read)."""
         await self.start()
         items: list[StoryItem] = []
-        bad: list[str] = []
-        for value in values:
+        bad: list[tuple[int, str]] = []
+        for n, value in enumerate(values):
             try:
                 items.append(copy_item(json.loads(value or b"")))
             except (ValueError, KeyError, TypeError) as exc:
-                bad.append(f"invalid copy record: {type(exc).__name__}: {exc}")
+                bad.append((n, f"invalid copy record: {type(exc).__name__}: {exc}"))
         if items:
             await self.stories.update(items)
         return len(items), bad

@@ -137,6 +137,9 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     enriched_topic = app.topic(
         settings.topic_enriched, key_type=bytes, value_type=bytes, value_serializer="raw"
     )
+    copies_topic = app.topic(
+        settings.topic_copies, key_type=bytes, value_type=bytes, value_serializer="raw"
+    )
     worker = worker or Worker(settings)
     within = timedelta(seconds=settings.batch_seconds)
 
@@ -185,6 +188,10 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     @app.agent(raw, name="enrich")
     async def enrich(stream: Any) -> None:
         await consume(stream, "enrich", worker.enrich_batch)
+
+    @app.agent(copies_topic, name="copies")
+    async def copies(stream: Any) -> None:
+        await consume(stream, "copies", worker.copies_batch)
 
     @app.agent(enriched_topic, name="sink")
     async def sink(stream: Any) -> None:

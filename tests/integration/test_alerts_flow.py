@@ -21,39 +21,26 @@ from pipeline.alerts.webhooks import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verif
 from pipeline.kafka.client import bootstrap, make_producer, send_all, start_client
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
-from tests.integration.alerts_corpus import articles
-from tests.integration.helpers import isolated, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def alert_settings(stack: Any, name: str, **extra: Any) -> Any:
-    settings = isolated(stack.settings, name, opensearch_url=None, **extra)
-    tag = settings.worker_id
-    return settings.model_copy(
-        update={
-            "topic_alert_queries": f"{tag}.alert-queries",
-            "topic_alerts": f"{tag}.alerts",
-            "topic_alerts_dead": f"{tag}.alerts-dead",
-            "topic_alerts_status": f"{tag}.alerts-status",
-        }
-    )
-
-
 @pytest.fixture
-async def indexed(stack: Any) -> AsyncIterator[tuple[Any, Any]]:
-    settings = alert_settings(
-        stack, "alertflow", allow_private_feeds=True, webhook_attempts=3,
-        webhook_backoff=0.2, webhook_timeout=1.0,
+async def indexed(stack: Any, isolated: Any, alerts_corpus: Any) -> AsyncIterator[tuple[Any, Any]]:
+    settings = isolated(
+        stack.settings, "alertflow", opensearch_url=None, allow_private_feeds=True,
+        webhook_attempts=3, webhook_backoff=0.2, webhook_timeout=1.0,
     )  # fmt: skip
     backend = open_backend(settings)
     await install_index(backend, settings.index_alias)
-    await Indexer(backend, settings.index_alias, refresh="true").write(articles())
+    await Indexer(backend, settings.index_alias, refresh="true").write(alerts_corpus.articles)
     yield settings, backend
     await backend.close()
 
 
-async def test_changes_to_standing_queries_apply_without_restart(indexed: Any) -> None:
+async def test_changes_to_standing_queries_apply_without_restart(
+    indexed: Any, alerts_corpus: Any, wait_for: Any
+) -> None:
     settings, backend = indexed
     stage = AlertStage(settings, backend)
     await stage.start()
@@ -66,7 +53,7 @@ async def test_changes_to_standing_queries_apply_without_restart(indexed: Any) -
 
         await wait_for(present, 30, "the new alert in the worker's matcher")
         print(f"applied after {time.monotonic() - started:.2f} s")
-        docs = [a for a in articles() if a.id in {"eq001", "eq012", "eq003"}]
+        docs = [a for a in alerts_corpus.articles if a.id in {"eq001", "eq012", "eq003"}]
         records = await stage.records(docs, [d.id for d in docs])
         found = sorted(json.loads(value)["article"]["id"] for _, value in records)
         assert found == ["eq001", "eq012"]
@@ -85,7 +72,9 @@ async def test_changes_to_standing_queries_apply_without_restart(indexed: Any) -
         await stage.stop()
 
 
-async def test_webhooks_signed_retried_dead_lettered_and_isolated(indexed: Any) -> None:
+async def test_webhooks_signed_retried_dead_lettered_and_isolated(
+    indexed: Any, alerts_corpus: Any, wait_for: Any, read_topic: Any
+) -> None:
     settings, backend = indexed
     received: list[tuple[str, float, dict[str, str], bytes]] = []
     calls: dict[str, int] = {}
@@ -127,7 +116,7 @@ async def test_webhooks_signed_retried_dead_lettered_and_isolated(indexed: Any) 
             return len(stage.matcher.alerts) == 3 and len(delivery.alerts) == 3
 
         await wait_for(loaded, 30, "alerts loaded")
-        docs = [a for a in articles() if a.id in {"eq005", "eq016", "eq017"}]  # Paris
+        docs = [a for a in alerts_corpus.articles if a.id in {"eq005", "eq016", "eq017"}]
         records = await stage.records(docs, [d.id for d in docs])
         assert len(records) == 9
         producer = make_producer(settings)

@@ -13,14 +13,12 @@ from pipeline.search.query import SearchRequest
 from pipeline.search.service import search
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
-from tests.integration.alerts_corpus import QUERIES, articles
-from tests.integration.helpers import isolated
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def index(stack: Any) -> Any:
+async def index(stack: Any, isolated: Any) -> Any:
     settings = isolated(stack.settings, "alerts", opensearch_url=None)
     backend = open_backend(settings)
     await install_index(backend, settings.index_alias)
@@ -28,11 +26,11 @@ async def index(stack: Any) -> Any:
     await backend.close()
 
 
-async def test_in_stream_matches_equal_search_results(index: Any) -> None:
+async def test_in_stream_matches_equal_search_results(index: Any, alerts_corpus: Any) -> None:
     settings, backend = index
     matcher = Matcher(backend, settings.index_alias)
-    alerts = [new_alert(name, query, filters) for name, query, filters in QUERIES]
-    docs = articles()
+    alerts = [new_alert(name, query, filters) for name, query, filters in alerts_corpus.queries]
+    docs = alerts_corpus.articles
     indexer = Indexer(backend, settings.index_alias, refresh="true")
     # The first article has to exist before queries are analysed against the index.
     await matcher.put_many(alerts)
@@ -69,10 +67,10 @@ async def test_in_stream_matches_equal_search_results(index: Any) -> None:
     assert candidates < len(alerts) * ((len(docs) + 4) // 5)
 
 
-async def test_removed_and_replaced_queries_apply_at_once(index: Any) -> None:
+async def test_removed_and_replaced_queries_apply_at_once(index: Any, alerts_corpus: Any) -> None:
     settings, backend = index
     matcher = Matcher(backend, settings.index_alias)
-    docs = articles()[:3]
+    docs = alerts_corpus.articles[:3]
     await Indexer(backend, settings.index_alias, refresh="true").write(docs)
     await matcher.put(new_alert("q", "vienna"))
     assert [m.document["id"] for m in await matcher.match([d.document() for d in docs])] == [

@@ -14,21 +14,20 @@ from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
 from pipeline.sinks.stories import StoryWriter, install_stories_index
 from pipeline.sinks.story_docs import StoryItem, item_of
-from tests.integration.alerts_corpus import articles
-from tests.integration.helpers import isolated
 
 pytestmark = pytest.mark.integration
 
 
-async def test_stories_index_story_and_collapsed_search(stack: Any) -> None:
+async def test_stories_index_story_and_collapsed_search(
+    stack: Any, isolated: Any, alerts_corpus: Any
+) -> None:
     settings = isolated(stack.settings, "stories", opensearch_url=None)
-    settings = settings.model_copy(update={"story_index": f"{settings.index_alias}-stories"})
     backend = open_backend(settings)
     try:
         await install_index(backend, settings.index_alias)
         assert await install_stories_index(backend, settings.story_index)
         assert not await install_stories_index(backend, settings.story_index)
-        docs = articles()
+        docs = alerts_corpus.articles
         # Three Kerry articles are one story; the rest are stories of their own.
         kerry = {"eq000", "eq016", "eq018", "eq023"}
         docs = [d.model_copy(update={"cluster_id": "eq000"}) if d.id in kerry else d for d in docs]

@@ -12,7 +12,6 @@ from pipeline.models import EnrichedArticle, Entities
 from pipeline.search.trends import TrendRequest, trends
 from pipeline.sinks.backend import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
-from tests.integration.helpers import isolated
 
 pytestmark = pytest.mark.integration
 UNTIL = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -38,7 +37,7 @@ def dated_articles() -> list[EnrichedArticle]:
     return docs
 
 
-async def test_planted_burst_ranks_first(stack: Any) -> None:
+async def test_planted_burst_ranks_first(stack: Any, isolated: Any) -> None:
     settings = isolated(stack.settings, "trends", opensearch_url=None)
     backend = open_backend(settings)
     try:

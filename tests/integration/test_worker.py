@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 
+from pipeline.alerts.model import new_alert
+from pipeline.alerts.registry import save_alert
 from pipeline.enrich.dedup import fingerprint
 from pipeline.kafka.client import encode, make_producer, publish_raw
 from pipeline.models import EnrichedArticle, RawArticle, Source
 from pipeline.provision import run_setup
+from pipeline.search.stories import get_story
 from pipeline.settings import Settings
 from pipeline.sinks.backend import open_backend
 from pipeline.sources.replay import ReplayReport, collect, replay
@@ -262,6 +265,8 @@ async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
                    source=Source(name="Sport")),
     ]  # fmt: skip
     await run_setup(worker_settings)
+    # A standing query saved before the worker starts: matched in-stream, after indexing.
+    await save_alert(worker_settings, new_alert("ecb", "ECB rates", ["source=Wire B"]))
     worker.start()
     producer = make_producer(worker_settings)
     await producer.start()
@@ -281,6 +286,20 @@ async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
     assert clusters["match"] != clusters["wire-a"]
     assert await _count(worker_settings, ["copy-a"]) == 0  # exact duplicate, dropped
     assert "duplicate_dropped" in worker.tail()
+    (alert,) = await read_topic(worker_settings.kafka_bootstrap, worker_settings.topic_alerts, 1)
+    assert alert["alert"] == "ecb" and alert["article"]["id"] == "wire-b"
+    assert alert["why"]["facets"] == {"source.name": "Wire B"}
+    # The story keeps its copy among its sources, though the copy was never indexed.
+    story_id = clusters["wire-a"]
+
+    async def story_complete() -> bool:
+        story = await get_story(worker_settings, story_id)
+        return story is not None and story.get("copy_count") == 1
+
+    await wait_for(story_complete, 60, "the copy folded into its story")
+    story = await get_story(worker_settings, story_id)
+    assert story is not None and story["article_count"] == 2
+    assert set(story["sources"]) == {"Wire A", "Wire B", "Aggregator"}
 
 
 async def test_an_unexpected_error_stops_the_worker_and_loses_nothing(

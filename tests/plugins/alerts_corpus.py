@@ -1,9 +1,13 @@
-"""A small replay corpus and standing queries for the equality test: stemming, folding,
-possessives, phrases, boolean operators, negation, prefixes and facet filters."""
+"""pytest plugin (fixture ``alerts_corpus``): a small replay corpus and standing queries for
+the equality test: stemming, folding, possessives, phrases, boolean operators, negation,
+prefixes and facet filters."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from pipeline.models import EnrichedArticle, Entities, Source, Topic
 
@@ -62,7 +66,7 @@ ROWS = [
 ]  # fmt: skip
 
 # (name, query, filters)
-QUERIES = [
+QUERIES: list[tuple[str, str, tuple[str, ...]]] = [
     ("stem-talk", "talk", ()),
     ("stem-talking", "talking", ()),
     ("phrase-peace-talks", '"peace talks"', ()),
@@ -114,3 +118,17 @@ def articles() -> list[EnrichedArticle]:
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class AlertsCorpus:
+    """The standing queries and the articles of the equality test."""
+
+    queries: list[tuple[str, str, tuple[str, ...]]]
+    articles: list[EnrichedArticle]
+
+
+@pytest.fixture
+def alerts_corpus() -> AlertsCorpus:
+    """A fresh copy of the corpus (articles are rebuilt for each test)."""
+    return AlertsCorpus(list(QUERIES), articles())
