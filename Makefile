@@ -34,7 +34,7 @@ test-unit: $(STAMP) ## Unit tests only (no servers)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 eval: $(STAMP) ## Enrichment quality on ../shared/eval (entity F1, topic accuracy)
-	$(BIN)/python -m pipeline.enrich.evaluation
+	$(BIN)/python -m workshop.evaluation
 
 bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process; latency starts its own stack)
 	$(BIN)/python bench/bench_enrich.py
@@ -44,10 +44,12 @@ bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process;
 	$(BIN)/python bench/bench_soak.py
 	$(BIN)/python bench/bench_alerts.py
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy
+lint: $(STAMP) ## ruff (lint + format check), mypy, and the import contracts (layering, no cycles)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m workshop.checks.cycles pipeline workshop
 
 format: $(STAMP) ## Format the code
 	$(BIN)/ruff format .
@@ -58,11 +60,11 @@ docs: $(STAMP) ## Regenerate the README's configuration table from pipeline/sett
 
 IPTC_VOCABULARY ?= ../shared/data/iptc-mediatopic-en.jsonl
 iptc-terms: $(STAMP) ## Re-derive pipeline/data/iptc_terms.yaml from the IPTC Media Topic vocabulary (CC BY 4.0)
-	$(BIN)/python -m pipeline.enrich.iptc_terms $(IPTC_VOCABULARY) > pipeline/data/iptc_terms.yaml
+	$(BIN)/python -m workshop.builders.iptc_terms $(IPTC_VOCABULARY) > pipeline/data/iptc_terms.yaml
 
 CONLL_TRAIN ?= ../shared/eval/conll2003/train.iob2.txt
 train-topics: $(STAMP) ## Re-learn pipeline/data/topic_corpus.yaml (term reliability) from unlabelled CoNLL-2003 train text
-	$(BIN)/python -m pipeline.enrich.topic_corpus $(CONLL_TRAIN) > pipeline/data/topic_corpus.yaml
+	$(BIN)/python -m workshop.builders.topic_corpus $(CONLL_TRAIN) > pipeline/data/topic_corpus.yaml
 
 stack-up: $(STAMP) ## Start the local Kafka, Elasticsearch and CoreNLP
 	$(BIN)/newswire stack up

@@ -45,7 +45,7 @@ from pipeline.kafka.client import bootstrap, make_producer, send_all, start_clie
 from pipeline.kafka.topics import create_missing_topics  # noqa: E402
 from pipeline.models import EnrichedArticle, Entities, Source, Topic, utcnow  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from pipeline.sinks.backend import open_backend  # noqa: E402
+from pipeline.sinks.engines import open_backend  # noqa: E402
 from pipeline.sinks.indexer import Indexer, install_index  # noqa: E402
 
 TARGETS = {"p99_indexed_to_record_s": 1.0}

@@ -21,9 +21,9 @@ import structlog
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from pipeline.enrich.enricher import Enricher, count_words
-from pipeline.enrich.evaluation import BBC_DIR, eval_dir, read_bbc
 from pipeline.enrich.jsonl import enrich_jsonl
 from pipeline.enrich.nlp import get_nlp
+from workshop.evaluation import BBC_DIR, eval_dir, read_bbc
 
 RATIO_TARGET = 0.75
 RSS_TARGET_MB = 1536.0

@@ -50,7 +50,6 @@ from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
 from pipeline.enrich.dedup import fingerprint  # noqa: E402
 from pipeline.enrich.enricher import Enricher, count_words  # noqa: E402
-from pipeline.enrich.evaluation import BBC_DIR, eval_dir, read_bbc  # noqa: E402
 from pipeline.enrich.jsonl import enrich_jsonl  # noqa: E402
 from pipeline.enrich.recogniser import corenlp_url  # noqa: E402
 from pipeline.kafka.client import encode, make_producer  # noqa: E402
@@ -58,8 +57,9 @@ from pipeline.kafka.topics import topic_partitions  # noqa: E402
 from pipeline.models import RawArticle, Source  # noqa: E402
 from pipeline.provision import run_setup  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from pipeline.sinks.backend import open_backend  # noqa: E402
-from pipeline.stack import LocalStack  # noqa: E402
+from pipeline.sinks.engines import open_backend  # noqa: E402
+from workshop.evaluation import BBC_DIR, eval_dir, read_bbc  # noqa: E402
+from workshop.stack import LocalStack  # noqa: E402
 
 TARGETS = {
     "p50_at_10": 1.5,

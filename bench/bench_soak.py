@@ -15,7 +15,7 @@ What runs, in this one process (the "worker"):
   near duplicates (5-20 % of an earlier article's words changed) and of exact copies
   (same text, other case and spacing, another id) of recent articles.
 
-Kafka: a local broker (``pipeline.stack.LocalStack``, Kafka only) under
+Kafka: a local broker (``workshop.stack.LocalStack``, Kafka only) under
 ``.newswire/bench`` on ports ``NEWSWIRE_TEST_PORT_BASE`` + 800/801 (default 29800/29801),
 stopped at the end unless it was already running; ``--bootstrap`` uses another broker.
 
@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     local = None
     started_here = False
     if not args.bootstrap:
-        from pipeline.stack import LocalStack
+        from workshop.stack import LocalStack
 
         local = LocalStack(settings, dist_dir=DIST, services=("kafka",))
         started_here = not local.status().healthy

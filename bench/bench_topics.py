@@ -18,7 +18,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from pipeline.enrich.enricher import count_words
-from pipeline.enrich.evaluation import BBC_DIR, eval_dir, read_bbc
 from pipeline.enrich.topics import (
     STEM_BLEND,
     gather_evidence,
@@ -26,6 +25,7 @@ from pipeline.enrich.topics import (
     scores_from_evidence,
     strong_stem,
 )
+from workshop.evaluation import BBC_DIR, eval_dir, read_bbc
 
 
 def words_per_second(fields: list[dict[str, str]], blend: float, rounds: int) -> float:

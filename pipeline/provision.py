@@ -17,7 +17,7 @@ from pipeline.kafka.topics import (
     stories_spec,
 )
 from pipeline.settings import Settings
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import IndexSetup, install_index
 from pipeline.sinks.stories import install_stories_index
 

@@ -9,6 +9,10 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: What the project's CoreNLP servers run (local stack pom, Docker image); the server does
+#: not report it. A test keeps it equal to ``deploy/local/corenlp/pom.xml``.
+CORENLP_MODEL = "stanford-corenlp-4.5.10 english.all.3class.distsim.crf"
+
 
 class Settings(BaseSettings):
     """Newswire configuration; the README's table is generated from these fields."""
@@ -330,8 +334,9 @@ class Settings(BaseSettings):
     search_heap: str = Field("1g", description="NEWSWIRE_SEARCH_HEAP: local search heap.")
     ner_backend: Literal["corenlp", "spacy"] = Field(
         "corenlp",
-        description="NEWSWIRE_NER_BACKEND: entity recogniser: corenlp (a Stanford CoreNLP "
-        "server over HTTP, GPL-3.0, never linked) or spacy (in-process).",
+        description="NEWSWIRE_NER_BACKEND: entity recogniser of the worker and of "
+        "`newswire enrich`: corenlp (a Stanford CoreNLP server over HTTP, GPL-3.0, never "
+        "linked) or spacy (in-process, lower quality).",
     )
     corenlp_url: str | None = Field(
         None,
@@ -339,6 +344,11 @@ class Settings(BaseSettings):
     )
     corenlp_port: int = Field(
         19500, description="NEWSWIRE_CORENLP_PORT: local stack CoreNLP server port."
+    )
+    corenlp_model: str = Field(
+        CORENLP_MODEL,
+        description="NEWSWIRE_CORENLP_MODEL: the CoreNLP version and NER model the server "
+        "runs (it does not report them), written into each record's recogniser_model.",
     )
     corenlp_heap: str = Field("384m", description="NEWSWIRE_CORENLP_HEAP: local CoreNLP heap.")
     corenlp_timeout: float = Field(

@@ -1,7 +1,7 @@
 """Session fixtures: real Kafka, Elasticsearch and OpenSearch for integration tests.
 
 ``stack`` uses the servers named by NEWSWIRE_KAFKA_BOOTSTRAP and NEWSWIRE_ELASTICSEARCH_URL
-when both are set; otherwise it starts the local stack (pipeline.stack.LocalStack: Kafka and
+when both are set; otherwise it starts the local stack (workshop.stack.LocalStack: Kafka and
 Elasticsearch) in ``.newswire/test`` on ports base+92/93/200/300 (the base is
 NEWSWIRE_TEST_PORT_BASE, or a free block of loopback ports found by ``pick_port_base``), so it
 never clashes with a developer's own stack, and stops it at the end of the session
@@ -35,8 +35,8 @@ import pytest
 from pydantic import SecretStr
 
 from pipeline.settings import Settings
-from pipeline.stack import LocalStack, StackStatus
-from pipeline.stack.kafka import ScramUser, SecureListener
+from workshop.stack import LocalStack, StackStatus
+from workshop.stack.kafka import ScramUser, SecureListener
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_HOME = REPO / ".newswire" / "test"
@@ -243,9 +243,9 @@ def opensearch() -> Iterator[SearchNodeEndpoint]:
 def corenlp_url() -> Iterator[str]:
     """A real CoreNLP server: NEWSWIRE_CORENLP_URL, or the test stack's (started alone here
     when the ``stack`` fixture has not started it; ``stack`` then shares it)."""
-    from pipeline.stack.corenlp import CoreNLPServer
-    from pipeline.stack.java import find_jdk
-    from pipeline.stack.process import is_alive, read_pid, stop_process, write_pid
+    from workshop.stack.corenlp import CoreNLPServer
+    from workshop.stack.java import find_jdk
+    from workshop.stack.process import is_alive, read_pid, stop_process, write_pid
 
     configured = os.environ.get("NEWSWIRE_CORENLP_URL")
     if configured:

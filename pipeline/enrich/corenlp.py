@@ -1,7 +1,7 @@
 """Named entities from a Stanford CoreNLP server, over HTTP only.
 
 CoreNLP is GPL-3.0. Newswire never links, imports or bundles it: the server runs as its
-own process (the local stack's ``pipeline/stack/corenlp.py``, a container in
+own process (the local stack's ``workshop/stack/corenlp.py``, a container in
 docker-compose / Kubernetes) and this module only speaks its HTTP protocol.
 
 Batching: several texts go into one request, joined by a blank-line separator (a sentence
@@ -26,6 +26,7 @@ import structlog
 
 from pipeline.enrich.entities import Span
 from pipeline.errors import ConfigError, RecogniserUnavailableError
+from pipeline.settings import CORENLP_MODEL
 
 log = structlog.get_logger(__name__)
 
@@ -115,11 +116,16 @@ class CoreNLPRecogniser:
     name = "corenlp"
 
     def __init__(
-        self, url: str, timeout: float = 60.0, max_request_chars: int = MAX_REQUEST_CHARS
+        self,
+        url: str,
+        timeout: float = 60.0,
+        max_request_chars: int = MAX_REQUEST_CHARS,
+        model: str = CORENLP_MODEL,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"NEWSWIRE_CORENLP_URL must be an http(s) URL, got {url!r}")
         self.url = url.rstrip("/") + "/"
+        self.model = model
         self.timeout = timeout
         self.max_request_chars = max_request_chars
         self._params = {"properties": json.dumps(REQUEST_PROPERTIES, separators=(",", ":"))}

@@ -22,7 +22,7 @@ from pipeline.enrich.nlp import NER_LANGUAGES
 from pipeline.enrich.recogniser import Recogniser, make_recogniser
 from pipeline.enrich.topics import THRESHOLD, TopicLexicon, load_lexicon, score_topics
 from pipeline.enrich.words import words
-from pipeline.models import Enrichment, RawArticle
+from pipeline.models import NO_RECOGNISER, Enrichment, RawArticle
 
 log = structlog.get_logger(__name__)
 
@@ -47,14 +47,14 @@ class Enricher:
     """Language, canonical entities, IPTC topics, keywords and word count for articles.
 
     The recogniser (``NEWSWIRE_NER_BACKEND``: a CoreNLP server, or spaCy in-process) is
-    set up on the first batch that needs NER.
+    set up on the first batch that needs NER; each result names it (``recogniser``,
+    ``recogniser_model``), or "none" when no NER ran for that article.
     """
 
     def __init__(
         self,
         *,
         recogniser: Recogniser | None = None,
-        fallback_to_spacy: bool = False,
         aliases: AliasTable | None = None,
         lexicon: TopicLexicon | None = None,
         topic_threshold: float = THRESHOLD,
@@ -67,7 +67,6 @@ class Enricher:
         self.max_chars = max_chars
         self.batch_size = batch_size
         self._recogniser = recogniser
-        self._fallback_to_spacy = fallback_to_spacy
 
     @property
     def recogniser(self) -> Recogniser:
@@ -75,9 +74,7 @@ class Enricher:
         if self._recogniser is None:
             from pipeline.settings import get_settings
 
-            self._recogniser = make_recogniser(
-                get_settings(), fallback_to_spacy=self._fallback_to_spacy
-            )
+            self._recogniser = make_recogniser(get_settings())
             log.info("ner.recogniser", backend=self._recogniser.name)
         return self._recogniser
 
@@ -92,11 +89,13 @@ class Enricher:
             for name in FIELD_NAMES
             if name in w.fields
         ]
+        who = (NO_RECOGNISER, "")
         if jobs:
             all_spans = self.recogniser.spans([text for _, _, text in jobs])
             for (i, name, text), spans in zip(jobs, all_spans, strict=True):
                 work[i].mentions.extend(place_mentions(text, name, clean_spans(text, spans, name)))
-        results = [self._finish(w) for w in work]
+            who = (self.recogniser.name, self.recogniser.model)
+        results = [self._finish(w, who if w.run_ner else (NO_RECOGNISER, "")) for w in work]
         log.debug(
             "enrich.batch",
             articles=len(articles),
@@ -122,7 +121,7 @@ class Enricher:
         )
         return _Work(fields=fields, language=language, run_ner=run_ner)
 
-    def _finish(self, work: _Work) -> Enrichment:
+    def _finish(self, work: _Work, recogniser: tuple[str, str]) -> Enrichment:
         result = canonicalize(work.mentions, self.aliases)
         topics = (
             score_topics(
@@ -145,6 +144,8 @@ class Enricher:
             topics=topics,
             keywords=extract_keywords(work.fields, result.mentions),
             word_count=word_count,
+            recogniser=recogniser[0],
+            recogniser_model=recogniser[1],
         )
 
 

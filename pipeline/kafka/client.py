@@ -17,33 +17,14 @@ from aiokafka.errors import (
     OutOfOrderSequenceNumber,
 )
 
-from pipeline.errors import ConfigError, KafkaAuthError, KafkaUnavailableError
+from pipeline.errors import KafkaAuthError, KafkaUnavailableError
+from pipeline.kafka.security import bootstrap as bootstrap  # re-exported: callers import it here
 from pipeline.kafka.security import client_options
 from pipeline.models import RawArticle
 from pipeline.settings import Settings
 
 #: Larger than any article we keep (bodies are capped by max_body_chars).
 MAX_REQUEST_SIZE = 4 * 1024 * 1024
-
-
-def bootstrap(settings: Settings) -> str:
-    """The configured Kafka bootstrap servers, else the running local stack's."""
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    from pipeline.stack import local_endpoints
-
-    endpoints = local_endpoints(settings)
-    if endpoints and endpoints.get("kafka_bootstrap"):
-        return str(endpoints["kafka_bootstrap"])
-    if endpoints:
-        raise ConfigError(
-            "the local stack's Kafka is not running (its search node is): start it with "
-            "`newswire stack up`, or set NEWSWIRE_KAFKA_BOOTSTRAP"
-        )
-    raise ConfigError(
-        "no Kafka configured: set NEWSWIRE_KAFKA_BOOTSTRAP or start the local stack "
-        "with `newswire stack up`"
-    )
 
 
 def encode(record: dict[str, Any] | RawArticle) -> bytes:

@@ -150,11 +150,20 @@ def security_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def bootstrap(settings: Settings) -> str:
+    """The Kafka bootstrap servers of the settings (configured, or the local stack's as the
+    command line resolved them from its endpoints file, see pipeline.endpoints)."""
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    raise ConfigError(
+        "no Kafka configured: set NEWSWIRE_KAFKA_BOOTSTRAP or start the local stack "
+        "with `newswire stack up` (a local Kafka that is not running is not used)"
+    )
+
+
 def client_options(settings: Settings, servers: str | None = None) -> dict[str, Any]:
     """``bootstrap_servers`` and the security options: the keyword arguments every
     AIOKafkaProducer, AIOKafkaConsumer and AIOKafkaAdminClient of Newswire starts from."""
-    from pipeline.kafka.client import bootstrap
-
     return {"bootstrap_servers": servers or bootstrap(settings), **security_options(settings)}
 
 
@@ -181,6 +190,7 @@ def faust_broker_options(settings: Settings) -> dict[str, Any]:
 
 __all__ = [
     "KafkaSecurity",
+    "bootstrap",
     "client_options",
     "describe",
     "faust_broker_options",

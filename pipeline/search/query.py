@@ -26,10 +26,13 @@ FACETS: dict[str, str] = {
     "keyword": "keywords",
     "author": "authors",
     "cluster": "cluster_id",
+    "recogniser": "recogniser",
+    "recogniser_model": "recogniser_model",
 }
 ALIASES = {"people": "person", "org": "organization", "organisation": "organization",
            "place": "location", "places": "location", "topics": "topic", "lang": "language",
-           "tags": "tag", "keywords": "keyword", "authors": "author"}  # fmt: skip
+           "tags": "tag", "keywords": "keyword", "authors": "author",
+           "recognizer": "recogniser"}  # fmt: skip
 TIME_FACET = "time"
 TEXT_FIELDS = ("title^3", "summary^2", "body")
 HIT_FIELDS = ("id", "url", "title", "published_at", "source", "language", "topics", "entities")

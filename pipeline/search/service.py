@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipeline.search.query import SearchRequest, SearchResult, build_body, shape_response
 from pipeline.settings import Settings
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 
 
 async def search(settings: Settings, request: SearchRequest) -> SearchResult:

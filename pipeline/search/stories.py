@@ -7,7 +7,7 @@ from typing import Any
 
 from pipeline.search.query import SearchRequest, build_body, shape_response
 from pipeline.settings import Settings
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 
 #: Fields of a story document shown with a collapsed search hit.
 STORY_FIELDS = (

@@ -20,7 +20,7 @@ from pipeline.alerts.model import parse_duration
 from pipeline.errors import ConfigError
 from pipeline.search.query import facet_field
 from pipeline.settings import Settings
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 
 TREND_FACETS = ("person", "organization", "location", "topic")
 #: Values of the window considered (the most frequent ones).

@@ -1,4 +1,5 @@
-"""The search-engine connector interface both backends implement, and how one is chosen."""
+"""The search-engine connector interface both backends implement (the factory that picks
+one is :mod:`pipeline.sinks.engines`, so the backends depend on this module and not back)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 
-from pipeline.errors import ConfigError, RetryableError, SearchBackendError
-from pipeline.settings import Settings
+from pipeline.errors import SearchBackendError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -50,6 +50,7 @@ class SearchBackend(Protocol):
     async def put_index_template(self, name: str, body: dict[str, Any]) -> None: ...
     async def alias_exists(self, alias: str) -> bool: ...
     async def create_index(self, name: str, body: dict[str, Any]) -> None: ...
+    async def put_mapping(self, index: str, body: dict[str, Any]) -> None: ...
     async def bulk(
         self, operations: list[dict[str, Any]], refresh: RefreshPolicy = "false"
     ) -> dict[str, Any]: ...
@@ -62,40 +63,3 @@ class SearchBackend(Protocol):
     async def refresh(self, index: str) -> None: ...
     async def get_source(self, index: str, doc_id: str) -> dict[str, Any] | None: ...
     async def close(self) -> None: ...
-
-
-def search_target(settings: Settings) -> tuple[str, str]:
-    """(engine, url): the URL configured for an engine (``NEWSWIRE_SEARCH_ENGINE`` decides when
-    both are set), else the local stack's node."""
-    urls = {"elasticsearch": settings.elasticsearch_url, "opensearch": settings.opensearch_url}
-    configured = [engine for engine, url in urls.items() if url]
-    if configured:
-        engine = settings.search_engine if settings.search_engine in configured else configured[0]
-        return engine, str(urls[engine])
-    from pipeline.stack import local_endpoints
-
-    endpoints = local_endpoints(settings)
-    if endpoints and endpoints.get("search_url"):
-        return str(endpoints["search_engine"]), str(endpoints["search_url"])
-    if endpoints:
-        # Down for now, perhaps restarting: retryable, so the worker waits for it.
-        raise RetryableError(
-            "the local stack's search node is not running (its Kafka is): start it with "
-            "`newswire stack up`, or set NEWSWIRE_ELASTICSEARCH_URL"
-        )
-    raise ConfigError(
-        "no search engine configured: set NEWSWIRE_ELASTICSEARCH_URL (or "
-        "NEWSWIRE_OPENSEARCH_URL), or start the local stack with `newswire stack up`"
-    )
-
-
-def open_backend(settings: Settings) -> SearchBackend:
-    """A connected client for the configured search engine."""
-    engine, url = search_target(settings)
-    if engine == "elasticsearch":
-        from pipeline.sinks.elasticsearch import ElasticsearchBackend
-
-        return ElasticsearchBackend(settings, url)
-    from pipeline.sinks.opensearch import OpenSearchBackend
-
-    return OpenSearchBackend(settings, url)

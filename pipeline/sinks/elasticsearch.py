@@ -94,6 +94,10 @@ class ElasticsearchBackend:
         await self.client.indices.create(index=name, body=body)
 
     @_translated
+    async def put_mapping(self, index: str, body: dict[str, Any]) -> None:
+        await self.client.indices.put_mapping(index=index, body=body)
+
+    @_translated
     async def bulk(
         self, operations: list[dict[str, Any]], refresh: RefreshPolicy = "false"
     ) -> dict[str, Any]:

@@ -60,7 +60,11 @@ async def install_index(backend: SearchBackend, alias: str) -> IndexSetup:
     index_template = {**templates.index_template, "index_patterns": [f"{alias}-*"]}
     await backend.put_index_template(alias, index_template)
     created = None
-    if not await backend.alias_exists(alias):
+    if await backend.alias_exists(alias):
+        # Rolling upgrades: fields this version added reach the indices already behind the
+        # alias (new fields only; a changed field type is refused by the engine).
+        await backend.put_mapping(alias, {"properties": templates.mappings["properties"]})
+    else:
         created = first_index(alias)
         try:
             await backend.create_index(created, {"aliases": {alias: {"is_write_index": True}}})

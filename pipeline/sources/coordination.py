@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -30,9 +30,6 @@ from pipeline.kafka.security import client_options
 from pipeline.kafka.topics import COMPACTED, TopicSpec, create_missing_topics, topic_partitions
 from pipeline.settings import Settings
 from pipeline.sources.state import FeedState, partition_for
-
-if TYPE_CHECKING:
-    from pipeline.sources.poller import Poller
 
 log = structlog.get_logger(__name__)
 
@@ -372,54 +369,51 @@ class AtomicKafkaStateStore(KafkaStateStore):
         await super().close()
 
 
+class GroupMember(Protocol):
+    """What group membership drives (the poller): its side of a rebalance. Declared here so
+    this module does not depend on the poller, which depends on it."""
+
+    def join_group(self) -> None:
+        """Poll nothing until partitions are assigned."""
+
+    async def release_partitions(self, partitions: set[int]) -> int:
+        """Finish the in-flight polls of these partitions' feeds and drop them; how many."""
+
+    async def take_partitions(self, partitions: set[int]) -> int:
+        """Fence the previous owners, load the state, poll these feeds; how many."""
+
+
 class GroupMembership:
     """Consumer-group membership on the assignment topic and the rebalance hand-over."""
 
-    def __init__(self, poller: Poller) -> None:
-        self.poller = poller
+    def __init__(self, member: GroupMember, config: Settings) -> None:
+        self.member = member
+        self.config = config
         self.consumer: Any = None
         self.ready = False
 
     async def start(self) -> None:
-        poller = self.poller
-        config = poller.settings
+        member = self.member
+        config = self.config
         membership = self
 
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: Any) -> None:
                 membership.ready = False
                 lost = {tp.partition for tp in revoked}
-                keys = [
-                    k for k in list(poller.assigned or ())
-                    if partition_for(k, config.poller_partitions) in lost
-                ]  # fmt: skip
                 # Finish in-flight polls before another poller may take these feeds.
-                await poller._drain(keys)
-                poller.assigned = (poller.assigned or set()) - set(keys)
-                log.info("poller.partitions_revoked", partitions=sorted(lost), feeds=len(keys))
+                feeds = await member.release_partitions(lost)
+                log.info("poller.partitions_revoked", partitions=sorted(lost), feeds=feeds)
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 parts = {tp.partition for tp in assigned}
-                atomic = poller._atomic
-                if atomic is not None:
-                    # Fence the previous owners (aborting what a dead one left open)
-                    # before reading the state they wrote.
-                    await atomic.release(atomic.claimed - parts)
-                    await atomic.claim(parts)
-                await poller.load_state(parts)
-                poller.assigned = {
-                    k for k in poller.feeds if partition_for(k, config.poller_partitions) in parts
-                }
+                feeds = await member.take_partitions(parts)
                 membership.ready = True
-                log.info(
-                    "poller.partitions_assigned",
-                    partitions=sorted(parts),
-                    feeds=len(poller.assigned),
-                )
+                log.info("poller.partitions_assigned", partitions=sorted(parts), feeds=feeds)
 
         servers = bootstrap(config)
         await ensure_poller_topics(servers, config)
-        poller.assigned = set()
+        member.join_group()
         self.consumer = AIOKafkaConsumer(
             **client_options(config, servers),
             group_id=config.poller_group,
@@ -444,6 +438,7 @@ class GroupMembership:
 
 __all__ = [
     "AtomicKafkaStateStore",
+    "GroupMember",
     "GroupMembership",
     "KafkaStateStore",
     "ensure_poller_topics",

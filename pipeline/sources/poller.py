@@ -36,7 +36,13 @@ from pipeline.sources.http import Fetcher, FetchResult, failure_reason
 from pipeline.sources.parse import ParsedFeed
 from pipeline.sources.pool import ParsePool, parse_job
 from pipeline.sources.schedule import conditional_headers, next_interval, parse_max_age
-from pipeline.sources.state import FeedState, MemoryStateStore, StateStore, removed_feeds
+from pipeline.sources.state import (
+    FeedState,
+    MemoryStateStore,
+    StateStore,
+    partition_for,
+    removed_feeds,
+)
 
 log = structlog.get_logger(__name__)
 #: After a failed publish or state write the feed is tried again this soon (seconds).
@@ -406,6 +412,33 @@ class Poller:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    # -- the group member's side of a rebalance (pipeline.sources.coordination.GroupMember) --
+
+    def join_group(self) -> None:
+        """Poll nothing until the consumer group assigns partitions."""
+        self.assigned = set()
+
+    async def release_partitions(self, partitions: set[int]) -> int:
+        """Hand over the feeds of ``partitions``, their in-flight polls finished first (so
+        no feed is polled by two pollers at once); returns how many feeds."""
+        count = self.settings.poller_partitions
+        keys = [k for k in list(self.assigned or ()) if partition_for(k, count) in partitions]
+        await self._drain(keys)
+        self.assigned = (self.assigned or set()) - set(keys)
+        return len(keys)
+
+    async def take_partitions(self, partitions: set[int]) -> int:
+        """Take the feeds of ``partitions``: fence their previous owners (the atomic store
+        aborts what a dead one left open), then load their state; returns how many feeds."""
+        atomic = self._atomic
+        if atomic is not None:
+            await atomic.release(atomic.claimed - partitions)
+            await atomic.claim(partitions)
+        await self.load_state(partitions)
+        count = self.settings.poller_partitions
+        self.assigned = {k for k in self.feeds if partition_for(k, count) in partitions}
+        return len(self.assigned)
+
     async def run_forever(self, stop_event: asyncio.Event, *, coordinate: bool = False) -> None:
         """Poll feeds when due until ``stop_event`` is set.
 
@@ -414,7 +447,7 @@ class Poller:
         """
         group: GroupMembership | None = None
         if coordinate:
-            group = GroupMembership(self)
+            group = GroupMembership(self, self.settings)
             await group.start()
         elif not self._loaded:
             await self.load_state()

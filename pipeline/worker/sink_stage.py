@@ -15,7 +15,8 @@ from pipeline.backoff import backoff_delay
 from pipeline.errors import HandedBackError, RetryableError
 from pipeline.models import EnrichedArticle
 from pipeline.settings import Settings
-from pipeline.sinks.backend import SearchBackend, open_backend
+from pipeline.sinks.backend import SearchBackend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
 from pipeline.worker.after_index import AfterIndex
 from pipeline.worker.decode import Values, decode_batch

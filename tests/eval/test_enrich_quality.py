@@ -4,22 +4,21 @@ A gate fails when a score falls below its recorded baseline (minus the tolerance
 the acceptance number of issue 10, and says so when the data no longer matches the hash the
 baseline was recorded on. The recogniser is the real CoreNLP server of the ``corenlp_url``
 fixture (the default backend). Re-record with
-``python -m pipeline.enrich.evaluation --update-baselines``.
+``python -m workshop.evaluation --update-baselines``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipeline.enrich import evaluation as ev
+from workshop import evaluation as ev
 
 pytestmark = pytest.mark.eval
 
-BASELINES: dict[str, Any] = json.loads(ev.BASELINES_FILE.read_text("utf-8"))
+BASELINES: dict[str, Any] = ev.read_baselines()
 TOL = float(BASELINES.get("tolerance", ev.TOLERANCE))
 
 
@@ -43,7 +42,7 @@ def _check_hash(section: str, actual: str) -> None:
     assert recorded == actual, (
         f"{section}: evaluation data differs from the data the baseline was recorded on "
         f"(recorded {recorded}, now {actual}); scores are not comparable - re-record the "
-        "baseline with `python -m pipeline.enrich.evaluation --update-baselines` if this is "
+        "baseline with `python -m workshop.evaluation --update-baselines` if this is "
         "intended"
     )
 

@@ -19,7 +19,7 @@ from pipeline.alerts.registry import load_alerts, load_status, remove_alert, sav
 from pipeline.alerts.stage import AlertStage
 from pipeline.alerts.webhooks import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, verify
 from pipeline.kafka.client import bootstrap, make_producer, send_all, start_client
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
 
 pytestmark = pytest.mark.integration

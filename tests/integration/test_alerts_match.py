@@ -11,7 +11,7 @@ from pipeline.alerts.matcher import Matcher
 from pipeline.alerts.model import new_alert
 from pipeline.search.query import SearchRequest
 from pipeline.search.service import search
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
 
 pytestmark = pytest.mark.integration

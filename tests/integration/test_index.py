@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,8 +12,9 @@ import pytest
 from pipeline.models import EnrichedArticle, Entities, Topic
 from pipeline.search.query import SearchRequest
 from pipeline.search.service import search
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
+from pipeline.sinks.templates import load_templates
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +163,65 @@ async def test_refresh_true_makes_an_acknowledged_document_searchable_at_once(
     result = await indexer.write([_article("fresh", "Fresh headline")])
     assert result.indexed == ["fresh"]
     assert await backend.count(settings.index_alias) == (1 if policy == "true" else 0)
+
+
+async def test_recogniser_is_kept_and_fallback_documents_can_be_found(index: Any) -> None:
+    """Each document names its recogniser (keyword fields); a record from a worker older
+    than the field indexes with the default "unknown"."""
+    settings, backend, _ = index
+    older = _article("old", "Kerry in Moscow").model_dump(mode="json")
+    del older["recogniser"], older["recogniser_model"]  # as an older worker wrote it
+    await Indexer(backend, settings.index_alias).write(
+        [
+            _article("core", "Kerry meets Lavrov", recogniser="corenlp", recogniser_model="c 1"),
+            _article("fall", "Lavrov in Geneva", recogniser="spacy", recogniser_model="s 2"),
+            EnrichedArticle.model_validate(older),
+        ]
+    )
+    await backend.refresh(settings.index_alias)
+    source = await backend.get_source(settings.index_alias, "fall")
+    assert source is not None
+    assert (source["recogniser"], source["recogniser_model"]) == ("spacy", "s 2")
+    old_source = await backend.get_source(settings.index_alias, "old")
+    assert old_source is not None and old_source["recogniser"] == "unknown"
+    fallback = await search(settings, SearchRequest(filters=("recogniser=spacy",)))
+    assert [h["id"] for h in fallback.hits] == ["fall"]
+    counts = await search(settings, SearchRequest(facets=("recogniser", "recogniser_model")))
+    assert {f["value"]: f["count"] for f in counts.facets["recogniser"]} == {
+        "corenlp": 1,
+        "spacy": 1,
+        "unknown": 1,
+    }
+    assert {f["value"] for f in counts.facets["recogniser_model"]} == {"c 1", "s 2", "unknown"}
+
+
+async def test_setup_adds_new_fields_to_an_index_made_by_an_older_version(index: Any) -> None:
+    """Rolling upgrades: an index whose mapping predates the recogniser fields refuses
+    them (strict) until setup, which adds them to the indices behind the alias."""
+    _, backend, setup = index
+    alias = f"nwtest-older-{uuid.uuid4().hex[:8]}-articles"  # no template of this test matches
+    templates = load_templates(setup.variant)
+    mappings = copy.deepcopy(templates.mappings)
+    for name in ("recogniser", "recogniser_model"):
+        del mappings["properties"][name]
+    index_settings: dict[str, Any] = {}
+    for component in templates.components.values():
+        index_settings.update(component["template"].get("settings", {}))
+    await backend.create_index(
+        f"{alias}-000001",
+        {
+            "settings": index_settings,
+            "mappings": mappings,
+            "aliases": {alias: {"is_write_index": True}},
+        },
+    )
+    indexer = Indexer(backend, alias)
+    article = _article("up", "Kerry in Geneva", recogniser="corenlp", recogniser_model="c 1")
+    before = await indexer.write([article])
+    assert [a.id for a, _ in before.rejected] == ["up"]  # the old mapping refuses the field
+    again = await install_index(backend, alias)
+    assert again.created_index is None
+    after = await indexer.write([article])
+    assert after.indexed == ["up"]
+    source = await backend.get_source(alias, "up")
+    assert source is not None and source["recogniser"] == "corenlp"

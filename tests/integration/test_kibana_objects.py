@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.models import EnrichedArticle
 from pipeline.settings import Settings
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
 from pipeline.sinks.stories import StoryWriter, install_stories_index
 from pipeline.sinks.story_docs import item_of

@@ -18,7 +18,7 @@ from pipeline.settings import Settings
 from pipeline.sources.coordination import AtomicKafkaStateStore, ensure_poller_topics
 from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.poller import Poller
-from pipeline.stack import LocalStack
+from workshop.stack import LocalStack
 
 if TYPE_CHECKING:  # types only: feed fixtures come from tests.plugins.feeds
     from tests.plugins.feeds import FeedServer

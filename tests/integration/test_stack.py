@@ -14,10 +14,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pipeline.stack import LocalStack, local_endpoints
-from pipeline.stack.maven import DEFAULT_POM, read_versions
-from pipeline.stack.process import is_alive, port_open
+from pipeline.endpoints import read_endpoints, resolve
 from tests.conftest import SHARED_DIST, SearchNodeEndpoint, StackEndpoints
+from workshop.stack import LocalStack, local_endpoints
+from workshop.stack.maven import DEFAULT_POM, read_versions
+from workshop.stack.process import is_alive, port_open
 
 pytestmark = pytest.mark.integration
 VERSIONS = read_versions(DEFAULT_POM)
@@ -48,6 +49,10 @@ def test_status_tells_the_truth(stack: StackEndpoints) -> None:
     print(f"RSS MiB: {rss}")
 
 
+#: Settings with no cluster configured, as a user's shell without NEWSWIRE_* cluster vars.
+UNSET = {"kafka_bootstrap": None, "elasticsearch_url": None, "opensearch_url": None}
+
+
 def test_up_is_idempotent(stack: StackEndpoints) -> None:
     local = _local(stack)
     before = local.status()
@@ -66,6 +71,15 @@ def test_up_is_idempotent(stack: StackEndpoints) -> None:
     assert data["search_extensions"] == ["newswire-analysis-english"]
     assert data["kafka_version"] == VERSIONS.kafka
     assert local_endpoints(stack.settings) == data
+    # The contract the command line reads: the services' endpoints, nothing else.
+    endpoints = read_endpoints(stack.settings.home)
+    assert endpoints is not None
+    assert endpoints.kafka_bootstrap == stack.kafka_bootstrap
+    assert (endpoints.search_engine, endpoints.search_url) == ("elasticsearch", stack.search_url)
+    assert endpoints.corenlp_url == data["corenlp_url"]
+    resolved = resolve(stack.settings.model_copy(update=UNSET))
+    assert resolved.kafka_bootstrap == stack.kafka_bootstrap
+    assert resolved.elasticsearch_url == stack.search_url
 
 
 async def test_kafka_produce_and_consume(stack: StackEndpoints) -> None:
@@ -176,5 +190,6 @@ def test_down_stops_both(stack: StackEndpoints) -> None:
     assert not port_open(local.kafka.port) and not port_open(local.search.port)
     assert not local.kafka.pid_file.exists() and not local.search.pid_file.exists()
     assert local_endpoints(stack.settings) is None
+    assert read_endpoints(stack.settings.home) is None  # removed with the stack
     local.down()  # tolerant when nothing runs
     print(f"down took {elapsed:.1f} s")

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.search.query import SearchRequest
 from pipeline.search.stories import get_story, search_stories
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
 from pipeline.sinks.stories import StoryWriter, install_stories_index
 from pipeline.sinks.story_docs import StoryItem, item_of

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.models import EnrichedArticle, Entities
 from pipeline.search.trends import TrendRequest, trends
-from pipeline.sinks.backend import open_backend
+from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
 
 pytestmark = pytest.mark.integration

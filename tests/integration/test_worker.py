@@ -20,8 +20,8 @@ from pipeline.kafka.client import encode, make_producer, publish_raw
 from pipeline.models import EnrichedArticle, RawArticle, Source
 from pipeline.provision import run_setup
 from pipeline.search.stories import get_story
-from pipeline.settings import Settings
-from pipeline.sinks.backend import open_backend
+from pipeline.settings import CORENLP_MODEL, Settings
+from pipeline.sinks.engines import open_backend
 from pipeline.sources.replay import ReplayReport, collect, replay
 from pipeline.worker.failstop import FAIL_STOP_EXIT
 from tests.plugins.kafka_helpers import env_for, isolated, read_topic, wait_for
@@ -345,10 +345,10 @@ async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
     import asyncio
     import time
 
-    from pipeline.stack.corenlp import CoreNLPServer
-    from pipeline.stack.java import find_jdk
-    from pipeline.stack.process import stop_process, write_pid
     from tests.conftest import _BASE, SHARED_DIST
+    from workshop.stack.corenlp import CoreNLPServer
+    from workshop.stack.java import find_jdk
+    from workshop.stack.process import stop_process, write_pid
 
     port = _BASE + 501
     settings = isolated(
@@ -393,6 +393,7 @@ async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
         source = await _source(settings, "outage-1")
         assert source is not None
         assert source["entities"]["person"] == ["John Kerry", "Sergei Lavrov"]
+        assert (source["recogniser"], source["recogniser_model"]) == ("corenlp", CORENLP_MODEL)
     finally:
         worker.stop()
         if pid is not None:

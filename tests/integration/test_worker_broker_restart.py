@@ -18,7 +18,6 @@ from pipeline.errors import StackError
 from pipeline.kafka.topics import ensure_topics
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
-from pipeline.stack import LocalStack
 from pipeline.worker.batches import Worker
 from tests.integration.test_worker import WorkerProcess
 from tests.integration.test_worker_faults import (
@@ -30,6 +29,7 @@ from tests.integration.test_worker_faults import (
     wait_indexed,
 )
 from tests.plugins.kafka_helpers import isolated, read_topic
+from workshop.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -22,10 +22,10 @@ from pipeline.kafka.topics import ensure_topics, topic_partitions
 from pipeline.models import RawArticle, Source
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
-from pipeline.sinks.backend import open_backend
-from pipeline.stack.process import read_pid, stop_process
+from pipeline.sinks.engines import open_backend
 from tests.integration.test_worker import WorkerProcess
 from tests.plugins.kafka_helpers import isolated, wait_for
+from workshop.stack.process import read_pid, stop_process
 
 pytestmark = pytest.mark.integration
 

@@ -59,6 +59,7 @@ class FlakyRecogniser:
     """A recogniser whose server is down for the first ``outages`` calls."""
 
     name = "flaky"
+    model = "flaky-1"
 
     def __init__(self, outages: int) -> None:
         self.outages = outages
@@ -119,6 +120,7 @@ class SlowRecogniser:
     records how many calls were in flight at once."""
 
     name = "corenlp"
+    model = "slow-1"
 
     def __init__(self, delay: float) -> None:
         import threading

@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.table import Table
 from typer.testing import CliRunner
 
-from pipeline.cli import (
-    _emphasis,
-    app,
+from pipeline.cli import app
+from pipeline.cli.render import (
     dlq_table,
+    emphasis,
     feeds_list_table,
     feeds_status_table,
     search_tables,
@@ -67,7 +67,7 @@ def test_search_tables_print_every_column_literally() -> None:
 
 
 def test_highlight_marks_are_bold_and_nothing_else_is_styled() -> None:
-    text = _emphasis("before **hit** [bold]after[/bold] **two**")
+    text = emphasis("before **hit** [bold]after[/bold] **two**")
     assert text.plain == "before hit [bold]after[/bold] two"
     bold = [text.plain[span.start : span.end] for span in text.spans if span.style == "bold"]
     assert bold == ["hit", "two"]

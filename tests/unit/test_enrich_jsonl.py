@@ -86,7 +86,7 @@ def test_missing_model_names_the_install(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_enrich_table_shows_feed_text_literally_and_errors_by_line() -> None:
     from rich.console import Console
 
-    from pipeline.cli import _enrich_table
+    from pipeline.cli.render import enrich_table
 
     records = [
         {
@@ -99,7 +99,7 @@ def test_enrich_table_shows_feed_text_literally_and_errors_by_line() -> None:
         {"id": None, "error": "line 2: invalid JSON"},
     ]
     console = Console(record=True, width=200)
-    console.print(_enrich_table(records))
+    console.print(enrich_table(records))
     text = console.export_text()
     assert "a[/b]" in text and "[link=http://x]Ann[/link]" in text
     assert "Moscow" in text and "politics" in text

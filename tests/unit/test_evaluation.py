@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.enrich.evaluation import facet_precision, facet_value_error, first_sentence
+from workshop.evaluation import facet_precision, facet_value_error, first_sentence
 
 
 def test_first_sentence_of_the_first_paragraph() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.enrich.iptc_terms import ATTRIBUTION, derive, label_terms
+from workshop.builders.iptc_terms import ATTRIBUTION, derive, label_terms
 
 ROWS = [
     {"code": "medtop:15000000", "label": "sport", "top": "medtop:15000000", "depth": 1},

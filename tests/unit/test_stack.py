@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +15,15 @@ import pytest
 
 from pipeline.errors import MissingDependencyError, StackError
 from pipeline.settings import Settings
-from pipeline.stack import LocalStack, local_endpoints
-from pipeline.stack import maven as maven_mod
-from pipeline.stack.elasticsearch import (
+from workshop.stack import LocalStack, local_endpoints
+from workshop.stack import maven as maven_mod
+from workshop.stack.elasticsearch import (
     ElasticsearchNode,
     lucene_version,
     plugin_source_digest,
 )
-from pipeline.stack.java import Jdk, find_jdk, java_feature, jdk_version
-from pipeline.stack.kafka import (
+from workshop.stack.java import Jdk, find_jdk, java_feature, jdk_version
+from workshop.stack.kafka import (
     KafkaConfig,
     KafkaServer,
     ScramUser,
@@ -33,7 +32,7 @@ from pipeline.stack.kafka import (
     render_log4j2,
     render_server_properties,
 )
-from pipeline.stack.maven import (
+from workshop.stack.maven import (
     DEFAULT_POM,
     Artifacts,
     is_resolved,
@@ -41,17 +40,16 @@ from pipeline.stack.maven import (
     progress_message,
     read_versions,
 )
-from pipeline.stack.opensearch import (
+from workshop.stack.opensearch import (
     MODULES,
     OpenSearchNode,
     install_modules,
     render_jvm_options,
     render_plugin_descriptor,
 )
-from pipeline.stack.process import (
+from workshop.stack.process import (
     find_pids,
     is_alive,
-    port_open,
     read_pid,
     remove_pid,
     start_detached,
@@ -60,7 +58,7 @@ from pipeline.stack.process import (
     wait_exit,
     write_pid,
 )
-from pipeline.stack.search import node_settings
+from workshop.stack.search import node_settings
 
 
 def _free_port() -> int:
@@ -345,7 +343,7 @@ def test_resolve_is_a_no_op_when_markers_match(
         )
         assert is_resolved(art, DEFAULT_POM, component)
     assert not is_resolved(art, DEFAULT_POM, "opensearch")  # never resolved here
-    monkeypatch.setattr("pipeline.stack.maven.shutil.which", lambda _name: None)
+    monkeypatch.setattr("workshop.stack.maven.shutil.which", lambda _name: None)
     jdk = Jdk(Path("/jdk"), "17")
     assert maven_mod.resolve(DEFAULT_POM, tmp_path, jdk).kafka_lib == art.kafka_lib
     with pytest.raises(MissingDependencyError, match="apt-get install maven"):
@@ -378,7 +376,7 @@ def test_java_feature(version: str, feature: int) -> None:
 def test_elasticsearch_without_jdk_21_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pipeline.stack.java.shutil.which", lambda _name: None)
+    monkeypatch.setattr("workshop.stack.java.shutil.which", lambda _name: None)
     _fake_jdk(tmp_path, "j17", "17.0.15")
     with pytest.raises(MissingDependencyError) as info:
         find_jdk(21, None, purpose="elasticsearch 9.5.3", java_home="", jvm_dir=tmp_path)
@@ -390,7 +388,7 @@ def test_elasticsearch_without_jdk_21_says_what_to_install(
 def test_find_jdk_prefers_fitting_java_home_then_newest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pipeline.stack.java.shutil.which", lambda _name: None)
+    monkeypatch.setattr("workshop.stack.java.shutil.which", lambda _name: None)
     j11 = _fake_jdk(tmp_path, "j11", "11.0.2")
     j17 = _fake_jdk(tmp_path, "j17", "17.0.15")
     j21 = _fake_jdk(tmp_path, "j21", "21.0.5")
@@ -570,58 +568,9 @@ def test_node_not_healthy_by_its_deadline_is_stopped_with_its_log_tail(tmp_path:
     assert not server.pid_file.exists()
 
 
-def test_each_local_service_is_found_on_its_own(tmp_path: Path) -> None:
-    """With the search node down, the broker that runs is still found (and the other way)."""
-    from pipeline.errors import ConfigError, RetryableError
-    from pipeline.kafka.client import bootstrap
-    from pipeline.sinks.backend import search_target
-
-    settings = _idle_settings(tmp_path)
-    stack = LocalStack(settings)
-    settings.home.mkdir(parents=True)
-    (settings.home / "stack.json").write_text(
-        json.dumps(
-            {
-                "kafka_bootstrap": stack.kafka.bootstrap,
-                "search_url": stack.search.url,
-                "search_engine": "elasticsearch",
-            }
-        )
-    )
-    listen = (
-        "import socket, sys, time; s = socket.socket(); "
-        "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
-        f"s.bind(('127.0.0.1', {settings.kafka_port})); s.listen(); time.sleep(600)"
-    )
-    pid = start_detached(
-        [sys.executable, "-c", listen, stack.kafka.marker_for()],
-        cwd=tmp_path,
-        env={"PATH": os.environ["PATH"]},
-        out_file=tmp_path / "fake-kafka.out",
-    )
-    try:
-        write_pid(stack.kafka.pid_file, pid)
-        deadline = time.monotonic() + 10
-        while not port_open(settings.kafka_port):
-            assert time.monotonic() < deadline, "fake broker did not listen"
-            time.sleep(0.05)
-        endpoints = local_endpoints(settings)
-        assert endpoints is not None
-        assert endpoints["kafka_bootstrap"] == stack.kafka.bootstrap
-        assert endpoints["search_url"] is None  # its node is down
-        assert bootstrap(settings) == stack.kafka.bootstrap
-        with pytest.raises(RetryableError, match="search node is not running"):
-            search_target(settings)  # retryable: the worker waits for the node
-    finally:
-        stop_process(pid, timeout=5)
-    assert local_endpoints(settings) is None  # nothing of it runs
-    with pytest.raises(ConfigError, match="no Kafka configured"):
-        bootstrap(settings)
-
-
 def test_no_unprivileged_user_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """As root with no way to create the node's user, `stack up` says what to do."""
-    from pipeline.stack import users
+    from workshop.stack import users
 
     monkeypatch.setattr(users.os, "geteuid", lambda: 0)
 

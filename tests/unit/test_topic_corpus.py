@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.enrich.topic_corpus import Article, K, learn, read_sentences, split_documents
 from pipeline.enrich.topics import TopicLexicon
+from workshop.builders.topic_corpus import Article, K, learn, read_sentences, split_documents
 
 LEXICON = TopicLexicon.from_mapping(
     {

@@ -34,8 +34,8 @@ import structlog
 
 from pipeline.errors import MissingDependencyError, StackError
 from pipeline.settings import Settings
-from pipeline.stack.java import Jdk
-from pipeline.stack.process import Probe, RunAs, port_open, start_detached
+from workshop.stack.java import Jdk
+from workshop.stack.process import Probe, RunAs, port_open, start_detached
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +83,7 @@ def server_properties(model: Path) -> str:
         "ssplit.newlineIsSentenceBreak": "two",
         "outputFormat": "json",
     }
-    lines = ["# Written by newswire stack up (pipeline/stack/corenlp.py); edits are overwritten."]
+    lines = ["# Written by newswire stack up (workshop/stack/corenlp.py); edits are overwritten."]
     lines += [f"{k}={v}" for k, v in props.items()]
     return "\n".join(lines) + "\n"
 
@@ -296,8 +296,8 @@ def running_server(
 ) -> Iterator[str]:
     """The URL of a healthy CoreNLP server on ``settings.corenlp_port``: an already running
     one, or one started here (and stopped on exit). For ``make eval`` and tests."""
-    from pipeline.stack.java import find_jdk
-    from pipeline.stack.process import is_alive, stop_process, write_pid
+    from workshop.stack.java import find_jdk
+    from workshop.stack.process import is_alive, stop_process, write_pid
 
     server = CoreNLPServer(settings, home, dist_dir, progress)
     if server.probe().healthy:
@@ -318,3 +318,12 @@ def running_server(
     finally:
         stop_process(pid, timeout=server.stop_timeout, marker=server.marker_for())
         server.pid_file.unlink(missing_ok=True)
+
+
+def server_for_run(
+    settings: Settings, purpose: str, progress: Progress | None = None
+) -> contextlib.AbstractContextManager[str]:
+    """:func:`running_server` for a one-off run (``newswire enrich``, ``make eval``): run
+    files under ``<home>/<purpose>``, jars shared in ``<home>/dist`` like ``stack up``."""
+    home = settings.home.expanduser().resolve()
+    return running_server(settings, home / purpose, home / "dist", progress)

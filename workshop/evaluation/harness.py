@@ -1,4 +1,4 @@
-"""Quality evaluation of the enrichment stage (``make eval``; gates in ``tests/eval``).
+"""The evaluations of the enrichment stage (``make eval``; gates in ``tests/eval``).
 
 - CoNLL-2003 dev: entity precision / recall / F1 for PER, ORG, LOC (exact span and type),
   every sentence sent as one JSONL ``body`` through :func:`enrich_jsonl` - the code path of
@@ -14,37 +14,27 @@
 The recogniser is ``NEWSWIRE_NER_BACKEND`` (default CoreNLP): ``NEWSWIRE_CORENLP_URL``, or a
 CoreNLP server already running on ``NEWSWIRE_CORENLP_PORT``, or one started for the run.
 
-``python -m pipeline.enrich.evaluation [--json] [--update-baselines] [--eval-dir DIR]``
+``python -m workshop.evaluation [--json] [--update-baselines] [--eval-dir DIR]``
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import hashlib
 import io
 import json
 import os
 import re
-import resource
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
-
-from pipeline.enrich.canonical import load_alias_table, normalize_key
 from pipeline.enrich.enricher import Enricher, count_words
-from pipeline.enrich.entities import countries
 from pipeline.enrich.jsonl import enrich_jsonl
-from pipeline.enrich.recogniser import Recogniser
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BASELINES_FILE = REPO_ROOT / "tests" / "eval" / "baselines.json"
 CONLL_FILE = Path("conll2003") / "dev.iob2.txt"
 BBC_DIR = Path("bbc-dev")
 SEED_GLOB = "*.txt"
@@ -321,78 +311,6 @@ def evaluate_bbc(
     }
 
 
-# ------------------------------------------------------------------ facet precision ----
-
-#: Words that make a value a team, party, institution or award, never one person or place.
-NON_PERSON_WORDS = frozenset(
-    {"party", "dem", "dems", "democrats", "republicans", "labour", "tory", "tories",
-     "conservatives", "liberals", "united", "city", "rovers", "athletic", "wanderers", "fc",
-     "club", "council", "committee", "commission", "association", "federation", "league",
-     "union", "bank", "group", "plc", "inc", "corp", "ltd", "university", "institute",
-     "ministry", "department", "government", "parliament", "office", "agency", "court",
-     "oscar", "oscars", "bafta", "baftas", "grammy", "grammys", "emmy", "emmys", "globes",
-     "award", "awards", "prize", "cup", "championship", "championships", "olympics", "games",
-     "news", "times", "bbc", "itv", "airways", "airlines", "motors"}
-)  # fmt: skip
-_NON_ORG_KINDS = frozenset({"location", "person"})
-
-
-def facet_value_error(facet: str, value: str) -> str | None:
-    """Why ``value`` is a type error in the ``facet`` (person/organization/location), or None.
-
-    The rule, deliberately simple (plus, in :func:`facet_precision`, a value that the
-    pipeline itself types otherwise in most articles): a person value that holds a word of
-    a party, team, institution or award (:data:`NON_PERSON_WORDS`: "Lib Dem", "Manchester United",
-    "Oscar"), or that the alias table / country list names as something else; an
-    organisation that is a country or a curated place or person; a place that holds such a
-    word or that the alias table names as an organisation or a person."""
-    words = {w.strip(".,'’").casefold() for w in value.replace("-", " ").split()}
-    entry = load_alias_table().lookup(value)
-    is_country = normalize_key(value) in countries()
-    if facet == "person":
-        if words & NON_PERSON_WORDS:
-            return "party, team, institution or award"
-        if is_country or (entry is not None and entry.type != "person"):
-            return f"a known {entry.type if entry else 'location'}"
-    elif facet == "organization":
-        if is_country and (entry is None or entry.type == "location"):
-            return "a country"
-        if entry is not None and entry.type in _NON_ORG_KINDS:
-            return f"a known {entry.type}"
-    elif facet == "location":
-        if entry is not None and entry.type != "location":
-            return f"a known {entry.type}"
-        if not is_country and words & (NON_PERSON_WORDS - {"city", "united"}):
-            return "party, team, institution or award"
-    return None
-
-
-def facet_precision(records: Sequence[dict[str, Any]], top: int = FACET_TOP) -> dict[str, Any]:
-    """Top values of each entity facet (document counts, as a terms aggregation gives them),
-    the wrong ones marked by :func:`facet_value_error`, and their count."""
-    out: dict[str, Any] = {}
-    total_wrong = 0
-    facets = ("person", "organization", "location", "misc")
-    counts: dict[str, Counter[str]] = {f: Counter() for f in facets}
-    for record in records:
-        for facet in facets:
-            counts[facet].update(set((record.get("entities") or {}).get(facet, [])))
-    for facet in facets[:3]:
-        rows = []
-        for value, n in sorted(counts[facet].items(), key=lambda vn: (-vn[1], vn[0]))[:top]:
-            reason = facet_value_error(facet, value)
-            if reason is None:
-                other = max(facets, key=lambda f: counts[f][value])
-                if other != facet and counts[other][value] > n:
-                    reason = f"typed {other} in most articles ({counts[other][value]} vs {n})"
-            rows.append({"value": value, "count": n, "wrong": reason})
-        wrong = sum(1 for r in rows if r["wrong"])
-        total_wrong += wrong
-        out[facet] = {"top": rows, "wrong": wrong}
-    out["wrong_total"] = total_wrong
-    return out
-
-
 # --------------------------------------------------------------------------- seed -----
 
 SEED_EXPECTED: dict[str, Any] = {
@@ -453,198 +371,3 @@ def evaluate_seed(path: Path, enricher: Enricher | None = None) -> dict[str, Any
         "topics": [(t["code"], t["label"], t["score"]) for t in record["topics"]],
         "data_sha256": hash_files([path]),
     }
-
-
-# --------------------------------------------------------------------------- main -----
-
-
-@contextlib.contextmanager
-def recogniser_for_eval() -> Iterator[Recogniser]:
-    """The configured recogniser; for CoreNLP without a URL, the server on
-    ``NEWSWIRE_CORENLP_PORT`` (started for the run, under ``<home>/eval``, when none runs)."""
-    from pipeline.settings import get_settings
-
-    settings = get_settings()
-    if settings.ner_backend == "spacy":
-        from pipeline.enrich.nlp import SpacyRecogniser
-
-        yield SpacyRecogniser()
-        return
-    from pipeline.enrich.corenlp import CoreNLPRecogniser
-
-    if settings.corenlp_url:
-        yield CoreNLPRecogniser(settings.corenlp_url, timeout=settings.corenlp_timeout)
-        return
-    from pipeline.stack.corenlp import running_server
-
-    home = settings.home if settings.home.is_absolute() else REPO_ROOT / settings.home
-    say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    with running_server(settings, home / "eval", home / "dist", say) as url:
-        yield CoreNLPRecogniser(url, timeout=settings.corenlp_timeout)
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far, in MiB."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def run_all(root: Path | None = None) -> dict[str, Any]:
-    """Every evaluation whose data is present; absent data is reported, not failed."""
-    with recogniser_for_eval() as recogniser:
-        return _run_all(root, Enricher(recogniser=recogniser))
-
-
-def _run_all(root: Path | None, enricher: Enricher) -> dict[str, Any]:
-    base = root or eval_dir()
-    results: dict[str, Any] = {"eval_dir": str(base), "recogniser": enricher.recogniser.name}
-    conll = base / CONLL_FILE
-    results["conll"] = evaluate_conll(conll, enricher) if conll.is_file() else None
-    bbc = base / BBC_DIR
-    results["bbc"] = evaluate_bbc(bbc, enricher) if bbc.is_dir() else None
-    results["bbc_short"] = evaluate_bbc(bbc, enricher, short=True) if bbc.is_dir() else None
-    results["facets"] = facet_precision(results["bbc"].pop("_records")) if results["bbc"] else None
-    if results["bbc_short"]:
-        results["bbc_short"].pop("_records")
-    results["peak_rss_mib"] = peak_rss_mib()
-    seeds = (
-        sorted((base.parent / "seeds").glob(SEED_GLOB))
-        if root
-        else sorted(seeds_dir().glob(SEED_GLOB))
-    )
-    results["seed"] = evaluate_seed(seeds[0], enricher) if seeds else None
-    return results
-
-
-def baselines_from(results: dict[str, Any]) -> dict[str, Any]:
-    """The part of the results recorded in ``tests/eval/baselines.json``."""
-    out: dict[str, Any] = {"tolerance": TOLERANCE, "acceptance": ACCEPTANCE}
-    if results.get("conll"):
-        c = results["conll"]
-        out["conll"] = {
-            "f1": c["f1"], "precision": c["precision"], "recall": c["recall"],
-            "per_type": {k: v["f1"] for k, v in c["per_type"].items()},
-            "data_sha256": c["data_sha256"],
-        }  # fmt: skip
-    if results.get("bbc"):
-        b = results["bbc"]
-        out["bbc"] = {
-            "accuracy": b["accuracy"],
-            "macro_f1": b["macro_f1"],
-            "words_per_second": b["words_per_second"],
-            "data_sha256": b["data_sha256"],
-        }
-    if results.get("bbc_short"):
-        b = results["bbc_short"]
-        out["bbc_short"] = {"accuracy": b["accuracy"], "macro_f1": b["macro_f1"]}
-    if results.get("facets"):
-        out["facets"] = {"wrong_in_top": results["facets"]["wrong_total"], "top": FACET_TOP}
-    out["recogniser"] = results.get("recogniser")
-    out["peak_rss_mib"] = results.get("peak_rss_mib")
-    if results.get("seed"):
-        out["seed"] = {
-            "passed": results["seed"]["passed"],
-            "data_sha256": results["seed"]["data_sha256"],
-        }
-    return out
-
-
-def format_table(results: dict[str, Any]) -> str:
-    """A plain-text table of the scores."""
-    rows = [("metric", "score", "gate")]
-    if results.get("conll"):
-        c = results["conll"]
-        rows.append(("conll micro P", f"{c['precision']:.4f}", ""))
-        rows.append(("conll micro R", f"{c['recall']:.4f}", ""))
-        rows.append(("conll micro F1", f"{c['f1']:.4f}", f">= {ACCEPTANCE['conll_f1']}"))
-        for kind, v in c["per_type"].items():
-            rows.append(
-                (
-                    f"  {kind} F1 (P/R)",
-                    f"{v['f1']:.4f}",
-                    f"({v['precision']:.3f}/{v['recall']:.3f})",
-                )
-            )
-    else:
-        rows.append(("conll", "absent", ""))
-    if results.get("bbc"):
-        b = results["bbc"]
-        rows.append(
-            ("bbc top-1 accuracy", f"{b['accuracy']:.4f}", f">= {ACCEPTANCE['bbc_accuracy']}")
-        )
-        rows.append(("bbc macro-F1", f"{b['macro_f1']:.4f}", ""))
-        for cat, f1 in b["f1_per_class"].items():
-            rows.append((f"  {cat} F1", f"{f1:.4f}", ""))
-        rows.append(("bbc words/s (enrich)", f"{b['words_per_second']}", f"{b['seconds']} s"))
-    else:
-        rows.append(("bbc", "absent", ""))
-    if results.get("bbc_short"):
-        b = results["bbc_short"]
-        gate = f">= {ACCEPTANCE['bbc_short_accuracy']}"
-        rows.append(("bbc short top-1", f"{b['accuracy']:.4f}", gate))
-        rows.append(("bbc short macro-F1", f"{b['macro_f1']:.4f}", ""))
-    if results.get("facets"):
-        f = results["facets"]
-        for facet in ("person", "organization", "location"):
-            wrong = [r["value"] for r in f[facet]["top"] if r["wrong"]]
-            rows.append((f"{facet} top-{FACET_TOP} wrong", str(len(wrong)), ", ".join(wrong)))
-    if results.get("peak_rss_mib") is not None:
-        rows.append(("peak RSS MiB", f"{results['peak_rss_mib']}", f"< {MAX_RSS_MIB}"))
-    rows.append(("recogniser", str(results.get("recogniser")), ""))
-    if results.get("seed"):
-        s = results["seed"]
-        rows.append(("seed article", "pass" if s["passed"] else "FAIL", "; ".join(s["problems"])))
-    width = max(len(r[0]) for r in rows)
-    return "\n".join(f"{a:<{width}}  {b:>8}  {c}" for a, b, c in rows)
-
-
-def format_facets(facets: dict[str, Any]) -> str:
-    """The top values of each entity facet, wrong ones marked with ``x`` and the reason."""
-    lines = []
-    for facet in ("person", "organization", "location"):
-        lines.append(f"\n{facet} facet, top {FACET_TOP} over bbc-dev (x = wrong):")
-        for row in facets[facet]["top"]:
-            mark = f"x  ({row['wrong']})" if row["wrong"] else ""
-            lines.append(f"  {row['count']:>5}  {row['value']:<32} {mark}")
-    return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``make eval``: print the scores; ``--update-baselines`` records them."""
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.enrich.evaluation", description=__doc__
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--update-baselines", action="store_true", help=f"rewrite {BASELINES_FILE}")
-    parser.add_argument("--eval-dir", type=Path, help="evaluation data (default NEWSWIRE_EVAL_DIR)")
-    parser.add_argument("--errors", type=Path, help="write CoNLL sentence errors as JSONL here")
-    args = parser.parse_args(argv)
-    if not structlog.is_configured():
-        structlog.configure(
-            logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-            wrapper_class=structlog.make_filtering_bound_logger(30),
-        )
-    root = args.eval_dir.resolve() if args.eval_dir else eval_dir()
-    if not root.is_dir():
-        print(f"evaluation data not found at {root} (set NEWSWIRE_EVAL_DIR)", file=sys.stderr)
-        return 2
-    results = run_all(root)
-    errors = results["conll"].pop("_errors", []) if results.get("conll") else []
-    if args.errors:
-        with args.errors.open("w", encoding="utf-8") as fh:
-            for err in errors:
-                fh.write(json.dumps(err, ensure_ascii=False) + "\n")
-    if args.update_baselines:
-        BASELINES_FILE.parent.mkdir(parents=True, exist_ok=True)
-        BASELINES_FILE.write_text(json.dumps(baselines_from(results), indent=2) + "\n", "utf-8")
-        print(f"baselines written to {BASELINES_FILE}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(results, indent=2, ensure_ascii=False))
-    else:
-        print(format_table(results))
-        if results.get("facets"):
-            print(format_facets(results["facets"]))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

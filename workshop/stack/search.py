@@ -14,10 +14,10 @@ import httpx
 
 from pipeline.errors import StackError
 from pipeline.settings import Settings
-from pipeline.stack.java import Jdk
-from pipeline.stack.maven import Artifacts, Component, Progress
-from pipeline.stack.process import Probe, RunAs, port_open, start_detached
-from pipeline.stack.users import chown_tree, make_traversable
+from workshop.stack.java import Jdk
+from workshop.stack.maven import Artifacts, Component, Progress
+from workshop.stack.process import Probe, RunAs, port_open, start_detached
+from workshop.stack.users import chown_tree, make_traversable
 
 CLUSTER_NAME = "newswire-local"
 STOP_TIMEOUT = 30.0

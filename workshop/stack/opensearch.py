@@ -8,9 +8,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.stack.java import Jdk
-from pipeline.stack.maven import Artifacts, Progress
-from pipeline.stack.search import SearchNode, copy_config_file
+from workshop.stack.java import Jdk
+from workshop.stack.maven import Artifacts, Progress
+from workshop.stack.search import SearchNode, copy_config_file
 
 # OpenSearch 2.x installs a SecurityManager, which Java 24+ no longer has; 2.19 bundles 21.
 JAVA_MIN, JAVA_MAX = 17, 21
@@ -41,7 +41,7 @@ MODULES = (
 def render_plugin_descriptor(spec: ModuleSpec, opensearch_version: str) -> str:
     """The plugin-descriptor.properties OpenSearch reads for a module directory."""
     return (
-        "# Written by newswire (pipeline/stack/opensearch.py)\n"
+        "# Written by newswire (workshop/stack/opensearch.py)\n"
         f"description={spec.description}\n"
         f"version={opensearch_version}\n"
         f"name={spec.name}\n"

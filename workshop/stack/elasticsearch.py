@@ -19,15 +19,15 @@ from pathlib import Path
 import structlog
 
 from pipeline.errors import MissingDependencyError, StackError
-from pipeline.stack.java import Jdk
-from pipeline.stack.maven import (
+from workshop.stack.java import Jdk
+from workshop.stack.maven import (
     MAVEN_INSTALL_HINT,
     Artifacts,
     Progress,
     dist_lock,
     make_world_readable,
 )
-from pipeline.stack.search import SearchNode, copy_config_file
+from workshop.stack.search import SearchNode, copy_config_file
 
 log = structlog.get_logger(__name__)
 

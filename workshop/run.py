@@ -14,6 +14,7 @@ from types import FrameType
 import structlog
 from rich.console import Console
 
+from pipeline.endpoints import resolve
 from pipeline.errors import SearchBackendError
 from pipeline.settings import Settings
 
@@ -65,7 +66,7 @@ def _terminate(process: subprocess.Popen[bytes], name: str) -> None:
 
 def _count_indexed(settings: Settings, ids: list[str]) -> int:
     """How many of ``ids`` the index holds (searchable now)."""
-    from pipeline.sinks.backend import open_backend
+    from pipeline.sinks.engines import open_backend
 
     async def count() -> int:
         backend = open_backend(settings)
@@ -107,13 +108,15 @@ def run_all(settings: Settings, *, console: Console, keep_stack: bool = False) -
 
     try:
         if _needs_local_stack(settings):
-            from pipeline.stack import LocalStack
+            from workshop.stack import LocalStack
 
             console.print("[bold]starting the local stack[/bold] (no cluster configured)")
             stack = LocalStack(settings, progress=lambda line: console.print(f"[dim]{line}[/dim]"))
             # Stop on exit only what this run started, never a stack the user had up.
             started_stack = not stack.status().healthy
             stack.up()  # Ctrl-C here interrupts it (KeyboardInterrupt) and cleans up below
+            # Its endpoints file now names what runs: the settings of this run take them.
+            settings = resolve(settings)
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         report = asyncio.run(run_setup(settings))

@@ -15,7 +15,7 @@ from pathlib import Path
 import structlog
 
 from pipeline.errors import StackError
-from pipeline.stack.process import RunAs
+from workshop.stack.process import RunAs
 
 log = structlog.get_logger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Literal
 import structlog
 
 from pipeline.errors import MissingDependencyError, StackError
-from pipeline.stack.java import Jdk
+from workshop.stack.java import Jdk
 
 log = structlog.get_logger(__name__)
 

@@ -18,9 +18,9 @@ import structlog
 
 from pipeline.errors import StackError
 from pipeline.settings import Settings
-from pipeline.stack.java import Jdk
-from pipeline.stack.maven import Artifacts
-from pipeline.stack.process import Probe, RunAs, port_open, start_detached
+from workshop.stack.java import Jdk
+from workshop.stack.maven import Artifacts
+from workshop.stack.process import Probe, RunAs, port_open, start_detached
 
 log = structlog.get_logger(__name__)
 
@@ -132,7 +132,7 @@ def render_server_properties(cfg: KafkaConfig) -> str:
     ]
     if cfg.secure is not None:
         props += _secure_properties(cfg.secure)
-    lines = ["# Written by newswire stack up (pipeline/stack/kafka.py); edits are overwritten."]
+    lines = ["# Written by newswire stack up (workshop/stack/kafka.py); edits are overwritten."]
     lines += [f"{key}={value}" for key, value in props]
     return "\n".join(lines) + "\n"
 
@@ -162,7 +162,7 @@ def _secure_properties(secure: SecureListener) -> list[tuple[str, object]]:
 def render_log4j2(logs_dir: Path) -> str:
     """log4j2 properties: the broker logs to ``<logs_dir>/server.log`` (rolled at 50 MB)."""
     return f"""\
-# Written by newswire stack up (pipeline/stack/kafka.py); edits are overwritten.
+# Written by newswire stack up (workshop/stack/kafka.py); edits are overwritten.
 status = warn
 name = newswire-kafka
 # Kafka's own shutdown hook logs the controlled shutdown; log4j's would close the file first.

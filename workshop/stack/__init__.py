@@ -8,6 +8,6 @@ endpoints of a running stack.
 
 from __future__ import annotations
 
-from pipeline.stack.manager import LocalStack, ServiceStatus, StackStatus, local_endpoints
+from workshop.stack.manager import LocalStack, ServiceStatus, StackStatus, local_endpoints
 
 __all__ = ["LocalStack", "ServiceStatus", "StackStatus", "local_endpoints"]

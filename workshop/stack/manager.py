@@ -12,13 +12,14 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
+from pipeline.endpoints import LocalEndpoints, remove_endpoints, write_endpoints
 from pipeline.errors import StackError
 from pipeline.settings import Settings
-from pipeline.stack.corenlp import CoreNLPServer
-from pipeline.stack.elasticsearch import ElasticsearchNode
-from pipeline.stack.java import Jdk, find_jdk
-from pipeline.stack.kafka import KafkaServer, SecureListener
-from pipeline.stack.maven import (
+from workshop.stack.corenlp import CoreNLPServer
+from workshop.stack.elasticsearch import ElasticsearchNode
+from workshop.stack.java import Jdk, find_jdk
+from workshop.stack.kafka import KafkaServer, SecureListener
+from workshop.stack.maven import (
     DEFAULT_POM,
     Artifacts,
     Component,
@@ -26,8 +27,8 @@ from pipeline.stack.maven import (
     read_versions,
     resolve,
 )
-from pipeline.stack.opensearch import OpenSearchNode
-from pipeline.stack.process import (
+from workshop.stack.opensearch import OpenSearchNode
+from workshop.stack.process import (
     Probe,
     RunAs,
     file_size,
@@ -42,8 +43,8 @@ from pipeline.stack.process import (
     wait_exit,
     write_pid,
 )
-from pipeline.stack.search import SearchNode
-from pipeline.stack.users import ensure_system_user
+from workshop.stack.search import SearchNode
+from workshop.stack.users import ensure_system_user
 
 log = structlog.get_logger(__name__)
 
@@ -286,7 +287,8 @@ class LocalStack:
         return find_jdk(low, high, purpose=f"{server.name} {server.version}")
 
     def up(self, timeout: float | None = None) -> StackStatus:
-        """Start whatever is not running, wait until all answer, write ``stack.json``.
+        """Start whatever is not running, wait until all answer, write ``stack.json`` and
+        the endpoints file (pipeline.endpoints).
 
         Healthy servers are left alone. Raises StackError (with the last log lines) when a
         server exits or does not become healthy in time."""
@@ -396,6 +398,9 @@ class LocalStack:
         tmp = self.stack_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         tmp.replace(self.stack_file)
+        # The contract the command line reads (pipeline.endpoints); stack.json is ours.
+        endpoints = LocalEndpoints.from_json(data)
+        write_endpoints(self.home, endpoints or LocalEndpoints())
 
     # ------------------------------------------------------------------ down
 
@@ -435,6 +440,7 @@ class LocalStack:
         for server in self.servers:
             remove_pid(server.pid_file)
         self.stack_file.unlink(missing_ok=True)
+        remove_endpoints(self.home)
         if targets:
             log.info("local stack down", seconds=round(time.monotonic() - start, 1))
 
