@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.errors import ConfigError, FetchError
 from pipeline.models import utcnow
-from pipeline.search.query import FACETS, parse_filter
+from pipeline.search.query import FACETS, parse_duration, parse_filter
 from pipeline.search.syntax import parse_query
 from pipeline.sources.safety import check_url
 
@@ -44,14 +44,6 @@ class Alert(BaseModel):
     def public(self) -> dict[str, Any]:
         """What ``alerts list/show --json`` print (no secret)."""
         return self.model_dump(mode="json", exclude={"secret"})
-
-
-def parse_duration(text: str) -> int:
-    """``90s``, ``15m``, ``1h``, ``2d`` -> seconds."""
-    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
-    if not match:
-        raise ConfigError(f"duration {text!r} is not a number followed by s, m, h or d")
-    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
 def new_alert(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,14 @@ def parse_filter(text: str) -> tuple[str, str]:
     if not sep or not name.strip() or not value.strip():
         raise ConfigError(f"filter {text!r} is not FIELD=VALUE")
     return facet_field(name.strip()), value.strip()
+
+
+def parse_duration(text: str) -> int:
+    """``90s``, ``15m``, ``1h``, ``2d`` -> seconds."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
+    if not match:
+        raise ConfigError(f"duration {text!r} is not a number followed by s, m, h or d")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
 @dataclass(frozen=True)

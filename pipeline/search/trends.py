@@ -16,9 +16,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.alerts.model import parse_duration
 from pipeline.errors import ConfigError
-from pipeline.search.query import facet_field
+from pipeline.search.query import facet_field, parse_duration
 from pipeline.settings import Settings
 from pipeline.sinks.engines import open_backend
 

@@ -1,46 +1,31 @@
-"""``newswire alerts ...``, ``newswire story ID`` and ``newswire trends``: thin commands
-(parse, call the runtime package, print a table or ``--json``)."""
+"""``newswire alerts``: standing queries (add, list, show, remove, test) and the webhook
+delivery service; the logic is in :mod:`pipeline.alerts`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.logs import configure
-from pipeline.settings import Settings, get_settings
+from pipeline.cli.app import JsonOption, app, err, literal, load_settings, out, print_json
 
 alerts_app = typer.Typer(
     help="Standing queries: told when an article matching them is indexed.",
     no_args_is_help=True,
 )
-out = Console()
-err = Console(stderr=True)
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+app.add_typer(alerts_app, name="alerts")
 FilterOption = Annotated[
     list[str] | None,
     typer.Option("--filter", help="FACET=VALUE (person, topic, language, source, ...)."),
 ]
 
 
-def _settings() -> Settings:
-    settings = get_settings()
-    configure(settings.log_level, settings.log_format)
-    return settings
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
-
-
 def _cells(*values: object) -> list[Text]:
-    return [Text("" if value is None else str(value)) for value in values]
+    return literal(*("" if value is None else value for value in values))
 
 
 @alerts_app.command("add")
@@ -61,13 +46,13 @@ def add(
 
     alert = asyncio.run(
         add_alert(
-            _settings(), name, query, tuple(filter_ or ()),
+            load_settings(), name, query, tuple(filter_ or ()),
             webhook=webhook, digest=digest, replace=replace,
         )
     )  # fmt: skip
     data = alert.model_dump(mode="json")
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     err.print(Text(f"alert {alert.name} saved"))
     if alert.webhook:
@@ -79,9 +64,9 @@ def list_(as_json: JsonOption = False) -> None:
     """Every standing query, with its webhook's last delivery (and last error)."""
     from pipeline.alerts.service import list_alerts
 
-    rows = asyncio.run(list_alerts(_settings()))
+    rows = asyncio.run(list_alerts(load_settings()))
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table(title=f"{len(rows)} alert(s)")
     for column in ("name", "query", "filters", "webhook", "digest", "delivery", "last error"):
@@ -107,9 +92,9 @@ def show(
     """One standing query."""
     from pipeline.alerts.service import show_alert
 
-    data = asyncio.run(show_alert(_settings(), name, secret=secret))
+    data = asyncio.run(show_alert(load_settings(), name, secret=secret))
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     table = Table(title=Text(f"alert {name}"), show_header=False)
     for key, value in data.items():
@@ -122,7 +107,7 @@ def remove(name: str) -> None:
     """Remove a standing query (every worker stops matching it within seconds)."""
     from pipeline.alerts.service import delete_alert
 
-    asyncio.run(delete_alert(_settings(), name))
+    asyncio.run(delete_alert(load_settings(), name))
     err.print(Text(f"alert {name} removed"))
 
 
@@ -140,7 +125,7 @@ def test(
     from pipeline.alerts.service import backtest
     from pipeline.errors import ConfigError
 
-    settings = _settings()
+    settings = load_settings()
     filters = tuple(filter_ or ())
     if name is not None:
         alert = asyncio.run(load_alerts(settings)).get(name)
@@ -151,7 +136,7 @@ def test(
         raise ConfigError("give an alert name or --query")
     result = asyncio.run(backtest(settings, query or "", filters, days=days, size=size))
     if as_json:
-        _print_json(result.as_json())
+        print_json(result.as_json())
         return
     table = Table(title=f"{result.total} match(es) over the last {days:g} day(s)")
     for column in ("published", "title", "source", "url"):
@@ -171,7 +156,7 @@ def deliver() -> None:
     """Run the webhook delivery service (a consumer of the alerts topic) until Ctrl-C."""
     from pipeline.alerts.delivery import Delivery
 
-    settings = _settings()
+    settings = load_settings()
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -184,78 +169,3 @@ def deliver() -> None:
         asyncio.run(main())
     except KeyboardInterrupt:
         err.print("stopped")
-
-
-def story(cluster_id: str, as_json: JsonOption = False) -> None:
-    """One story: first seen, first source, sources, articles, top entities, timeline."""
-    from pipeline.errors import ConfigError
-    from pipeline.search.stories import get_story
-
-    doc = asyncio.run(get_story(_settings(), cluster_id))
-    if doc is None:
-        raise ConfigError(f"no story {cluster_id!r}")
-    if as_json:
-        _print_json(doc)
-        return
-    table = Table(title=Text(f"story {cluster_id}"), show_header=False)
-    for key in (
-        "title", "first_seen", "first_source", "first_url", "last_seen", "article_count",
-        "copy_count", "source_count", "sources", "top_person", "top_organization",
-        "top_location", "top_topics",
-    ):  # fmt: skip
-        value = doc.get(key)
-        table.add_row(*_cells(key, ", ".join(value) if isinstance(value, list) else value))
-    out.print(table)
-    timeline = Table(title="timeline (articles per hour)")
-    timeline.add_column("hour")
-    timeline.add_column("articles", justify="right")
-    for point in doc.get("timeline", [])[-48:]:
-        timeline.add_row(*_cells(point["hour"], point["count"]))
-    out.print(timeline)
-
-
-def trends(
-    facet: Annotated[str, typer.Option(help="person, organization, location or topic.")] = "person",
-    since: Annotated[str, typer.Option(help="The window: 1h, 24h, 3d...")] = "24h",
-    min_count: Annotated[int, typer.Option(help="Fewer articles than this: left out.")] = 3,
-    size: Annotated[int, typer.Option(help="Values to show.")] = 20,
-    as_json: JsonOption = False,
-) -> None:
-    """What is rising: values unusual against their own last 7 days (hourly z-score)."""
-    from pipeline.search.trends import TrendRequest
-    from pipeline.search.trends import trends as run_trends
-
-    request = TrendRequest(facet=facet, since=since, min_count=min_count, size=size)
-    ranked = asyncio.run(run_trends(_settings(), request))
-    if as_json:
-        _print_json([t.as_json() for t in ranked])
-        return
-    table = Table(title=Text(f"rising {facet} over the last {since}"))
-    for column in ("value", "articles", "expected", "score"):
-        table.add_column(column, justify="left" if column == "value" else "right")
-    for trend in ranked:
-        table.add_row(
-            *_cells(trend.value, trend.count, f"{trend.expected:.2f}", f"{trend.score:.2f}")
-        )
-    out.print(table)
-
-
-def search_stories_table(result: dict[str, Any]) -> Table:
-    """``search --stories``: one line per story."""
-    table = Table(title=f"{result['total']} article(s) in {result['stories']} story(ies)")
-    for column in ("first seen", "title", "matching", "articles", "sources", "first source"):
-        table.add_column(column, overflow="fold")
-    for hit in result["hits"]:
-        story_ = hit["story"]
-        table.add_row(
-            *_cells(
-                (story_.get("first_seen") or hit.get("published_at") or "")[:16],
-                story_.get("title") or hit.get("title"), story_["matching_articles"],
-                story_.get("article_count"), story_.get("source_count"),
-                story_.get("first_source"),
-            )
-        )  # fmt: skip
-    return table
-
-
-__all__ = ["alerts_app", "search_stories_table", "story", "trends"]
