@@ -338,7 +338,7 @@ def main() -> None:
         report = asyncio.run(run(args))  # servers of the caller's (a test stack, a cluster)
         print(json.dumps({"bench": "alerts", **report}, indent=2))
         return
-    from pipeline.stack import LocalStack
+    from workshop.stack import LocalStack
 
     settings = Settings(
         home=REPO / ".newswire" / "bench-alerts", kafka_port=args.port_base + 92,
