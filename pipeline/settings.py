@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         description="NEWSWIRE_TOPIC_ALERTS_STATUS: compacted topic of each alert's last "
         "webhook delivery (shown by `alerts list`).",
     )
+    webhook_delivery: bool = Field(
+        True,
+        description="NEWSWIRE_WEBHOOK_DELIVERY: the worker also delivers alert webhooks (its "
+        "own consumer group and tasks); false when `newswire alerts deliver` runs apart.",
+    )
     webhook_attempts: int = Field(
         6, ge=1, description="NEWSWIRE_WEBHOOK_ATTEMPTS: tries before a dead letter."
     )

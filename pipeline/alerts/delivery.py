@@ -256,4 +256,24 @@ class Delivery:
         )
 
 
-__all__ = ["Delivery", "OffsetTracker"]
+async def run_delivery(settings: Settings, stop: asyncio.Event) -> None:
+    """Deliver until ``stop``; a failure (Kafka away at start) is logged and the service
+    starts again with backoff, never ending the process it runs in."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            await Delivery(settings).run(stop)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures += 1
+            delay = backoff_delay(failures, 1.0, BACKOFF_CAP)
+            log.error(
+                "alerts.delivery_failed", error=f"{type(exc).__name__}: {exc}", retry_in=delay
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+
+__all__ = ["Delivery", "OffsetTracker", "run_delivery"]

@@ -154,18 +154,10 @@ def test(
 @alerts_app.command("deliver")
 def deliver() -> None:
     """Run the webhook delivery service (a consumer of the alerts topic) until Ctrl-C."""
-    from pipeline.alerts.delivery import Delivery
+    from pipeline.alerts.delivery import run_delivery
 
     settings = load_settings()
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        try:
-            await Delivery(settings).run(stop)
-        except asyncio.CancelledError:
-            stop.set()
-
     try:
-        asyncio.run(main())
+        asyncio.run(run_delivery(settings, asyncio.Event()))
     except KeyboardInterrupt:
         err.print("stopped")

@@ -20,6 +20,7 @@ import faust
 import structlog
 from mode.utils.queues import FlowControlQueue
 
+from pipeline.alerts.delivery import run_delivery
 from pipeline.errors import HandedBackError
 from pipeline.kafka.client import bootstrap
 from pipeline.kafka.security import faust_broker_options
@@ -197,6 +198,15 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     async def sink(stream: Any) -> None:
         await consume(stream, "sink", worker.index_batch)
 
+    delivery_stop = asyncio.Event()
+    if settings.webhook_delivery:
+
+        @app.task  # type: ignore[untyped-decorator]  # faust's decorators are untyped
+        async def deliver_webhooks() -> None:
+            """Webhook deliveries beside the agents: their own consumer group and tasks, so
+            a slow or failing webhook never holds up ingest (``alerts/delivery.py``)."""
+            await run_delivery(settings, delivery_stop)
+
     @app.page("/metrics/")
     async def prometheus(web: Any, request: Any) -> Any:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -208,6 +218,7 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
         doing work gets ``STOP_GRACE`` seconds to finish (then it is cancelled, unacked).
         The connections close later, in FaustWorker.on_shutdown, once no agent runs."""
         worker.request_stop()
+        delivery_stop.set()
         if busy:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(idle.wait(), STOP_GRACE)

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from pipeline.alerts.model import new_alert
 from pipeline.alerts.registry import save_alert
+from pipeline.alerts.webhooks import SIGNATURE_HEADER, verify
 from pipeline.enrich.dedup import fingerprint
 from pipeline.kafka.client import encode, make_producer, publish_raw
 from pipeline.models import EnrichedArticle, RawArticle, Source
@@ -265,9 +267,25 @@ async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
                    source=Source(name="Sport")),
     ]  # fmt: skip
     await run_setup(worker_settings)
-    # A standing query saved before the worker starts: matched in-stream, after indexing.
-    await save_alert(worker_settings, new_alert("ecb", "ECB rates", ["source=Wire B"]))
-    worker.start()
+    # A standing query saved before the worker starts: matched in-stream, after indexing,
+    # and posted by the worker's own delivery task to a loopback webhook.
+    hooks: list[tuple[dict[str, str], bytes]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        hooks.append((dict(request.headers), await request.read()))
+        return web.Response(status=204)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", receive)
+    runner = web.AppRunner(receiver)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    alert_ecb = new_alert("ecb", "ECB rates", ["source=Wire B"], allow_private=True,
+                          webhook=f"http://127.0.0.1:{port}/hook")  # fmt: skip
+    await save_alert(worker_settings, alert_ecb)
+    worker.start(NEWSWIRE_ALLOW_PRIVATE_FEEDS="true")
     producer = make_producer(worker_settings)
     await producer.start()
     try:
@@ -289,6 +307,17 @@ async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
     (alert,) = await read_topic(worker_settings.kafka_bootstrap, worker_settings.topic_alerts, 1)
     assert alert["alert"] == "ecb" and alert["article"]["id"] == "wire-b"
     assert alert["why"]["facets"] == {"source.name": "Wire B"}
+
+    async def delivered() -> bool:
+        return bool(hooks)
+
+    try:
+        await wait_for(delivered, 60, "the webhook delivery")
+    finally:
+        await runner.cleanup()
+    headers, body = hooks[0]
+    assert verify(alert_ecb.secret, body, headers[SIGNATURE_HEADER])
+    assert json.loads(body)["match"]["article"]["id"] == "wire-b"
     # The story keeps its copy among its sources, though the copy was never indexed.
     story_id = clusters["wire-a"]
 
