@@ -169,3 +169,53 @@ async def test_webhook_url_refused_by_the_ssrf_guard_unless_private_allowed() ->
         new_alert("x", "paris", webhook="http://127.0.0.1:1/hook")
     with pytest.raises(ConfigError, match="private"):
         new_alert("x", "paris", webhook="http://10.0.0.1/hook")
+
+
+async def test_a_digest_alert_gets_one_delivery_per_window(
+    indexed: Any, alerts_corpus: Any, wait_for: Any
+) -> None:
+    settings, backend = indexed
+    bodies: list[bytes] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        bodies.append(await request.read())
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/digest", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    alert = new_alert("climate", "climate", webhook=f"http://127.0.0.1:{port}/digest",
+                      digest="3s", allow_private=True)  # fmt: skip
+    await save_alert(settings, alert)
+    stage = AlertStage(settings, backend)
+    await stage.start()
+    delivery = Delivery(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(delivery.run(stop))
+    try:
+        docs = [a for a in alerts_corpus.articles if a.id in {"eq016", "eq017", "eq018"}]
+        records = await stage.records(docs, [d.id for d in docs])
+        assert len(records) == 3
+        producer = make_producer(settings)
+        await start_client(producer, bootstrap(settings))
+        await send_all(producer, settings.topic_alerts, records)
+        await producer.stop()
+
+        async def one() -> bool:
+            return len(bodies) >= 1
+
+        await wait_for(one, 60, "the digest", every=0.2)
+        await asyncio.sleep(1)
+        (body,) = bodies
+        payload = json.loads(body)
+        assert payload["count"] == 3
+        assert {m["article"]["id"] for m in payload["digest"]} == {"eq016", "eq017", "eq018"}
+    finally:
+        stop.set()
+        await task
+        await stage.stop()
+        await runner.cleanup()
