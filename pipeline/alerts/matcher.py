@@ -42,6 +42,11 @@ TEXT_FIELDS = ("title", "summary", "body")
 CHUNK = 200
 #: Query texts analysed per request, and requests at once, while queries are compiled.
 ANALYZE_BATCH = 500
+#: Term vectors: the terms only.
+TV_PARAMETERS = {
+    "positions": False, "offsets": False, "payloads": False,
+    "term_statistics": False, "field_statistics": False,
+}  # fmt: skip
 ANALYZE_CONCURRENCY = 2
 
 
@@ -92,6 +97,7 @@ class Matcher:
         #: Each query's named clause, built once by query_clause (search's own).
         self.clauses: dict[str, dict[str, Any]] = {}
         self._analysed: dict[str, tuple[str, ...]] = {}
+        self._index_name: str | None = None
         self.last = MatchStats()
 
     async def analyse(self, texts: Sequence[str]) -> None:
@@ -102,16 +108,13 @@ class Matcher:
         if not missing:
             return
         limit = asyncio.Semaphore(ANALYZE_CONCURRENCY)
-        parameters = {
-            "positions": False, "offsets": False, "payloads": False,
-            "term_statistics": False, "field_statistics": False,
-        }  # fmt: skip
+        index = await self.analysis_index()
 
         async def chunk(part: list[str]) -> None:
-            body = {"docs": [{"doc": {"body": text}, "fields": ["body"], **parameters}
+            body = {"docs": [{"doc": {"body": text}, "fields": ["body"], **TV_PARAMETERS}
                              for text in part]}  # fmt: skip
             async with limit:
-                answer = await self.backend.mtermvectors(self.alias, body)
+                answer = await self.backend.mtermvectors(index, body)
             docs = answer.get("docs", [])
             if len(docs) != len(part):
                 raise SearchBackendError(f"analysed {len(docs)} of {len(part)} query texts")
@@ -153,26 +156,33 @@ class Matcher:
         """The anchors of the query text alone (for tests and ``alerts show``)."""
         return anchors(parse_query(alert.query), self.tokens_of)
 
-    async def article_terms(self, ids: Sequence[str]) -> dict[str, set[str]]:
-        """The analysed terms of title, summary and body of each article (term vectors,
-        computed by the engine from the indexed document: the index's own analysis)."""
-        if not ids:
+    async def analysis_index(self) -> str:
+        """The index whose analysis is used: the alias's write index (term vectors of
+        artificial documents need one index, and an alias may hold several)."""
+        if self._index_name is None:
+            self._index_name = await self.backend.write_index(self.alias)
+        return self._index_name
+
+    async def article_terms(self, documents: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:
+        """The analysed terms of title, summary and body of each article: term vectors of
+        the documents' text, computed by the engine with the index's analysis."""
+        if not documents:
             return {}
-        body = {
-            "ids": list(ids),
-            "parameters": {
+        docs = [
+            {
+                "doc": {f: document.get(f) or "" for f in TEXT_FIELDS},
                 "fields": list(TEXT_FIELDS),
-                "positions": False,
-                "offsets": False,
-                "payloads": False,
-                "term_statistics": False,
-                "field_statistics": False,
-            },
-        }
-        answer = await self.backend.mtermvectors(self.alias, body)
+                **TV_PARAMETERS,
+            }
+            for document in documents
+        ]
+        answer = await self.backend.mtermvectors(await self.analysis_index(), {"docs": docs})
+        found_docs = answer.get("docs", [])
+        if len(found_docs) != len(documents):
+            raise SearchBackendError(f"term vectors for {len(found_docs)} of {len(documents)}")
         terms: dict[str, set[str]] = {}
-        for doc in answer.get("docs", []):
-            found = terms.setdefault(str(doc.get("_id")), set())
+        for document, doc in zip(documents, found_docs, strict=True):
+            found = terms.setdefault(str(document["id"]), set())
             for vector in (doc.get("term_vectors") or {}).values():
                 found.update(vector.get("terms", {}))
         return terms
@@ -185,7 +195,7 @@ class Matcher:
             return []
         by_id = {str(d["id"]): d for d in documents}
         started = time.perf_counter()
-        terms = await self.article_terms(list(by_id))
+        terms = await self.article_terms(list(by_id.values()))
         stats.terms_seconds = time.perf_counter() - started
         started = time.perf_counter()
         tokens: dict[str, set[str]] = {}

@@ -38,6 +38,18 @@ def translate_errors(
     return decorator
 
 
+def pick_write_index(alias: str, answer: dict[str, Any]) -> str:
+    """The write index in a ``GET _alias/<alias>`` answer (the only index, or the one with
+    ``is_write_index``)."""
+    indices = sorted(answer)
+    for name in indices:
+        if (answer[name].get("aliases", {}).get(alias) or {}).get("is_write_index"):
+            return name
+    if len(indices) == 1:
+        return indices[0]
+    raise SearchBackendError(f"alias {alias} has {len(indices)} indices and no write index")
+
+
 class SearchBackend(Protocol):
     """The few calls Newswire makes; the request bodies are shared by both engines."""
 
@@ -57,6 +69,7 @@ class SearchBackend(Protocol):
     async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]: ...
     async def analyze(self, index: str, body: dict[str, Any]) -> dict[str, Any]: ...
     async def mget(self, index: str, ids: list[str]) -> list[dict[str, Any]]: ...
+    async def write_index(self, alias: str) -> str: ...
     async def msearch(self, index: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
     async def mtermvectors(self, index: str, body: dict[str, Any]) -> dict[str, Any]: ...
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int: ...

@@ -16,7 +16,7 @@ from elasticsearch import (
 
 from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.settings import Settings
-from pipeline.sinks.backend import RefreshPolicy, translate_errors
+from pipeline.sinks.backend import RefreshPolicy, pick_write_index, translate_errors
 from pipeline.sinks.connection import elasticsearch_options
 
 log = structlog.get_logger(__name__)
@@ -129,6 +129,11 @@ class ElasticsearchBackend:
         return list(
             dict((await self.client.msearch(index=index, searches=lines)).body)["responses"]
         )
+
+    @_translated
+    async def write_index(self, alias: str) -> str:
+        """The index an alias writes to (its only one, or the one marked for writes)."""
+        return pick_write_index(alias, dict((await self.client.indices.get_alias(name=alias)).body))
 
     @_translated
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int:

@@ -15,7 +15,7 @@ from opensearchpy.exceptions import (
 
 from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.settings import Settings
-from pipeline.sinks.backend import RefreshPolicy, translate_errors
+from pipeline.sinks.backend import RefreshPolicy, pick_write_index, translate_errors
 from pipeline.sinks.connection import opensearch_options
 
 
@@ -104,6 +104,11 @@ class OpenSearchBackend:
         for body in bodies:
             lines += [{}, body]
         return list(dict(await self.client.msearch(index=index, body=lines))["responses"])
+
+    @_translated
+    async def write_index(self, alias: str) -> str:
+        """The index an alias writes to (its only one, or the one marked for writes)."""
+        return pick_write_index(alias, dict(await self.client.indices.get_alias(name=alias)))
 
     @_translated
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int:
