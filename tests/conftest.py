@@ -28,13 +28,13 @@ import shutil
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from pipeline.settings import Settings
+from tests.plugins.endpoints import SearchNodeEndpoint, SecureKafka, StackEndpoints
 from workshop.stack import LocalStack, StackStatus
 from workshop.stack.kafka import ScramUser, SecureListener
 
@@ -132,16 +132,6 @@ OPENSEARCH_HOME = REPO / ".newswire" / "test-opensearch"
 OPENSEARCH_PORTS = {"search_port": _BASE + 400, "search_transport_port": _BASE + 410}
 
 
-@dataclass(frozen=True)
-class StackEndpoints:
-    """Where integration tests find Kafka and the search engine (Elasticsearch)."""
-
-    kafka_bootstrap: str
-    search_url: str
-    settings: Settings
-    local: LocalStack | None = None  # set when the fixture runs the local stack itself
-
-
 def local_test_settings(home: Path = TEST_HOME, **overrides: object) -> Settings:
     """Settings for a local test stack: its own home and ports, smaller heaps."""
     values: dict[str, object] = {
@@ -171,6 +161,9 @@ pytest_plugins = [
     "tests.plugins.pki",
     "tests.plugins.feeds",
     "tests.plugins.kafka_helpers",
+    "tests.plugins.worker_process",
+    "tests.plugins.signatures",
+    "tests.plugins.proxy",
     "tests.plugins.alerts_corpus",
 ]
 
@@ -184,6 +177,18 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``stack_last`` stop the shared servers: run them at the very end."""
     items.sort(key=lambda item: item.get_closest_marker("stack_last") is not None)
+
+
+@pytest.fixture(scope="session")
+def test_port_base() -> int:
+    """The base of this session's block of test ports (``PORT_OFFSETS`` above it)."""
+    return _BASE
+
+
+@pytest.fixture(scope="session")
+def shared_dist() -> Path:
+    """Where the local stack keeps its resolved jars (shared by every test home)."""
+    return SHARED_DIST
 
 
 @pytest.fixture(scope="session")
@@ -205,15 +210,6 @@ def stack() -> Iterator[StackEndpoints]:
     finally:
         if started_here and os.environ.get("NEWSWIRE_TEST_KEEP_STACK") != "1":
             local.down()
-
-
-@dataclass(frozen=True)
-class SearchNodeEndpoint:
-    """A second search node (OpenSearch) for the optional backend's contract tests."""
-
-    url: str
-    settings: Settings
-    local: LocalStack | None = None
 
 
 @pytest.fixture(scope="session")
@@ -276,16 +272,6 @@ SECURE_PORTS = {"kafka_port": _BASE + 600, "kafka_controller_port": _BASE + 601}
 SECURE_LISTENER_PORT = _BASE + 602
 SCRAM_USER = "newswire-test"
 SCRAM_PASSWORD = "scram-" + "s3cret-for-tests"
-
-
-@dataclass(frozen=True)
-class SecureKafka:
-    """A broker with a SASL_SSL listener; ``settings`` connect to it with TLS (CA file,
-    client certificate and encrypted key) and SCRAM-SHA-256."""
-
-    settings: Settings
-    plaintext_bootstrap: str
-    local: LocalStack
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,7 @@ async def read_committed(bootstrap: str, topic: str) -> list[bytes]:
     return [r.value for r in records if r.value is not None]
 
 
-def _returns(function: Callable[..., Any]) -> Any:
+def session_fixture_of(function: Callable[..., Any]) -> Any:
     """A session fixture named after ``function`` that returns it."""
 
     def fixture() -> Callable[..., Any]:
@@ -139,9 +139,9 @@ def _returns(function: Callable[..., Any]) -> Any:
     return pytest.fixture(scope="session", name=function.__name__)(fixture)
 
 
-isolated_fixture = _returns(isolated)
-env_for_fixture = _returns(env_for)
-wait_for_fixture = _returns(wait_for)
-read_topic_fixture = _returns(read_topic)
-read_committed_records_fixture = _returns(read_committed_records)
-read_committed_fixture = _returns(read_committed)
+isolated_fixture = session_fixture_of(isolated)
+env_for_fixture = session_fixture_of(env_for)
+wait_for_fixture = session_fixture_of(wait_for)
+read_topic_fixture = session_fixture_of(read_topic)
+read_committed_records_fixture = session_fixture_of(read_committed_records)
+read_committed_fixture = session_fixture_of(read_committed)

@@ -11,21 +11,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
 
-# Still importing shared helpers directly: issue 15 converts them to fixtures after the
-# restructure merges (they are the integration tests). Only ever shrink this list.
-NOT_YET_CONVERTED = frozenset(
-    {
-        "tests/integration/test_kafka_security.py",
-        "tests/integration/test_kafka_table.py",
-        "tests/integration/test_stack.py",
-        "tests/integration/test_worker.py",
-        "tests/integration/test_worker_broker_restart.py",
-        "tests/integration/test_worker_faults.py",
-        "tests/integration/test_worker_rebalance.py",
-        "tests/integration/test_worker_secure_kafka.py",
-    }
-)
-
 
 def _type_checking_block(node: ast.AST) -> bool:
     return isinstance(node, ast.If) and (
@@ -78,14 +63,19 @@ def test_no_test_module_imports_another() -> None:
     for path in sorted(TESTS.rglob("test_*.py")):
         name = path.relative_to(ROOT).as_posix()
         imported = test_imports(path.read_text(encoding="utf-8"))
-        if imported and name not in NOT_YET_CONVERTED:
+        if imported:
             offenders[name] = imported
     assert not offenders, f"test modules importing test code (use a plugin fixture): {offenders}"
 
 
-def test_not_yet_converted_list_only_shrinks() -> None:
-    """A converted file must leave the list, so the list never hides a new import."""
-    stale = [
-        name for name in NOT_YET_CONVERTED if not test_imports((ROOT / name).read_text("utf-8"))
-    ]
-    assert not stale, f"converted, remove from NOT_YET_CONVERTED: {stale}"
+def test_test_folders_mirror_the_packages() -> None:
+    """tests/unit/<pkg>/ and tests/integration/<pkg>/ name a package of pipeline/ (or the
+    workshop), so a module's tests are found where the module is."""
+    strays = []
+    for kind in ("unit", "integration"):
+        for folder in sorted(p for p in (TESTS / kind).iterdir() if p.is_dir()):
+            if folder.name in ("__pycache__", "faults"):
+                continue
+            if folder.name != "workshop" and not (ROOT / "pipeline" / folder.name).is_dir():
+                strays.append(folder.relative_to(ROOT).as_posix())
+    assert not strays, f"test folders with no package of that name: {strays}"

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # types only: feed fixtures come from tests.plugins.feeds
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FEEDS = 200
 PARTITIONS = 8
 

@@ -8,6 +8,8 @@ import asyncio
 import json
 import time
 import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -15,10 +17,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.endpoints import read_endpoints, resolve
-from tests.conftest import SHARED_DIST, SearchNodeEndpoint, StackEndpoints
 from workshop.stack import LocalStack, local_endpoints
 from workshop.stack.maven import DEFAULT_POM, read_versions
 from workshop.stack.process import is_alive, port_open
+
+if TYPE_CHECKING:
+    from tests.plugins.endpoints import SearchNodeEndpoint, StackEndpoints
 
 pytestmark = pytest.mark.integration
 VERSIONS = read_versions(DEFAULT_POM)
@@ -30,10 +34,10 @@ def _local(stack: StackEndpoints) -> LocalStack:
     return stack.local
 
 
-def test_status_tells_the_truth(stack: StackEndpoints) -> None:
+def test_status_tells_the_truth(stack: StackEndpoints, shared_dist: Path) -> None:
     local = _local(stack)
     # A fresh object knows only the home: status comes from pid files, /proc and the ports.
-    status = LocalStack(stack.settings, dist_dir=SHARED_DIST).status()
+    status = LocalStack(stack.settings, dist_dir=shared_dist).status()
     assert status.running and status.healthy, status.to_dict()
     for service in status.services:
         assert service.pid is not None and is_alive(service.pid)
@@ -53,11 +57,11 @@ def test_status_tells_the_truth(stack: StackEndpoints) -> None:
 UNSET = {"kafka_bootstrap": None, "elasticsearch_url": None, "opensearch_url": None}
 
 
-def test_up_is_idempotent(stack: StackEndpoints) -> None:
+def test_up_is_idempotent(stack: StackEndpoints, shared_dist: Path) -> None:
     local = _local(stack)
     before = local.status()
     messages: list[str] = []
-    after = LocalStack(stack.settings, messages.append, dist_dir=SHARED_DIST).up()
+    after = LocalStack(stack.settings, messages.append, dist_dir=shared_dist).up()
     assert [s.pid for s in after.services] == [s.pid for s in before.services]
     assert sum("already running" in m for m in messages) == len(before.services)
     # Nothing resolved, built or started again.

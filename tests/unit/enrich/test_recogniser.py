@@ -25,7 +25,7 @@ from pipeline.enrich.recogniser import (
 from pipeline.errors import MissingDependencyError, StackError
 from pipeline.settings import CORENLP_MODEL, Settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 LOCAL = "http://127.0.0.1:19500/"
 NAMED = "http://corenlp.example:9000/"
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
+from typing import Any
 
-from pipeline.enrich.dedup import NUM_PERM, StoryRecord, assign_cluster, fingerprint
+import numpy as np
+import pytest
+
+from pipeline.enrich.dedup import StoryRecord, assign_cluster, fingerprint
 from pipeline.enrich.stories import (
     GENERATIONS,
     MERGE_EVERY,
@@ -13,29 +17,22 @@ from pipeline.enrich.stories import (
     encode_record,
 )
 
-RNG = np.random.default_rng(7)
 
+@pytest.fixture
+def record(random_sig: Callable[[], np.ndarray]) -> Callable[..., StoryRecord]:
+    """``record(n, sig=None, cluster=None)``: article ``a{n}``'s record (a new cluster of its
+    own unless ``cluster`` is given; a random signature unless ``sig`` is)."""
 
-def random_sig() -> np.ndarray:
-    return RNG.integers(0, 2**32, size=NUM_PERM, dtype=np.uint32)
+    def make(n: int, sig: np.ndarray | None = None, cluster: str | None = None) -> StoryRecord:
+        return StoryRecord(
+            article_id=f"a{n}",
+            cluster_id=cluster or f"a{n}",
+            signature=random_sig() if sig is None else sig,
+            fingerprint=fingerprint(f"text of article {n}"),
+            new_cluster=cluster is None,
+        )
 
-
-def near(sig: np.ndarray, changed: float = 0.3) -> np.ndarray:
-    """A copy with ``changed`` of its values replaced: estimated Jaccard 1 - changed."""
-    out = sig.copy()
-    where = RNG.choice(NUM_PERM, size=int(NUM_PERM * changed), replace=False)
-    out[where] = random_sig()[where]
-    return out
-
-
-def record(n: int, sig: np.ndarray | None = None, cluster: str | None = None) -> StoryRecord:
-    return StoryRecord(
-        article_id=f"a{n}",
-        cluster_id=cluster or f"a{n}",
-        signature=random_sig() if sig is None else sig,
-        fingerprint=fingerprint(f"text of article {n}"),
-        new_cluster=cluster is None,
-    )
+    return make
 
 
 class Clock:
@@ -46,7 +43,7 @@ class Clock:
         return self.now
 
 
-def test_the_bound_holds_and_the_oldest_go_first() -> None:
+def test_the_bound_holds_and_the_oldest_go_first(record: Any) -> None:
     index = StoryIndex(80)
     assert index.capacity == 80 and index.generation_size == 80 // GENERATIONS
     for n in range(300):
@@ -62,7 +59,9 @@ def test_the_bound_holds_and_the_oldest_go_first() -> None:
     assert index.clusters == held
 
 
-def test_lookups_find_keys_merged_into_sorted_arrays_and_recent_ones() -> None:
+def test_lookups_find_keys_merged_into_sorted_arrays_and_recent_ones(
+    random_sig: Any, near: Any
+) -> None:
     index = StoryIndex(10_000)
     count = 2 * MERGE_EVERY + 100  # two merges, then keys still in the recent dict
     sigs = [random_sig() for _ in range(count)]
@@ -76,7 +75,9 @@ def test_lookups_find_keys_merged_into_sorted_arrays_and_recent_ones() -> None:
     assert index.duplicate_of(fingerprint("never seen"), "x") is None
 
 
-def test_members_point_to_their_cluster_and_the_cluster_ends_with_its_founder() -> None:
+def test_members_point_to_their_cluster_and_the_cluster_ends_with_its_founder(
+    record: Any, random_sig: Any, near: Any
+) -> None:
     index = StoryIndex(16)  # 8 generations of 2
     founder = random_sig()
     index.remember(record(0, founder))
@@ -91,7 +92,7 @@ def test_members_point_to_their_cluster_and_the_cluster_ends_with_its_founder() 
     assert assign_cluster(near(founder, 0.1), index, "new") == "new"
 
 
-def test_entries_past_the_window_are_ignored_then_dropped() -> None:
+def test_entries_past_the_window_are_ignored_then_dropped(record: Any) -> None:
     clock = Clock()
     index = StoryIndex(80, ttl_seconds=100, clock=clock)
     start = clock.now
@@ -121,7 +122,7 @@ def test_entries_past_the_window_are_ignored_then_dropped() -> None:
     assert index.duplicate_of(fingerprint("text of article 100"), "x") is None
 
 
-def test_memory_per_entry_is_small_and_stays_flat_past_the_bound() -> None:
+def test_memory_per_entry_is_small_and_stays_flat_past_the_bound(record: Any) -> None:
     index = StoryIndex(4000)
     for n in range(4000):
         index.remember(record(n))
@@ -132,7 +133,7 @@ def test_memory_per_entry_is_small_and_stays_flat_past_the_bound() -> None:
     assert index.nbytes() <= full * 1.05
 
 
-def test_records_round_trip_and_other_records_are_ignored() -> None:
+def test_records_round_trip_and_other_records_are_ignored(record: Any) -> None:
     original = record(3, cluster="c1")
     key, value = encode_record(original)
     assert key == b"a:a3" and len(value) < 1000

@@ -19,16 +19,6 @@ from pipeline.kafka.topics import ensure_topics
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
 from pipeline.worker.batches import Worker
-from tests.integration.test_worker import WorkerProcess
-from tests.integration.test_worker_faults import (
-    articles,
-    check_exactly_once,
-    index_count,
-    indexed_ids,
-    publish,
-    wait_indexed,
-)
-from tests.plugins.kafka_helpers import isolated, read_topic
 from workshop.stack import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -61,7 +51,17 @@ def start_again(broker: LocalStack) -> None:
 
 
 async def test_broker_restart_mid_ingest_worker_reconnects_and_indexes_exactly_once(
-    stack: Any, restartable_broker: LocalStack, tmp_path: Path
+    stack: Any,
+    restartable_broker: LocalStack,
+    tmp_path: Path,
+    isolated: Any,
+    worker_process: Any,
+    make_articles: Any,
+    publish: Any,
+    wait_indexed: Any,
+    index_count: Any,
+    indexed_ids: Any,
+    check_exactly_once: Any,
 ) -> None:
     broker = restartable_broker
     settings: Settings = isolated(
@@ -71,9 +71,9 @@ async def test_broker_restart_mid_ingest_worker_reconnects_and_indexes_exactly_o
         batch_size=32,
         batch_seconds=0.5,
     )
-    sent = articles("restart", 320, seed=12)
+    sent = make_articles("restart", 320, seed=12)
     await run_setup(settings)
-    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    worker = worker_process(settings, tmp_path / "worker.log")
     worker.start()
     try:
         await publish(settings, sent)
@@ -119,7 +119,7 @@ async def test_broker_restart_mid_ingest_worker_reconnects_and_indexes_exactly_o
 
 
 async def test_output_sent_while_the_broker_is_down_goes_out_once_it_is_back(
-    stack: Any, restartable_broker: LocalStack
+    stack: Any, restartable_broker: LocalStack, isolated: Any, read_topic: Any
 ) -> None:
     """The worker's output path on its own, deterministic: a send whose producer must
     connect while the broker is stopped waits with backoff (before, the connection error

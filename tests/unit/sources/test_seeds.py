@@ -6,7 +6,7 @@ from pipeline.settings import Settings
 from pipeline.sources.replay import ReplayReport, collect
 from pipeline.sources.seeds import SeedError, discover, read_file
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SEEDS = REPO / "seeds"
 
 

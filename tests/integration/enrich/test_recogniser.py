@@ -17,7 +17,7 @@ import pytest
 from pipeline.settings import CORENLP_MODEL
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SHARED_DIST = REPO / ".newswire" / "dist"  # the jars, resolved once per checkout
 # a port of its own: the session's CoreNLP (base + 500) must not be found here
 PORT = int(os.environ.get("NEWSWIRE_TEST_PORT_BASE", "29000")) + 510

@@ -22,7 +22,7 @@ from pipeline.sources.xml_safety import check_xml_safety
 
 EVAL_FEEDS = Path(os.environ.get("NEWSWIRE_EVAL_DIR", "../shared/eval")) / "feeds"
 if not EVAL_FEEDS.is_absolute():
-    EVAL_FEEDS = (Path(__file__).resolve().parents[2] / EVAL_FEEDS).resolve()
+    EVAL_FEEDS = (Path(__file__).resolve().parents[3] / EVAL_FEEDS).resolve()
 needs_eval = pytest.mark.skipif(
     not (EVAL_FEEDS / "manifest.json").exists(), reason=f"no eval feeds at {EVAL_FEEDS}"
 )

@@ -18,8 +18,6 @@ from pipeline.kafka.stories import StoryTable
 from pipeline.kafka.topics import TopicSpec, create_missing_topics, stories_config
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
-from tests.plugins.kafka_helpers import isolated, wait_for
-from tests.unit.test_story_index import near, random_sig
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +26,9 @@ def table(settings: Settings, capacity: int = 1000, ttl: float | None = 3600.0) 
     return StoryTable(settings, settings.topic_stories, StoryIndex(capacity, ttl_seconds=ttl))
 
 
-async def test_two_workers_share_clusters_and_fingerprints(stack: Any) -> None:
+async def test_two_workers_share_clusters_and_fingerprints(
+    stack: Any, isolated: Any, wait_for: Any, random_sig: Any, near: Any
+) -> None:
     settings = isolated(stack.settings, "table")
     first, second = table(settings), table(settings)
     await first.start()
@@ -65,7 +65,9 @@ async def test_two_workers_share_clusters_and_fingerprints(stack: Any) -> None:
         await producer.stop()
 
 
-async def test_a_restart_reads_at_most_the_bound(stack: Any) -> None:
+async def test_a_restart_reads_at_most_the_bound(
+    stack: Any, isolated: Any, random_sig: Any
+) -> None:
     settings = isolated(stack.settings, "bounded")
     writer = table(settings, capacity=100_000)
     await writer.start()
@@ -97,7 +99,7 @@ async def test_a_restart_reads_at_most_the_bound(stack: Any) -> None:
 
 
 async def test_expired_entries_are_gone_from_reads_memory_restarts_and_topic_config(
-    stack: Any,
+    stack: Any, isolated: Any, random_sig: Any, near: Any
 ) -> None:
     settings = isolated(stack.settings, "ttl")
     short = table(settings, capacity=8, ttl=3.0)  # 8 generations of one entry
@@ -131,7 +133,9 @@ async def test_expired_entries_are_gone_from_reads_memory_restarts_and_topic_con
     }
 
 
-async def test_a_topic_of_the_key_per_band_version_still_works(stack: Any) -> None:
+async def test_a_topic_of_the_key_per_band_version_still_works(
+    stack: Any, isolated: Any, random_sig: Any
+) -> None:
     """The stories topic as earlier versions left it: plain ``compact`` (or another window),
     records keyed ``b:``/``s:``/``x:``. The table ignores those records and works; setup
     gives the topic this version's window."""

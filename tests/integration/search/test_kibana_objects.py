@@ -21,7 +21,7 @@ from pipeline.sources.replay import ReplayReport, collect
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NDJSON = ROOT / "deploy" / "kibana" / "newswire.ndjson"
 RECORDS = "___records___"
 # A few more articles beside the seed, from other sources and days.

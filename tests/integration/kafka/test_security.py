@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -14,13 +15,14 @@ from pipeline.errors import KafkaAuthError, KafkaUnavailableError, NewswireError
 from pipeline.kafka.client import make_producer, send_all, start_client
 from pipeline.kafka.security import client_options
 from pipeline.kafka.topics import TopicSpec, create_missing_topics, wait_partitions
-from tests.conftest import SCRAM_PASSWORD, SecureKafka
-from tests.plugins.kafka_helpers import isolated
+
+if TYPE_CHECKING:
+    from tests.plugins.endpoints import SecureKafka
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 
-async def test_tls_scram_round_trip(secure_kafka: SecureKafka) -> None:
+async def test_tls_scram_round_trip(secure_kafka: SecureKafka, isolated: Any) -> None:
     """Admin creates a topic, the producer sends, a consumer reads it back: all over TLS
     with a client certificate (encrypted key) and SCRAM-SHA-256."""
     settings = isolated(secure_kafka.settings, "secure")
@@ -60,7 +62,9 @@ async def test_wrong_password_is_a_clear_error(
 ) -> None:
     """A wrong SCRAM password fails at once with KafkaAuthError naming the user, not the
     password, and the client logs no traceback."""
-    wrong = "not-" + SCRAM_PASSWORD
+    assert secure_kafka.settings.kafka_sasl_password is not None
+    right = secure_kafka.settings.kafka_sasl_password.get_secret_value()
+    wrong = "not-" + right
     settings = secure_kafka.settings.model_copy(update={"kafka_sasl_password": SecretStr(wrong)})
     caplog.set_level(logging.DEBUG)
     for client in (
@@ -72,7 +76,7 @@ async def test_wrong_password_is_a_clear_error(
         message = str(failure.value)
         assert isinstance(failure.value, NewswireError)
         assert "newswire-test" in message and "SCRAM-SHA-256" in message
-        assert wrong not in message and SCRAM_PASSWORD not in message
+        assert wrong not in message and right not in message
     with pytest.raises(KafkaAuthError):
         await create_missing_topics(settings, [TopicSpec(f"never-{uuid.uuid4().hex}", 1)])
     for record in caplog.records:
@@ -101,7 +105,9 @@ async def test_plaintext_client_cannot_reach_the_secure_listener(
         await start_client(producer, settings.kafka_bootstrap or "")
 
 
-async def test_setup_checks_the_feeds_topic_partitions(secure_kafka: SecureKafka) -> None:
+async def test_setup_checks_the_feeds_topic_partitions(
+    secure_kafka: SecureKafka, isolated: Any
+) -> None:
     """`newswire setup`'s check of an existing feeds topic (over the secure connection):
     fewer partitions than NEWSWIRE_POLLER_PARTITIONS is an error, more a warning, equal or
     missing passes."""

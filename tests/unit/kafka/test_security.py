@@ -1,6 +1,6 @@
 """The Kafka connection options built from Settings (pipeline/kafka/security.py), and the
 Faust app's broker credentials; the real TLS + SCRAM round trip is in
-tests/integration/test_kafka_security.py."""
+tests/integration/kafka/test_security.py."""
 
 from __future__ import annotations
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
@@ -26,67 +22,23 @@ from pipeline.settings import CORENLP_MODEL, Settings
 from pipeline.sinks.engines import open_backend
 from pipeline.sources.replay import ReplayReport, collect, replay
 from pipeline.worker.failstop import FAIL_STOP_EXIT
-from tests.plugins.kafka_helpers import env_for, isolated, read_topic, wait_for
+
+if TYPE_CHECKING:
+    from tests.plugins.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
-
-
-class WorkerProcess:
-    """``newswire worker`` in a child process, with its log kept for failures."""
-
-    def __init__(self, settings: Settings, log_file: Path) -> None:
-        self.settings = settings
-        self.log_file = log_file
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, **extra_env: str) -> None:
-        env = {
-            **os.environ,
-            **env_for(self.settings),
-            "NEWSWIRE_WORKER_WEB_PORT": "0",
-            **extra_env,
-        }
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pipeline", "worker"],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def tail(self) -> str:
-        return self.log_file.read_text(errors="replace")[-4000:]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def worker_settings(stack: Any) -> Settings:
+def worker_settings(stack: Any, isolated: Any) -> Settings:
     return isolated(stack.settings, "worker", batch_size=32, batch_seconds=0.5)
 
 
 @pytest.fixture
-def worker(worker_settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(worker_settings, tmp_path / "worker.log")
-    yield process
-    process.stop()
+def worker(worker_settings: Settings, tmp_path: Path, worker_process: Any) -> WorkerProcess:
+    """The worker under test (not started; stopped by ``worker_process`` at the end)."""
+    return worker_process(worker_settings, tmp_path / "worker.log")
 
 
 async def _count(settings: Settings, ids: list[str] | None = None) -> int:
@@ -108,7 +60,7 @@ async def _source(settings: Settings, doc_id: str) -> dict[str, Any] | None:
 
 
 async def test_seed_end_to_end_and_second_replay_keeps_one_document(
-    worker_settings: Settings, worker: WorkerProcess
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any
 ) -> None:
     await run_setup(worker_settings)
     worker.start()
@@ -139,7 +91,7 @@ async def test_seed_end_to_end_and_second_replay_keeps_one_document(
 
 
 async def test_sigkill_halfway_leaves_every_article_indexed_exactly_once(
-    worker_settings: Settings, worker: WorkerProcess, stack: Any
+    worker_settings: Settings, worker: WorkerProcess, stack: Any, wait_for: Any
 ) -> None:
     bbc = stack.settings.eval_dir / "bbc-dev"
     if not bbc.is_dir():
@@ -180,7 +132,7 @@ async def test_sigkill_halfway_leaves_every_article_indexed_exactly_once(
 
 
 async def test_unindexable_records_go_to_the_dlq_and_the_worker_goes_on(
-    worker_settings: Settings, worker: WorkerProcess
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any, read_topic: Any
 ) -> None:
     """Records that cannot be read or indexed go to the DLQ. Records with fields this
     version does not know (a newer version's, during a rolling upgrade) do not: the rule
@@ -245,7 +197,7 @@ STORY = (
 
 
 async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
-    worker_settings: Settings, worker: WorkerProcess
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any
 ) -> None:
     rewrite = (
         STORY.replace("on Thursday", "on Thursday afternoon")
@@ -332,7 +284,7 @@ async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
 
 
 async def test_an_unexpected_error_stops_the_worker_and_loses_nothing(
-    worker_settings: Settings, worker: WorkerProcess, tmp_path: Path
+    worker_settings: Settings, worker: WorkerProcess, tmp_path: Path, wait_for: Any
 ) -> None:
     articles = [
         RawArticle(id=f"fault-{n}", title=f"Story {n}", body=f"Body of story number {n}.")
@@ -367,25 +319,30 @@ async def test_an_unexpected_error_stops_the_worker_and_loses_nothing(
 
 
 async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
-    stack: Any, tmp_path: Path
+    stack: Any,
+    tmp_path: Path,
+    isolated: Any,
+    wait_for: Any,
+    worker_process: Any,
+    test_port_base: int,
+    shared_dist: Path,
 ) -> None:
     """The worker starts while its CoreNLP server is down: nothing is indexed, the batch is
     retried; once the server runs the article is indexed, with its entities."""
     import asyncio
     import time
 
-    from tests.conftest import _BASE, SHARED_DIST
     from workshop.stack.corenlp import CoreNLPServer
     from workshop.stack.java import find_jdk
     from workshop.stack.process import stop_process, write_pid
 
-    port = _BASE + 501
+    port = test_port_base + 501
     settings = isolated(
         stack.settings, "outage", batch_size=8, batch_seconds=0.5, corenlp_port=port,
         corenlp_url=None, ner_backend="corenlp",
     )  # fmt: skip
-    worker = WorkerProcess(settings, tmp_path / "worker.log")
-    server = CoreNLPServer(settings, tmp_path / "home", SHARED_DIST)
+    worker = worker_process(settings, tmp_path / "worker.log")
+    server = CoreNLPServer(settings, tmp_path / "home", shared_dist)
     pid = None
     article = RawArticle(
         id="outage-1", title="Kerry in Moscow", body="John Kerry met Sergei Lavrov in Moscow."

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import pytest
@@ -24,22 +24,12 @@ import pytest
 from pipeline.kafka.client import make_producer, publish_raw
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
-from tests.conftest import _BASE
-from tests.fixtures.tcp_proxy import TcpProxy
-from tests.integration.test_worker import WorkerProcess
-from tests.integration.test_worker_faults import (
-    articles,
-    check_exactly_once,
-    index_count,
-    indexed_ids,
-    topic_size,
-    wait_indexed,
-)
-from tests.plugins.kafka_helpers import isolated, wait_for
+
+if TYPE_CHECKING:
+    from tests.plugins.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
-PROXY_PORT = _BASE + 720
 #: Seconds enrichment is watched after each rebalance.
 WINDOW_S = 12.0
 ASSIGNED = "Executing _on_partitions_assigned"
@@ -86,7 +76,12 @@ def log_size(worker: WorkerProcess) -> int:
 
 
 async def after_rebalance(
-    settings: Settings, live: list[WorkerProcess], since: dict[str, int], what: str
+    settings: Settings,
+    live: list[WorkerProcess],
+    since: dict[str, int],
+    what: str,
+    wait_for: Any,
+    topic_size: Any,
 ) -> dict[str, Any]:
     """Wait until every live worker took its new assignment, then watch ``WINDOW_S``
     seconds: the enriched topic's growth and each worker's enrichment batches."""
@@ -117,7 +112,18 @@ async def after_rebalance(
 
 
 async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly_once(
-    stack: Any, tmp_path: Path
+    stack: Any,
+    tmp_path: Path,
+    isolated: Any,
+    tcp_proxy: Any,
+    worker_process: Any,
+    make_articles: Any,
+    wait_for: Any,
+    wait_indexed: Any,
+    index_count: Any,
+    topic_size: Any,
+    indexed_ids: Any,
+    check_exactly_once: Any,
 ) -> None:
     settings = isolated(
         stack.settings,
@@ -128,16 +134,16 @@ async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly
         worker_buffer=120,
     )
     search = urlparse(stack.search_url)
-    proxy = TcpProxy((search.hostname or "127.0.0.1", search.port or 9200), PROXY_PORT).start()
+    proxy = tcp_proxy((search.hostname or "127.0.0.1", search.port or 9200))
     through_proxy = settings.model_copy(update={"elasticsearch_url": proxy.url})
     await run_setup(settings)
     workers: dict[str, WorkerProcess] = {}
     for name in ("a", "b", "c"):
-        worker = WorkerProcess(through_proxy, tmp_path / f"worker-{name}.log")
+        worker = worker_process(through_proxy, tmp_path / f"worker-{name}.log")
         worker.name = name  # type: ignore[attr-defined]
         workers[name] = worker
     a, b, c = workers["a"], workers["b"], workers["c"]
-    feed = Feed(settings, articles("rebalance", 1400, seed=13), batch=8, every=0.5)
+    feed = Feed(settings, make_articles("rebalance", 1400, seed=13), batch=8, every=0.5)
     figures: dict[str, Any] = {}
     try:
         a.start()
@@ -159,13 +165,17 @@ async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly
 
         since = {w.name: log_size(w) for w in (a, b)} | {"c": 0}
         c.start()  # rebalance 1: a third worker joins while the sinks are stalled
-        figures["join"] = await after_rebalance(settings, [a, b, c], since, "c joined")
+        figures["join"] = await after_rebalance(
+            settings, [a, b, c], since, "c joined", wait_for, topic_size
+        )
 
         since = {w.name: log_size(w) for w in (a, c)}
         assert b.process is not None
         b.process.terminate()  # rebalance 2: a worker leaves while the sinks are stalled
         figures["b_exit"] = b.process.wait(90)
-        figures["leave"] = await after_rebalance(settings, [a, c], since, "b left")
+        figures["leave"] = await after_rebalance(
+            settings, [a, c], since, "b left", wait_for, topic_size
+        )
 
         await feed.stop()
         indexed_while_stalled = (await index_count(settings) or 0) - indexed_at_cut
@@ -197,4 +207,3 @@ async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly
         await feed.stop()
         for worker in workers.values():
             worker.stop()
-        proxy.stop()

@@ -8,136 +8,19 @@ staying up (or exiting 0 when asked to stop)."""
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from pipeline.kafka.client import make_producer, publish_raw
-from pipeline.kafka.topics import ensure_topics, topic_partitions
-from pipeline.models import RawArticle, Source
+from pipeline.kafka.topics import ensure_topics
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
-from pipeline.sinks.engines import open_backend
-from tests.integration.test_worker import WorkerProcess
-from tests.plugins.kafka_helpers import isolated, wait_for
 from workshop.stack.process import read_pid, stop_process
 
 pytestmark = pytest.mark.integration
-
-_SENTENCE = (
-    "council budget river bridge election minister hospital school storm harbour farmers "
-    "market shares inflation court judge museum festival orchestra stadium league coach "
-    "railway airport strike union factory wages energy solar wind coal drought flood "
-    "vaccine clinic research university students teachers police protest parliament "
-    "treaty border trade tariff export import bank loan housing rent mayor village "
-    "forest wildlife coast fishing harvest rainfall bushfire volcano earthquake satellite "
-    "rocket telescope software startup investors merger chemistry prize novel author film"
-)
-WORDS = _SENTENCE.split()
-PLACES = ("London", "Paris", "Berlin", "Madrid", "Nairobi", "Lagos", "Delhi", "Tokyo", "Lima")
-PEOPLE = ("Angela Merkel", "Barack Obama", "Emmanuel Macron", "Jacinda Ardern", "Lula da Silva")
-
-
-def articles(tag: str, count: int, seed: int) -> list[RawArticle]:
-    """``count`` distinct articles with varied text (no two share their normalised text, so
-    none is dropped as an exact duplicate)."""
-    rng = random.Random(seed)
-    out: list[RawArticle] = []
-    for n in range(count):
-        words = " ".join(rng.choice(WORDS) for _ in range(45))
-        body = (
-            f"{rng.choice(PEOPLE)} spoke in {rng.choice(PLACES)} on day {n} of the {tag} run. "
-            f"Reporters noted {words}. The item number is {seed}-{n}."
-        )
-        out.append(
-            RawArticle(
-                id=f"{tag}-{n:05d}",
-                url=f"https://news.example.org/{tag}/{n}",
-                title=f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} in {rng.choice(PLACES)}",
-                body=body,
-                source=Source(name="Fault wire", domain="news.example.org"),
-            )
-        )
-    return out
-
-
-async def publish(settings: Settings, batch: list[RawArticle]) -> None:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        await publish_raw(producer, settings.topic_raw, batch)
-    finally:
-        await producer.stop()
-
-
-async def topic_size(settings: Settings, topic: str) -> int:
-    """Records in ``topic`` (sum of its partitions' end offsets)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
-        return sum((await consumer.end_offsets(tps)).values()) if tps else 0
-    finally:
-        await consumer.stop()
-
-
-async def index_count(settings: Settings) -> int | None:
-    """Documents behind the alias; None while the engine or the alias is not there."""
-    backend = open_backend(settings)
-    try:
-        await backend.refresh(settings.index_alias)
-        return await backend.count(settings.index_alias)
-    except Exception:
-        return None
-    finally:
-        await backend.close()
-
-
-async def wait_indexed(
-    settings: Settings, worker: WorkerProcess, count: int, limit: float, what: str, every: float
-) -> None:
-    """Wait until ``count`` documents are indexed; fail at once if the worker dies."""
-
-    async def enough() -> bool:
-        assert worker.alive(), worker.tail()
-        return (await index_count(settings) or 0) >= count
-
-    await wait_for(enough, limit, what, every=every)
-
-
-async def indexed_ids(settings: Settings) -> list[str]:
-    """Every document ``_id`` behind the alias (one search; the tests index < 10,000)."""
-    backend = open_backend(settings)
-    try:
-        await backend.refresh(settings.index_alias)
-        body = {"size": 10000, "_source": False, "query": {"match_all": {}}}
-        hits = (await backend.search(settings.index_alias, body))["hits"]["hits"]
-        return [str(hit["_id"]) for hit in hits]
-    finally:
-        await backend.close()
-
-
-def report(name: str, **figures: Any) -> None:
-    print(f"\n[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items()))
-
-
-def check_exactly_once(
-    name: str, sent: list[RawArticle], ids: list[str], count: int, **figures: Any
-) -> None:
-    duplicates = len(ids) - len(set(ids))
-    lost = sorted({a.id for a in sent} - set(ids))
-    report(
-        name, sent=len(sent), indexed=count, distinct_ids=len(set(ids)), duplicates=duplicates,
-        lost=len(lost), **figures,
-    )  # fmt: skip
-    assert duplicates == 0
-    assert not lost, lost[:10]
-    assert count == len(sent) == len(set(ids))
 
 
 class SearchNodeControl:
@@ -173,18 +56,28 @@ def search_node(stack: Any) -> Iterator[SearchNodeControl]:
 
 
 @pytest.fixture
-def fault_settings(stack: Any) -> Settings:
+def fault_settings(stack: Any, isolated: Any) -> Settings:
     return isolated(stack.settings, "faults", batch_size=32, batch_seconds=0.5)
 
 
 async def test_search_engine_down_60s_during_ingest_loses_and_duplicates_nothing(
-    fault_settings: Settings, search_node: SearchNodeControl, tmp_path: Path
+    fault_settings: Settings,
+    search_node: SearchNodeControl,
+    tmp_path: Path,
+    worker_process: Any,
+    make_articles: Any,
+    publish: Any,
+    wait_indexed: Any,
+    index_count: Any,
+    topic_size: Any,
+    indexed_ids: Any,
+    check_exactly_once: Any,
 ) -> None:
     settings = fault_settings
-    sent = articles("outage", 500, seed=9)
+    sent = make_articles("outage", 500, seed=9)
     first, second = sent[:250], sent[250:]
     await run_setup(settings)
-    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    worker = worker_process(settings, tmp_path / "worker.log")
     worker.start()
     try:
         await publish(settings, first)
@@ -226,14 +119,25 @@ async def test_search_engine_down_60s_during_ingest_loses_and_duplicates_nothing
 
 
 async def test_worker_started_while_search_engine_down_waits_then_catches_up(
-    fault_settings: Settings, search_node: SearchNodeControl, tmp_path: Path
+    fault_settings: Settings,
+    search_node: SearchNodeControl,
+    tmp_path: Path,
+    worker_process: Any,
+    make_articles: Any,
+    publish: Any,
+    wait_for: Any,
+    wait_indexed: Any,
+    index_count: Any,
+    topic_size: Any,
+    indexed_ids: Any,
+    check_exactly_once: Any,
 ) -> None:
     settings = fault_settings
-    sent = articles("late", 120, seed=10)
+    sent = make_articles("late", 120, seed=10)
     await ensure_topics(settings)
     search_node.stop()
     down_at = time.monotonic()
-    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    worker = worker_process(settings, tmp_path / "worker.log")
     worker.start()
     try:
         await publish(settings, sent)
@@ -278,12 +182,20 @@ async def test_worker_started_while_search_engine_down_waits_then_catches_up(
 
 
 async def test_sigterm_mid_ingest_exits_0_and_the_next_worker_completes_exactly_once(
-    fault_settings: Settings, tmp_path: Path
+    fault_settings: Settings,
+    tmp_path: Path,
+    worker_process: Any,
+    make_articles: Any,
+    publish: Any,
+    wait_indexed: Any,
+    index_count: Any,
+    indexed_ids: Any,
+    check_exactly_once: Any,
 ) -> None:
     settings = fault_settings
-    sent = articles("sigterm", 300, seed=11)
+    sent = make_articles("sigterm", 300, seed=11)
     await run_setup(settings)
-    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    worker = worker_process(settings, tmp_path / "worker.log")
     worker.start()
     try:
         await publish(settings, sent)

@@ -21,7 +21,7 @@ from pipeline.errors import ConfigError, NewswireError, SearchBackendError
 from pipeline.search.kibana import import_saved_objects, saved_objects_file
 from pipeline.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NDJSON = ROOT / "deploy" / "kibana" / "newswire.ndjson"
 MAPPINGS = ROOT / "deploy" / "elasticsearch" / "component-mappings.json"
 STORIES = ROOT / "deploy" / "elasticsearch" / "stories-index.json"

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import SecretStr
 
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
-from tests.conftest import SecureKafka
-from tests.integration.test_worker import WorkerProcess
-from tests.integration.test_worker_faults import articles, index_count, publish, wait_indexed
-from tests.plugins.kafka_helpers import isolated, read_topic
+
+if TYPE_CHECKING:
+    from tests.plugins.endpoints import SecureKafka
 
 pytestmark = pytest.mark.integration
 
@@ -42,15 +41,24 @@ def security_env(settings: Settings) -> dict[str, str]:
 
 
 async def test_worker_enriches_and_indexes_over_tls_and_scram(
-    stack: Any, secure_kafka: SecureKafka, tmp_path: Path
+    stack: Any,
+    secure_kafka: SecureKafka,
+    tmp_path: Path,
+    isolated: Any,
+    read_topic: Any,
+    worker_process: Any,
+    make_articles: Any,
+    publish: Any,
+    wait_indexed: Any,
+    index_count: Any,
 ) -> None:
     secure = {name: getattr(secure_kafka.settings, name) for name in SECURITY_FIELDS}
     settings = isolated(stack.settings.model_copy(update=secure), "secure-worker", batch_size=8)
     assert settings.kafka_security_protocol == "SASL_SSL"
     assert settings.kafka_sasl_mechanism == "SCRAM-SHA-256"
-    sent = articles("secure", 5, seed=14)
+    sent = make_articles("secure", 5, seed=14)
     await run_setup(settings)  # admin over TLS + SCRAM: topics, and the index
-    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    worker = worker_process(settings, tmp_path / "worker.log")
     worker.start(**security_env(settings))
     try:
         await publish(settings, sent)  # the producer over TLS + SCRAM
