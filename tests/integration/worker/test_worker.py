@@ -197,7 +197,7 @@ STORY = (
 
 
 async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
-    worker_settings: Settings, worker: WorkerProcess, wait_for: Any
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any, read_topic: Any
 ) -> None:
     rewrite = (
         STORY.replace("on Thursday", "on Thursday afternoon")
