@@ -47,6 +47,7 @@ bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process;
 	$(BIN)/python bench/bench_soak.py
 	$(BIN)/python bench/bench_corenlp_replicas.py
 	$(BIN)/python bench/bench_reprocess.py
+	$(BIN)/python bench/bench_alerts.py
 
 lint: $(STAMP) ## ruff (lint + format check), mypy, and the import contracts (layering, no cycles)
 	$(BIN)/ruff check .

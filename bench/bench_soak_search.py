@@ -1,4 +1,4 @@
-"""Soak of the story table kept in the search engine (``pipeline/sinks/stories.py``): worker
+"""Soak of the story table kept in the search engine (``pipeline/sinks/story_table.py``): worker
 memory and clustering quality over 200,000 articles, with 1 and 3 workers.
 
 Each worker is a process of its own that runs the worker's story path per batch: prefetch
@@ -43,7 +43,7 @@ from bench_soak import SAMPLE_EVERY, Articles, Quality, rss_mb  # noqa: E402
 from pipeline.enrich.dedup import fingerprint, normalize_text, story_signature  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.sinks.elasticsearch import ElasticsearchBackend  # noqa: E402
-from pipeline.sinks.stories import SearchStoryStore  # noqa: E402
+from pipeline.sinks.story_table import SearchStoryStore  # noqa: E402
 from pipeline.worker.story_clusters import (  # noqa: E402
     DEDUP_MIN_WORDS,
     assign_clusters,

@@ -189,3 +189,9 @@ PARTITIONS_STOPPED = Gauge(
     "topic's retention (records lost before it was read; see the README's recovery).",
     ["topic", "partition"],
 )
+ALERTS_STANDING = Gauge(
+    "newswire_alerts_standing_queries", "Standing queries this worker matches articles against."
+)
+ALERTS_MATCHES = Counter(
+    "newswire_alerts_matches_total", "Standing-query matches written to the alerts topic."
+)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from pipeline.alerts.registry import ensure_alert_topics
 from pipeline.errors import ConfigError
 from pipeline.kafka.partitions import PartitionChange, group_members, grow_topics, growth_plan
 from pipeline.kafka.topics import (
@@ -14,6 +15,7 @@ from pipeline.kafka.topics import (
     article_specs,
     broker_count,
     check_feeds_topic,
+    copies_spec,
     dlq_spec,
     enforce_topic_configs,
     ensure_topics,
@@ -26,6 +28,7 @@ from pipeline.kafka.topics import (
 from pipeline.settings import Settings
 from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import IndexSetup, install_index
+from pipeline.sinks.stories import install_stories_index
 from pipeline.sources.repartition import migrate_poller_state
 
 log = structlog.get_logger(__name__)
@@ -73,11 +76,17 @@ async def run_setup(
     if partitions is not None or poller_partitions is not None:
         report.growth = await grow_partitions(settings, partitions, poller_partitions, force=force)
     report.topics_created = await ensure_topics(settings)
+    report.topics_created += await ensure_alert_topics(settings)
     await check_feeds_topic(settings)  # ConfigError when it cannot work
     replicas = replica_config(settings)  # min.insync.replicas on every topic (RF >= 2)
     specs = [
         TopicSpec(spec.name, spec.partitions, {**replicas, **spec.config})
-        for spec in (*article_specs(settings), dlq_spec(settings), stories_spec(settings))
+        for spec in (
+            *article_specs(settings),
+            copies_spec(settings),
+            dlq_spec(settings),
+            stories_spec(settings),
+        )
     ] + [
         TopicSpec(topic, settings.poller_partitions, replicas) for topic in poller_topics(settings)
     ]
@@ -87,6 +96,7 @@ async def run_setup(
     backend = open_backend(settings)
     try:
         report.index = await install_index(backend, settings.index_alias, settings)
+        await install_stories_index(backend, settings.story_index)
     finally:
         await backend.close()
     if settings.kibana_url:

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.settings_index import IndexLifecycleFields
+
 #: Secrets that ship in example manifests (deploy/k8s/secret.yaml): a process given one of
 #: them refuses to start, so no deployment runs with a password printed in this repository.
 PLACEHOLDER_SECRETS = ("replace-me", "changeme", "change-me")
@@ -25,7 +27,7 @@ def is_placeholder(secret: str) -> bool:
 CORENLP_MODEL = "stanford-corenlp-4.5.10 english.all.3class.distsim.crf"
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, IndexLifecycleFields):
     """Newswire configuration; the README's table is generated from these fields."""
 
     model_config = SettingsConfigDict(env_prefix="NEWSWIRE_", frozen=True, extra="ignore")
@@ -131,59 +133,9 @@ class Settings(BaseSettings):
     index_alias: str = Field(
         "newswire-articles", description="NEWSWIRE_INDEX_ALIAS: alias searched and written."
     )
-    index_shards: int = Field(
-        1,
-        ge=1,
-        description="NEWSWIRE_INDEX_SHARDS: primary shards of each new index generation "
-        "(aim for 10-50 GB per shard; the rollover limits below keep a generation that size).",
-    )
-    index_replicas: int | None = Field(
-        None,
-        ge=0,
-        description="NEWSWIRE_INDEX_REPLICAS: replicas of each new generation; unset = "
-        "`auto_expand_replicas` 0-1 (one replica once a second node joins).",
-    )
-    index_rollover_max_primary_shard_size: str | None = Field(
-        "50gb",
-        description="NEWSWIRE_INDEX_ROLLOVER_MAX_PRIMARY_SHARD_SIZE: a new generation once a "
-        "primary shard of the write index is this big (e.g. 50gb); empty = no size limit.",
-    )
-    index_rollover_max_docs: int | None = Field(
-        200_000_000,
-        ge=1,
-        description="NEWSWIRE_INDEX_ROLLOVER_MAX_DOCS: a new generation once the write index "
-        "holds this many documents; unset = no document limit.",
-    )
-    index_rollover_max_age: str | None = Field(
-        None,
-        description="NEWSWIRE_INDEX_ROLLOVER_MAX_AGE: a new generation once the write index is "
-        "this old (e.g. 30d); unset = no age limit.",
-    )
-    index_rollover_check_seconds: float = Field(
-        300.0,
-        ge=0,
-        description="NEWSWIRE_INDEX_ROLLOVER_CHECK_SECONDS: how often the worker's sink checks "
-        "the rollover limits (the core rollover API; `newswire index rollover` does the same "
-        "by hand or from cron); 0 = the worker never rolls over.",
-    )
-    index_retention_days: float | None = Field(
-        None,
-        gt=0,
-        description="NEWSWIRE_INDEX_RETENTION_DAYS: `newswire index retire` deletes whole "
-        "generations whose newest article was fetched longer ago than this; unset = keep "
-        "everything (the default).",
-    )
-    snapshot_repository: str = Field(
-        "newswire-snapshots",
-        description="NEWSWIRE_SNAPSHOT_REPOSITORY: name of the snapshot repository "
-        "`newswire snapshot` registers and uses.",
-    )
-    snapshot_location: str | None = Field(
-        None,
-        description="NEWSWIRE_SNAPSHOT_LOCATION: folder of the filesystem snapshot repository, "
-        "as the search nodes see it (it must be under their `path.repo`; on every node for a "
-        "cluster, e.g. a shared mount); unset with the local stack: its node's `path.repo`, "
-        "`<home>/elasticsearch/snapshots`.",
+    story_index: str = Field(
+        "newswire-stories",
+        description="NEWSWIRE_STORY_INDEX: one document per story (cluster), kept by the sink.",
     )
     topic_raw: str = Field("newswire.articles.raw", description="NEWSWIRE_TOPIC_RAW")
     topic_enriched: str = Field("newswire.articles.enriched", description="NEWSWIRE_TOPIC_ENRICHED")
@@ -191,6 +143,45 @@ class Settings(BaseSettings):
     topic_stories: str = Field(
         "newswire.stories",
         description="NEWSWIRE_TOPIC_STORIES: compacted topic of duplicate and story-cluster keys.",
+    )
+    topic_copies: str = Field(
+        "newswire.articles.copies",
+        description="NEWSWIRE_TOPIC_COPIES: exact copies dropped before enrichment, for their "
+        "story's sources (the sink folds them into the stories index).",
+    )
+    topic_alert_queries: str = Field(
+        "newswire.alerts.queries",
+        description="NEWSWIRE_TOPIC_ALERT_QUERIES: compacted topic of standing queries "
+        "(key: alert name; the list of record every worker follows).",
+    )
+    topic_alerts: str = Field(
+        "newswire.alerts",
+        description="NEWSWIRE_TOPIC_ALERTS: one record per standing-query match.",
+    )
+    topic_alerts_dead: str = Field(
+        "newswire.alerts.dead",
+        description="NEWSWIRE_TOPIC_ALERTS_DEAD: webhook deliveries that failed every try.",
+    )
+    topic_alerts_status: str = Field(
+        "newswire.alerts.status",
+        description="NEWSWIRE_TOPIC_ALERTS_STATUS: compacted topic of each alert's last "
+        "webhook delivery (shown by `alerts list`).",
+    )
+    webhook_delivery: bool = Field(
+        True,
+        description="NEWSWIRE_WEBHOOK_DELIVERY: the worker also delivers alert webhooks (its "
+        "own consumer group and tasks); false when `newswire alerts deliver` runs apart.",
+    )
+    webhook_attempts: int = Field(
+        6, ge=1, description="NEWSWIRE_WEBHOOK_ATTEMPTS: tries before a dead letter."
+    )
+    webhook_timeout: float = Field(
+        10.0, gt=0, description="NEWSWIRE_WEBHOOK_TIMEOUT: seconds per webhook request."
+    )
+    webhook_backoff: float = Field(
+        1.0,
+        gt=0,
+        description="NEWSWIRE_WEBHOOK_BACKOFF: first retry delay (seconds), doubling up to 60.",
     )
     dlq_retention_days: float = Field(
         30.0,

@@ -173,6 +173,7 @@ pytest_plugins = [
     "tests.plugins.worker_process",
     "tests.plugins.signatures",
     "tests.plugins.proxy",
+    "tests.plugins.alerts_corpus",
 ]
 
 

@@ -141,6 +141,9 @@ class StoryTable:
     def duplicate_of(self, fp: str, article_id: str) -> str | None:
         return self.index.duplicate_of(fp, article_id)
 
+    def duplicate_entry(self, fp: str, article_id: str) -> tuple[str, str] | None:
+        return self.index.duplicate_entry(fp, article_id)
+
     def candidates(self, sig: Signature) -> dict[str, Signature]:
         return self.index.candidates(sig)
 

@@ -131,6 +131,12 @@ def article_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
+def copies_spec(settings: Settings) -> TopicSpec:
+    """Exact copies (another URL, the same text), kept as long as the article topics."""
+    (raw, _) = article_specs(settings)
+    return TopicSpec(settings.topic_copies, settings.topic_partitions, dict(raw.config))
+
+
 def retention_warning(settings: Settings) -> str | None:
     """A warning when the article topics' retention is shorter than the longest outage
     planned for: a worker down longer would find its position deleted."""
@@ -145,8 +151,9 @@ def retention_warning(settings: Settings) -> str | None:
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the raw, enriched and DLQ topics if missing; returns the ones created."""
-    return await create_missing_topics(settings, [*article_specs(settings), dlq_spec(settings)])
+    """Create the raw, enriched, copies and DLQ topics if missing; returns the ones created."""
+    specs = [*article_specs(settings), copies_spec(settings), dlq_spec(settings)]
+    return await create_missing_topics(settings, specs)
 
 
 def topic_overrides(resource: Mapping[str, Any]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from opensearchpy.exceptions import (
 
 from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.settings import Settings
-from pipeline.sinks.backend import RefreshPolicy, translate_errors
+from pipeline.sinks.backend import RefreshPolicy, pick_write_index, translate_errors
 from pipeline.sinks.connection import opensearch_options
 
 
@@ -87,13 +87,30 @@ class OpenSearchBackend:
         return dict(await self.client.search(index=index, body=body))
 
     @_translated
+    async def analyze(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.client.indices.analyze(index=index, body=body))
+
+    @_translated
+    async def mtermvectors(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.client.mtermvectors(index=index, body=body))
+
+    @_translated
+    async def mget(self, index: str, ids: list[str]) -> list[dict[str, Any]]:
+        """Documents with ``_seq_no``/``_primary_term`` (``found`` False when missing)."""
+        return list(dict(await self.client.mget(index=index, body={"ids": ids}))["docs"])
+
+    @_translated
     async def msearch(self, index: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Several searches of ``index`` in one request; one answer per body, in order."""
+        """One response per body, in order (a failed one holds ``error``)."""
         lines: list[dict[str, Any]] = []
         for body in bodies:
             lines += [{}, body]
-        answer = await self.client.msearch(index=index, body=lines)
-        return [dict(r) for r in answer["responses"]]
+        return list(dict(await self.client.msearch(index=index, body=lines))["responses"])
+
+    @_translated
+    async def write_index(self, alias: str) -> str:
+        """The index an alias writes to (its only one, or the one marked for writes)."""
+        return pick_write_index(alias, dict(await self.client.indices.get_alias(name=alias)))
 
     @_translated
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int:

@@ -21,6 +21,7 @@ import structlog
 from mode.utils.queues import FlowControlQueue
 
 from pipeline import metrics
+from pipeline.alerts.delivery import run_delivery
 from pipeline.errors import HandedBackError
 from pipeline.kafka.client import bootstrap
 from pipeline.kafka.security import faust_broker_options
@@ -141,6 +142,9 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     enriched_topic = app.topic(
         settings.topic_enriched, key_type=bytes, value_type=bytes, value_serializer="raw"
     )
+    copies_topic = app.topic(
+        settings.topic_copies, key_type=bytes, value_type=bytes, value_serializer="raw"
+    )
     worker = worker or Worker(settings)
     within = timedelta(seconds=settings.batch_seconds)
 
@@ -221,9 +225,22 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     async def enrich(stream: Any) -> None:
         await consume(stream, "enrich", worker.enrich_batch)
 
+    @app.agent(copies_topic, name="copies")
+    async def copies(stream: Any) -> None:
+        await consume(stream, "copies", worker.copies_batch)
+
     @app.agent(enriched_topic, name="sink")
     async def sink(stream: Any) -> None:
         await consume(stream, "sink", worker.index_batch)
+
+    delivery_stop = asyncio.Event()
+    if settings.webhook_delivery:
+
+        @app.task  # type: ignore[untyped-decorator]  # faust's decorators are untyped
+        async def deliver_webhooks() -> None:
+            """Webhook deliveries beside the agents: their own consumer group and tasks, so
+            a slow or failing webhook never holds up ingest (``alerts/delivery.py``)."""
+            await run_delivery(settings, delivery_stop)
 
     @app.page("/metrics/")
     async def prometheus(web: Any, request: Any) -> Any:
@@ -236,6 +253,7 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
         doing work gets ``STOP_GRACE`` seconds to finish (then it is cancelled, unacked).
         The connections close later, in FaustWorker.on_shutdown, once no agent runs."""
         worker.request_stop()
+        delivery_stop.set()
         if busy:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(idle.wait(), STOP_GRACE)

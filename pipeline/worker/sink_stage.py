@@ -20,6 +20,7 @@ from pipeline.sinks.engines import open_backend
 from pipeline.sinks.generations import rollover_conditions
 from pipeline.sinks.indexer import Indexer
 from pipeline.sinks.mappings import check_index
+from pipeline.worker.after_index import AfterIndex
 from pipeline.worker.decode import Values, decode_batch
 from pipeline.worker.dlq import dlq_record, send_dead_letters
 from pipeline.worker.output import KafkaOutput
@@ -40,6 +41,8 @@ class SinkStage:
         self.output = output
         self.stopping = stopping
         self.indexer: Indexer | None = None
+        #: Stories and standing queries, after each acknowledged bulk.
+        self.after: AfterIndex | None = None
         self._backend: SearchBackend | None = None
         #: Wall-clock times (epoch seconds) of the last batch's steps; logged with the
         #: batch (``app.py``). The agent runs one batch at a time.
@@ -87,6 +90,7 @@ class SinkStage:
                 attempts=failures,
                 waited_s=round(time.monotonic() - started, 1),
             )
+        self.after = AfterIndex(self.settings, self._backend, self.stopping)
         self.indexer = Indexer(
             self._backend,
             self.settings.index_alias,
@@ -107,6 +111,12 @@ class SinkStage:
         marks = self.marks = {"bulk_sent": time.time()}
         result = await indexer.write(articles)
         marks["bulk_acked"] = time.time()
+        assert self.after is not None
+        alerts = await self.after.run(articles, result)
+        if alerts:
+            await self.output.send("sink", self.settings.topic_alerts, alerts)
+        marks["after_index"] = time.time()
+        metrics.WORKER_RECORDS.labels("sink", "alert").inc(len(alerts))
         metrics.WORKER_RECORDS.labels("sink", "indexed").inc(len(result.indexed))
         metrics.WORKER_RECORDS.labels("sink", "stale").inc(len(result.stale))
         metrics.INDEX_RETRIES.inc(result.retries)
@@ -118,8 +128,22 @@ class SinkStage:
             await send_dead_letters(self.output, dead)
         return len(result.indexed) + len(result.stale)
 
+    async def copies(self, values: Values) -> int:
+        """Fold exact copies (the copies topic) into their stories; unreadable records go
+        to the DLQ. Returns the copies folded."""
+        await self.start()
+        assert self.after is not None
+        folded, bad = await self.after.copies([value for value, _ in values])
+        if bad:
+            dead = [dlq_record(values[n][0], why, "copies", **values[n][1]) for n, why in bad]
+            await send_dead_letters(self.output, dead)
+        return folded
+
     async def stop(self) -> None:
         """Close the search engine connection (after the agent stopped)."""
+        if self.after is not None:
+            await self.after.stop()
+            self.after = None
         self.indexer = None
         if self._backend is not None:
             await self._backend.close()

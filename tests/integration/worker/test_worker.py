@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from aiohttp import web
 
+from pipeline.alerts.model import new_alert
+from pipeline.alerts.registry import save_alert
+from pipeline.alerts.webhooks import SIGNATURE_HEADER, verify
 from pipeline.enrich.dedup import fingerprint
 from pipeline.kafka.client import encode, make_producer, publish_raw
 from pipeline.models import EnrichedArticle, RawArticle, Source
 from pipeline.provision import run_setup
+from pipeline.search.stories import get_story
 from pipeline.settings import CORENLP_MODEL, Settings
 from pipeline.sinks.engines import open_backend
 from pipeline.sources.replay import ReplayReport, collect, replay
@@ -191,7 +196,7 @@ STORY = (
 
 
 async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
-    worker_settings: Settings, worker: WorkerProcess, wait_for: Any
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any, read_topic: Any
 ) -> None:
     rewrite = (
         STORY.replace("on Thursday", "on Thursday afternoon")
@@ -213,7 +218,25 @@ async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
                    source=Source(name="Sport")),
     ]  # fmt: skip
     await run_setup(worker_settings)
-    worker.start()
+    # A standing query saved before the worker starts: matched in-stream, after indexing,
+    # and posted by the worker's own delivery task to a loopback webhook.
+    hooks: list[tuple[dict[str, str], bytes]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        hooks.append((dict(request.headers), await request.read()))
+        return web.Response(status=204)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", receive)
+    runner = web.AppRunner(receiver)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    alert_ecb = new_alert("ecb", "ECB rates", ["source=Wire B"], allow_private=True,
+                          webhook=f"http://127.0.0.1:{port}/hook")  # fmt: skip
+    await save_alert(worker_settings, alert_ecb)
+    worker.start(NEWSWIRE_ALLOW_PRIVATE_FEEDS="true")
     producer = make_producer(worker_settings)
     await producer.start()
     try:
@@ -232,6 +255,31 @@ async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
     assert clusters["match"] != clusters["wire-a"]
     assert await _count(worker_settings, ["copy-a"]) == 0  # exact duplicate, dropped
     assert "duplicate_dropped" in worker.tail()
+    (alert,) = await read_topic(worker_settings.kafka_bootstrap, worker_settings.topic_alerts, 1)
+    assert alert["alert"] == "ecb" and alert["article"]["id"] == "wire-b"
+    assert alert["why"]["facets"] == {"source.name": "Wire B"}
+
+    async def delivered() -> bool:
+        return bool(hooks)
+
+    try:
+        await wait_for(delivered, 60, "the webhook delivery")
+    finally:
+        await runner.cleanup()
+    headers, body = hooks[0]
+    assert verify(alert_ecb.secret, body, headers[SIGNATURE_HEADER])
+    assert json.loads(body)["match"]["article"]["id"] == "wire-b"
+    # The story keeps its copy among its sources, though the copy was never indexed.
+    story_id = clusters["wire-a"]
+
+    async def story_complete() -> bool:
+        story = await get_story(worker_settings, story_id)
+        return story is not None and story.get("copy_count") == 1
+
+    await wait_for(story_complete, 60, "the copy folded into its story")
+    story = await get_story(worker_settings, story_id)
+    assert story is not None and story["article_count"] == 2
+    assert set(story["sources"]) == {"Wire A", "Wire B", "Aggregator"}
 
 
 async def test_a_transient_unexpected_error_is_retried_and_loses_nothing(
