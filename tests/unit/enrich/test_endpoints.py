@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -118,6 +119,7 @@ class StandIn:
         owner = self
         self.requests = 0
         self.status = 200
+        self.delay = 0.0  # seconds per answer: equal service times make the split testable
         self.stopped = False
         self.lock = threading.Lock()
 
@@ -126,6 +128,7 @@ class StandIn:
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
                 with owner.lock:
                     owner.requests += 1
+                time.sleep(owner.delay)
                 payload = json.dumps(_answer_for(body)).encode()
                 self.send_response(owner.status)
                 self.send_header("Content-Length", str(len(payload)))
@@ -163,6 +166,9 @@ def two() -> Iterator[tuple[StandIn, StandIn]]:
 
 def test_requests_spread_over_both_servers(two: tuple[StandIn, StandIn]) -> None:
     first, second = two
+    # Equal service times: least-in-flight then splits by load, not by scheduling noise
+    # (with instant answers a busy machine skewed it to 27/13, which the rule allows).
+    first.delay = second.delay = 0.05
     recogniser = CoreNLPRecogniser([first.url, second.url], max_request_chars=1)
     texts = [f"Name{i} spoke" for i in range(40)]  # one request per text
     with ThreadPoolExecutor(4) as pool:
@@ -170,6 +176,14 @@ def test_requests_spread_over_both_servers(two: tuple[StandIn, StandIn]) -> None
     assert [r[0][0].end for r in results] == [len(t.split()[0]) for t in texts]
     assert first.requests + second.requests == 40
     assert first.requests >= 15 and second.requests >= 15
+
+
+def test_sequential_requests_alternate(two: tuple[StandIn, StandIn]) -> None:
+    first, second = two
+    recogniser = CoreNLPRecogniser([first.url, second.url], max_request_chars=1)
+    for i in range(10):
+        recogniser.spans([f"Name{i} spoke"])
+    assert (first.requests, second.requests) == (5, 5)  # ties go round-robin
 
 
 def test_a_stopped_server_fails_over_to_the_other(two: tuple[StandIn, StandIn]) -> None:
