@@ -53,7 +53,7 @@ TEST_HOME = REPO / ".newswire" / "test"
 SHARED_DIST = REPO / ".newswire" / "dist"
 # Every port a test server may take, as offsets from one base (fixtures below and in
 # tests/plugins/). NEWSWIRE_TEST_PORT_BASE fixes the base; unset, a free block is found.
-PORT_OFFSETS = (92, 93, 200, 300, 400, 410, 500, 501, 600, 601, 602, 700, 701, 720, 800, 810)
+PORT_OFFSETS = (92, 93, 200, 300, 400, 410, 500, 501, 502, 600, 601, 602, 700, 701, 720, 800, 810)
 PORT_BASE_FILE = REPO / ".newswire" / "test-port-base"
 # Below the kernel's ephemeral range (32768+), where a client reconnecting to a stopped
 # broker can connect to itself and hold its port (test_worker_broker_restart.py), and apart
@@ -362,14 +362,15 @@ def restartable_broker(_restartable_stack: LocalStack) -> Iterator[LocalStack]:
 
 @pytest.fixture(scope="session")
 def second_corenlp_url(corenlp_url: str) -> Iterator[str]:
-    """A second real CoreNLP server (its own home, port base+501), stopped after the session."""
+    """A second real CoreNLP server (its own home, port base+502: base+501 is the CoreNLP
+    outage test's, which must find nothing there), stopped after the session."""
     from workshop.stack.corenlp import CoreNLPServer
     from workshop.stack.java import find_jdk
     from workshop.stack.process import is_alive, stop_process
 
     del corenlp_url  # the first server must exist before the second starts
     settings = local_test_settings(
-        REPO / ".newswire" / "test-corenlp-2", corenlp_port=TEST_PORTS["corenlp_port"] + 1
+        REPO / ".newswire" / "test-corenlp-2", corenlp_port=TEST_PORTS["corenlp_port"] + 2
     )
     server = CoreNLPServer(settings, settings.home, SHARED_DIST)
     pid = None
