@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # e.g. BENCH_LATENCY_ARGS=--quick (60 articles per rate, 200 for throughput), or --json
 BENCH_LATENCY_ARGS ?=
+# e.g. BENCH_POLLER_SCALE_ARGS="--feeds 20000 --interval 300" (default: 200,000 feeds, 2 x 30 min)
+BENCH_POLLER_SCALE_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit test-integration eval bench lint format docs iptc-terms train-topics stack-up stack-down clean
@@ -39,9 +41,13 @@ eval: $(STAMP) ## Enrichment quality on ../shared/eval (entity F1, topic accurac
 bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process; latency starts its own stack)
 	$(BIN)/python bench/bench_enrich.py
 	$(BIN)/python bench/bench_poller.py
+	$(BIN)/python bench/bench_poller_scale.py $(BENCH_POLLER_SCALE_ARGS)
 	$(BIN)/python bench/bench_topics.py
 	$(BIN)/python bench/bench_latency.py $(BENCH_LATENCY_ARGS)
 	$(BIN)/python bench/bench_soak.py
+	$(BIN)/python bench/bench_corenlp_replicas.py
+	$(BIN)/python bench/bench_reprocess.py
+	$(BIN)/python bench/bench_alerts.py
 
 lint: $(STAMP) ## ruff (lint + format check), mypy, and the import contracts (layering, no cycles)
 	$(BIN)/ruff check .

@@ -74,6 +74,7 @@ async def poller_cycles(urls: list[str], concurrency: int) -> dict[str, Any]:
         allow_private_feeds=True,
         poll_concurrency=concurrency,
         poll_per_host=concurrency,  # every bench feed is on the one loopback host
+        poll_host_gap=0,
         poller_metrics_port=0,
     )
     feeds = [FeedConfig(url=u) for u in urls]

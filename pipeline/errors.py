@@ -136,3 +136,14 @@ class FetchError(NewswireError):
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
+
+
+class QuerySyntaxError(ConfigError):
+    """A search or standing query the query language refuses; ``position`` is 0-based."""
+
+    def __init__(self, query: str, reason: str, position: int) -> None:
+        pointer = f"\n  {query}\n  {' ' * position}^"
+        super().__init__(f"invalid query at position {position}: {reason}{pointer}")
+        self.query = query
+        self.reason = reason
+        self.position = position

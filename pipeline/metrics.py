@@ -59,6 +59,22 @@ FEEDS_ASSIGNED = Gauge("newswire_feeds_assigned", "Feeds this poller is responsi
 POLL_LAST_CYCLE = Gauge(
     "newswire_poller_last_activity_timestamp_seconds", "Unix time of the poller's last poll."
 )
+POLLER_STATE_WRITES_SKIPPED = Counter(
+    "newswire_poller_state_writes_skipped_total",
+    "Polls whose state was not written because only the schedule changed.",
+)
+FEED_REVISIONS = Counter(
+    "newswire_feed_revisions_total",
+    "Items published again because their title, summary or body changed.",
+)
+SCHEDULE_LAG = Histogram(
+    "newswire_poller_schedule_lag_seconds",
+    "Request start minus due time of each poll (how far the poller runs behind).",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
+)
+FEEDS_DISABLED = Gauge(
+    "newswire_feeds_disabled", "Assigned feeds the poller gave up on (probed slowly)."
+)
 FETCH_SECONDS = Histogram(
     "newswire_feed_fetch_seconds",
     "Feed fetch duration (request to last byte).",
@@ -166,4 +182,16 @@ WORKER_KAFKA_RETRIES = Counter(
 ENRICH_RETRIES = Counter(
     "newswire_enrich_retries_total",
     "Enrichment batches retried because the entity recogniser (CoreNLP) was unavailable.",
+)
+PARTITIONS_STOPPED = Gauge(
+    "newswire_partitions_stopped",
+    "1 for a partition the worker stopped because its committed offset fell out of the "
+    "topic's retention (records lost before it was read; see the README's recovery).",
+    ["topic", "partition"],
+)
+ALERTS_STANDING = Gauge(
+    "newswire_alerts_standing_queries", "Standing queries this worker matches articles against."
+)
+ALERTS_MATCHES = Counter(
+    "newswire_alerts_matches_total", "Standing-query matches written to the alerts topic."
 )

@@ -128,6 +128,9 @@ class EnrichedArticle(RawArticle, Enrichment):
     cluster_id: str | None = None
     enriched_at: datetime = Field(default_factory=utcnow)
     pipeline_version: str = ""
+    #: Fingerprint of what produced the enrichment (recogniser, its model, rules, data
+    #: files): ``reprocess --stale`` selects the documents of any other value.
+    enrichment_version: str = ""
 
     def document(self) -> dict[str, Any]:
         """The search-index document (JSON-ready)."""

@@ -6,15 +6,28 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.settings_index import IndexLifecycleFields
+
+#: Secrets that ship in example manifests (deploy/k8s/secret.yaml): a process given one of
+#: them refuses to start, so no deployment runs with a password printed in this repository.
+PLACEHOLDER_SECRETS = ("replace-me", "changeme", "change-me")
+
+
+def is_placeholder(secret: str) -> bool:
+    """True for an example value that must be replaced (``REPLACE-ME-...``, ``changeme``)."""
+    value = secret.strip().lower()
+    return value.startswith(PLACEHOLDER_SECRETS) or value == ""
+
 
 #: What the project's CoreNLP servers run (local stack pom, Docker image); the server does
 #: not report it. A test keeps it equal to ``deploy/local/corenlp/pom.xml``.
 CORENLP_MODEL = "stanford-corenlp-4.5.10 english.all.3class.distsim.crf"
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, IndexLifecycleFields):
     """Newswire configuration; the README's table is generated from these fields."""
 
     model_config = SettingsConfigDict(env_prefix="NEWSWIRE_", frozen=True, extra="ignore")
@@ -71,8 +84,9 @@ class Settings(BaseSettings):
     )
     elasticsearch_url: str | None = Field(
         None,
-        description="NEWSWIRE_ELASTICSEARCH_URL: an Elasticsearch 9.x cluster; unset = the "
-        "local stack's.",
+        description="NEWSWIRE_ELASTICSEARCH_URL: an Elasticsearch 9.x cluster: one URL, or "
+        "several nodes comma-separated (requests spread over them, a failed node is set aside); "
+        "unset = the local stack's.",
     )
     elasticsearch_api_key: SecretStr | None = Field(
         None, description="NEWSWIRE_ELASTICSEARCH_API_KEY: API key for Elasticsearch."
@@ -119,6 +133,10 @@ class Settings(BaseSettings):
     index_alias: str = Field(
         "newswire-articles", description="NEWSWIRE_INDEX_ALIAS: alias searched and written."
     )
+    story_index: str = Field(
+        "newswire-stories",
+        description="NEWSWIRE_STORY_INDEX: one document per story (cluster), kept by the sink.",
+    )
     topic_raw: str = Field("newswire.articles.raw", description="NEWSWIRE_TOPIC_RAW")
     topic_enriched: str = Field("newswire.articles.enriched", description="NEWSWIRE_TOPIC_ENRICHED")
     topic_dlq: str = Field("newswire.articles.dlq", description="NEWSWIRE_TOPIC_DLQ")
@@ -126,15 +144,78 @@ class Settings(BaseSettings):
         "newswire.stories",
         description="NEWSWIRE_TOPIC_STORIES: compacted topic of duplicate and story-cluster keys.",
     )
+    topic_copies: str = Field(
+        "newswire.articles.copies",
+        description="NEWSWIRE_TOPIC_COPIES: exact copies dropped before enrichment, for their "
+        "story's sources (the sink folds them into the stories index).",
+    )
+    topic_alert_queries: str = Field(
+        "newswire.alerts.queries",
+        description="NEWSWIRE_TOPIC_ALERT_QUERIES: compacted topic of standing queries "
+        "(key: alert name; the list of record every worker follows).",
+    )
+    topic_alerts: str = Field(
+        "newswire.alerts",
+        description="NEWSWIRE_TOPIC_ALERTS: one record per standing-query match.",
+    )
+    topic_alerts_dead: str = Field(
+        "newswire.alerts.dead",
+        description="NEWSWIRE_TOPIC_ALERTS_DEAD: webhook deliveries that failed every try.",
+    )
+    topic_alerts_status: str = Field(
+        "newswire.alerts.status",
+        description="NEWSWIRE_TOPIC_ALERTS_STATUS: compacted topic of each alert's last "
+        "webhook delivery (shown by `alerts list`).",
+    )
+    webhook_delivery: bool = Field(
+        True,
+        description="NEWSWIRE_WEBHOOK_DELIVERY: the worker also delivers alert webhooks (its "
+        "own consumer group and tasks); false when `newswire alerts deliver` runs apart.",
+    )
+    webhook_attempts: int = Field(
+        6, ge=1, description="NEWSWIRE_WEBHOOK_ATTEMPTS: tries before a dead letter."
+    )
+    webhook_timeout: float = Field(
+        10.0, gt=0, description="NEWSWIRE_WEBHOOK_TIMEOUT: seconds per webhook request."
+    )
+    webhook_backoff: float = Field(
+        1.0,
+        gt=0,
+        description="NEWSWIRE_WEBHOOK_BACKOFF: first retry delay (seconds), doubling up to 60.",
+    )
     dlq_retention_days: float = Field(
         30.0,
         gt=0,
         description="NEWSWIRE_DLQ_RETENTION_DAYS: how long dead letters are kept "
         "(`retention.ms` of the DLQ topic, set at creation and by `setup`).",
     )
+    topic_retention_days: float = Field(
+        14.0,
+        gt=0,
+        description="NEWSWIRE_TOPIC_RETENTION_DAYS: how long the raw and enriched topics keep "
+        "records (`retention.ms`, set at creation and by `setup`): the longest a worker may "
+        "be down or stalled without losing input, and how far back `replay` reaches.",
+    )
+    longest_outage_days: float = Field(
+        7.0,
+        gt=0,
+        description="NEWSWIRE_LONGEST_OUTAGE_DAYS: the longest outage of the workers or the "
+        "search engine you plan for; `setup` warns when the topics' retention is shorter.",
+    )
     topic_partitions: int = Field(4, description="NEWSWIRE_TOPIC_PARTITIONS: for `setup`.")
     topic_replication: int = Field(
-        1, description="NEWSWIRE_TOPIC_REPLICATION: replication factor of created topics."
+        1,
+        ge=1,
+        description="NEWSWIRE_TOPIC_REPLICATION: replication factor of created topics; 3 on a "
+        "cluster (`setup` refuses 1 on several brokers unless --force).",
+    )
+    topic_min_insync_replicas: int = Field(
+        0,
+        ge=0,
+        description="NEWSWIRE_TOPIC_MIN_INSYNC_REPLICAS: `min.insync.replicas` of Newswire's "
+        "topics (an acks=all write needs that many copies); 0 = replication - 1, between 1 and "
+        "2 (2 with 3 replicas: one broker may be down, a second loss stops writes rather than "
+        "risking acknowledged records).",
     )
     worker_id: str = Field("newswire", description="NEWSWIRE_WORKER_ID: Faust app id.")
     worker_web_host: str = Field(
@@ -205,6 +286,13 @@ class Settings(BaseSettings):
         description="NEWSWIRE_MAX_RETRIES: failed bulk tries before the sink reports "
         "itself stalled (it keeps retrying; nothing is dropped).",
     )
+    batch_failure_retries: int = Field(
+        2,
+        ge=0,
+        description="NEWSWIRE_BATCH_FAILURE_RETRIES: how many more times a batch that fails "
+        "with an unexpected error is tried whole before it is split to isolate the records "
+        "that fail (they go to the DLQ with their traceback; the rest go on).",
+    )
     feeds_file: Path = Field(
         Path("feeds.yaml"), description="NEWSWIRE_FEEDS_FILE: YAML or OPML feed list."
     )
@@ -234,6 +322,44 @@ class Settings(BaseSettings):
     )
     poll_concurrency: int = Field(64, description="NEWSWIRE_POLL_CONCURRENCY: fetches at once.")
     poll_per_host: int = Field(2, description="NEWSWIRE_POLL_PER_HOST: fetches at once per host.")
+    poll_host_gap: float = Field(
+        2.0,
+        ge=0,
+        description="NEWSWIRE_POLL_HOST_GAP: minimum seconds between request starts to one "
+        "host (2 s: 450 feeds of one publisher still fit the default 15-minute interval).",
+    )
+    poll_first_spread: float = Field(
+        900.0,
+        ge=0,
+        description="NEWSWIRE_POLL_FIRST_SPREAD: first polls of new feeds are spread over "
+        "min(their interval, this many seconds), by a fraction fixed by the feed key.",
+    )
+    poll_disable_404: int = Field(
+        5, gt=0, description="NEWSWIRE_POLL_DISABLE_404: consecutive 404s that disable a feed."
+    )
+    poll_disable_dns_days: float = Field(
+        3.0,
+        gt=0,
+        description="NEWSWIRE_POLL_DISABLE_DNS_DAYS: days of DNS failures that disable a feed.",
+    )
+    poll_disable_days: float = Field(
+        14.0,
+        gt=0,
+        description="NEWSWIRE_POLL_DISABLE_DAYS: days of any failure that disable "
+        "a feed (410 Gone disables at once).",
+    )
+    poll_probe_interval: float = Field(
+        86400.0,
+        gt=0,
+        description="NEWSWIRE_POLL_PROBE_INTERVAL: seconds between probes of a "
+        "disabled feed (a success enables it again).",
+    )
+    feeds_follow_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="NEWSWIRE_FEEDS_FOLLOW_SECONDS: how often a running poller applies feed "
+        "list changes from the feeds topic (newswire feeds add / remove / import).",
+    )
     poll_max_hosts: int = Field(
         1024,
         gt=0,
@@ -260,8 +386,12 @@ class Settings(BaseSettings):
         description="NEWSWIRE_POLL_PARSE_TIMEOUT: seconds a feed parse or full-text extraction "
         "may take before its process is killed and the document counted as bad input.",
     )
-    poll_seen_ids: int = Field(
-        2000, description="NEWSWIRE_POLL_SEEN_IDS: published ids remembered per feed."
+    poll_seen_items: int = Field(
+        64,
+        gt=0,
+        le=1000,
+        description="NEWSWIRE_POLL_SEEN_ITEMS: items remembered per feed (12 bytes each: "
+        "fingerprint and content hash), the newest of what the feed still shows.",
     )
     poller_metrics_host: str = Field(
         "127.0.0.1", description="NEWSWIRE_POLLER_METRICS_HOST: /metrics and /health address."
@@ -273,7 +403,9 @@ class Settings(BaseSettings):
         "newswire.poller.state", description="NEWSWIRE_TOPIC_POLLER_STATE: compacted state topic."
     )
     topic_feeds: str = Field(
-        "newswire.feeds", description="NEWSWIRE_TOPIC_FEEDS: partitions split feeds among pollers."
+        "newswire.feeds",
+        description="NEWSWIRE_TOPIC_FEEDS: the feed list of record; its partitions split "
+        "feeds among pollers.",
     )
     poller_group: str = Field(
         "newswire-poller", description="NEWSWIRE_POLLER_GROUP: consumer group of the pollers."
@@ -302,7 +434,16 @@ class Settings(BaseSettings):
     )
     corenlp_url: str | None = Field(
         None,
-        description="NEWSWIRE_CORENLP_URL: a CoreNLP server; unset = the local stack's.",
+        description="NEWSWIRE_CORENLP_URL: a CoreNLP server, or several (comma-separated): "
+        "every request goes to the endpoint with the fewest requests in flight (round-robin "
+        "on ties) and fails over to the next when one is down; unset = the local stack's.",
+    )
+    corenlp_resolve_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="NEWSWIRE_CORENLP_RESOLVE_SECONDS: how often the host names of plain-http "
+        "CoreNLP URLs are resolved again, each address becoming an endpoint (a Kubernetes "
+        "headless Service: one per ready pod); 0 = connect by name, no re-resolution.",
     )
     corenlp_port: int = Field(
         19500, description="NEWSWIRE_CORENLP_PORT: local stack CoreNLP server port."
@@ -326,19 +467,18 @@ class Settings(BaseSettings):
         "console", description="NEWSWIRE_LOG_FORMAT: console or json lines."
     )
 
-
-def markdown_table() -> str:
-    """The README's configuration table, generated from the fields (``make docs``)."""
-    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for name, field in Settings.model_fields.items():
-        _, _, text = (field.description or "").partition(":")
-        default = field.default
-        if isinstance(default, Path):
-            default = default.as_posix()
-        shown = "unset" if default is None else f"`{default}`"
-        secret = " Secret: never printed." if "Secret" in str(field.annotation) else ""
-        rows.append(f"| `NEWSWIRE_{name.upper()}` | {shown} | {text.strip() or '-'}{secret} |")
-    return "\n".join(rows) + "\n"
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Settings:
+        """Refuse the example passwords of the shipped manifests (and empty ones)."""
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and is_placeholder(value.get_secret_value()):
+                env = f"NEWSWIRE_{name.upper()}"
+                raise ValueError(
+                    f"{env} is a placeholder or empty: set a real secret (deploy/k8s/secret.yaml "
+                    f"and the compose file ship none); {field.description or ''}".rstrip("; ")
+                )
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -22,21 +22,30 @@ never disturbed. All fixtures are lazy: ``pytest tests/unit`` starts nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import yaml
 from pydantic import SecretStr
 
 from pipeline.settings import Settings
 from tests.plugins.endpoints import SearchNodeEndpoint, SecureKafka, StackEndpoints
 from workshop.stack import LocalStack, StackStatus
+from workshop.stack.elasticsearch import ElasticsearchNode
 from workshop.stack.kafka import ScramUser, SecureListener
+from workshop.stack.process import Probe, RunAs, start_detached
+from workshop.stack.users import chown_tree
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_HOME = REPO / ".newswire" / "test"
@@ -44,7 +53,7 @@ TEST_HOME = REPO / ".newswire" / "test"
 SHARED_DIST = REPO / ".newswire" / "dist"
 # Every port a test server may take, as offsets from one base (fixtures below and in
 # tests/plugins/). NEWSWIRE_TEST_PORT_BASE fixes the base; unset, a free block is found.
-PORT_OFFSETS = (92, 93, 200, 300, 400, 410, 500, 501, 600, 601, 602, 700, 701, 720)
+PORT_OFFSETS = (92, 93, 200, 300, 400, 410, 500, 501, 502, 600, 601, 602, 700, 701, 720, 800, 810)
 PORT_BASE_FILE = REPO / ".newswire" / "test-port-base"
 # Below the kernel's ephemeral range (32768+), where a client reconnecting to a stopped
 # broker can connect to itself and hold its port (test_worker_broker_restart.py), and apart
@@ -164,6 +173,7 @@ pytest_plugins = [
     "tests.plugins.worker_process",
     "tests.plugins.signatures",
     "tests.plugins.proxy",
+    "tests.plugins.alerts_corpus",
 ]
 
 
@@ -348,3 +358,128 @@ def restartable_broker(_restartable_stack: LocalStack) -> Iterator[LocalStack]:
         yield _restartable_stack
     finally:
         _restartable_stack.up()
+
+
+@pytest.fixture(scope="session")
+def second_corenlp_url(corenlp_url: str) -> Iterator[str]:
+    """A second real CoreNLP server (its own home, port base+502: base+501 is the CoreNLP
+    outage test's, which must find nothing there), stopped after the session."""
+    from workshop.stack.corenlp import CoreNLPServer
+    from workshop.stack.java import find_jdk
+    from workshop.stack.process import is_alive, stop_process
+
+    del corenlp_url  # the first server must exist before the second starts
+    settings = local_test_settings(
+        REPO / ".newswire" / "test-corenlp-2", corenlp_port=TEST_PORTS["corenlp_port"] + 2
+    )
+    server = CoreNLPServer(settings, settings.home, SHARED_DIST)
+    pid = None
+    if not server.probe().healthy:
+        pid = server.start(find_jdk(*server.java_range, purpose="a second CoreNLP for tests"))
+        deadline = time.monotonic() + server.start_timeout
+        while not server.probe(timeout=2.0).healthy:
+            if not is_alive(pid) or time.monotonic() > deadline:
+                pytest.fail(f"the second CoreNLP did not start; see {server.log_file}")
+            time.sleep(0.5)
+    try:
+        yield server.url
+    finally:
+        if pid is not None:
+            stop_process(pid, timeout=server.stop_timeout, marker=server.marker_for())
+
+
+SECURE_SEARCH_HOME = REPO / ".newswire" / "test-es-secure"
+SECURE_SEARCH_PORTS = {"search_port": _BASE + 800, "search_transport_port": _BASE + 810}
+SECURE_ADMIN = ("nw_admin", "admin-" + "pw-for-tests-only")
+SECURE_PASSWORDS = {"newswire_setup": "setup-pw-1", "newswire_writer": "writer-pw-1"}
+SECURE_PASSWORDS["newswire_reader"] = "reader-pw-1"
+
+
+class SecureElasticsearchNode(ElasticsearchNode):
+    """The local node with security on and a file-realm superuser."""
+
+    def write_engine_config(self, dist_config: Path) -> None:
+        super().write_engine_config(dist_config)
+        (self.config_dir / "elasticsearch.yml").write_text(
+            "xpack.security.enabled: true\n"
+            "xpack.security.http.ssl.enabled: false\n"
+            "xpack.security.transport.ssl.enabled: false\n",
+            encoding="utf-8",
+        )
+
+    def start(self, jdk: Any, artifacts: Any, run_as: RunAs | None = None) -> int:
+        self.write_config(artifacts, run_as)
+        tool = self.distribution(artifacts) / "bin" / "elasticsearch-users"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "ES_PATH_CONF": str(self.config_dir),
+            "ES_JAVA_HOME": str(jdk.home),
+            "CLI_JAVA_OPTS": "-Xmx256m",
+        }
+        # The shipped roles as file-based roles: the security API would store them in the
+        # .security index, whose mapping needs the analysis-common module this build lacks.
+        (self.config_dir / "roles.yml").write_text(yaml.safe_dump(shipped_role_bodies()))
+        users = [(SECURE_ADMIN[0], SECURE_ADMIN[1], "superuser")]
+        users += [(name, password, name) for name, password in SECURE_PASSWORDS.items()]
+        for user, password, role in users:
+            subprocess.run(
+                [str(tool), "useradd", user, "-p", password, "-r", role],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
+        if run_as is not None:
+            chown_tree(self.config_dir, run_as)
+        return start_detached(
+            self.argv(artifacts),
+            cwd=self.base,
+            env=self.environment(jdk),
+            out_file=self.out_file,
+            run_as=run_as,
+        )
+
+    def probe(self, timeout: float = 5.0) -> Probe:
+        try:
+            reply = httpx.get(f"{self.url}/_cluster/health", auth=SECURE_ADMIN, timeout=timeout)
+        except httpx.HTTPError as exc:
+            return Probe(False, False, None, f"no answer: {exc!r}")
+        status = reply.json().get("status") if reply.status_code == 200 else None
+        healthy = status in {"yellow", "green"}
+        return Probe(True, healthy, self.version, f"HTTP {reply.status_code} {status}")
+
+
+@dataclass(frozen=True)
+class SecureSearch:
+    """An Elasticsearch node with security on, the shipped roles and a user per role."""
+
+    url: str
+    admin: tuple[str, str]
+    passwords: dict[str, str]
+    settings: Settings
+
+
+@pytest.fixture(scope="session")
+def secure_search() -> Iterator[SecureSearch]:
+    """A fresh secured node (no index, users or roles left over), stopped at the end."""
+    shutil.rmtree(SECURE_SEARCH_HOME, ignore_errors=True)
+    url = f"http://127.0.0.1:{SECURE_SEARCH_PORTS['search_port']}"
+    settings = local_test_settings(SECURE_SEARCH_HOME, **SECURE_SEARCH_PORTS, elasticsearch_url=url)
+    local = LocalStack(settings, dist_dir=SHARED_DIST, services=("search",))
+    local.search = SecureElasticsearchNode(settings, SECURE_SEARCH_HOME, local.search.version)
+    try:
+        local.up()
+        yield SecureSearch(url, SECURE_ADMIN, dict(SECURE_PASSWORDS), settings)
+    finally:
+        local.down()
+
+
+def shipped_role_bodies() -> dict[str, dict[str, Any]]:
+    """Role name -> body, from the k8s setup Job's users script."""
+    job = yaml.safe_load((REPO / "deploy" / "k8s" / "setup-job.yaml").read_text())
+    script = job["spec"]["template"]["spec"]["initContainers"][0]["args"][0]
+    bodies = {}
+    for name in SECURE_PASSWORDS:
+        raw = script.split(f"/_security/role/{name} '", 1)[1].split("'", 1)[0]
+        bodies[name] = json.loads(raw)
+    return bodies

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from pipeline.settings import markdown_table
+from workshop.builders.settings_table import markdown_table
 
 readme = Path(__file__).resolve().parents[2] / "README.md"
 text = readme.read_text(encoding="utf-8")

@@ -13,14 +13,17 @@ import sys
 from rich.text import Text
 from typer.models import CommandInfo
 
-from pipeline.cli import dlq, feeds, local, search, stages
+from pipeline.cli import alerts, archive, dlq, feeds, local, search, stages
 from pipeline.cli.app import app, err
 from pipeline.errors import NewswireError
 
 #: The modules that register commands on the app (imported for that).
-COMMAND_MODULES = (stages, feeds, dlq, search, local)
+COMMAND_MODULES = (stages, feeds, dlq, search, archive, alerts, local)
 #: ``newswire --help`` lists the commands in the order of the data flow, not of the imports.
-ORDER = ("setup", "worker", "replay", "enrich", "poll", "search", "run")
+ORDER = (
+    "setup", "worker", "replay", "enrich", "poll", "search", "story", "trends", "export",
+    "reprocess", "run",
+)  # fmt: skip
 
 
 def _position(info: CommandInfo) -> int:

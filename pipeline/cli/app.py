@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
 from pipeline.endpoints import resolve
+from pipeline.errors import ConfigError
 from pipeline.logs import configure
 from pipeline.settings import Settings, get_settings
 
@@ -46,7 +48,11 @@ def load_settings(*, local_endpoints: bool = True) -> Settings:
     """The settings a command runs with, logging configured. Unless told otherwise, the
     local stack's endpoints fill the unset Kafka and search settings (pipeline.endpoints):
     this is the one place they are looked up; runtime code only reads its settings."""
-    current = get_settings()
+    try:
+        current = get_settings()
+    except ValidationError as exc:  # a bad or placeholder value: one clear line, no traceback
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise ConfigError(f"invalid settings: {reasons}") from None
     configure(current.log_level, current.log_format)
     return resolve(current) if local_endpoints else current
 

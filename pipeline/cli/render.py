@@ -70,7 +70,9 @@ def feeds_list_table(path: Path, feeds: Sequence[Any]) -> Table:
 def feeds_status_table(rows: Sequence[Any]) -> Table:
     """One row per feed's stored state; names, outcomes and errors are literal text."""
     table = Table(title="feeds status")
-    for column in ("feed", "last poll", "HTTP", "outcome", "new", "failures", "next poll", "error"):
+    columns = ("feed", "health", "last poll", "HTTP", "outcome", "new", "per day", "last new",
+               "failures", "next poll", "error")  # fmt: skip
+    for column in columns:
         table.add_column(column)
 
     def fmt(when: datetime | None) -> str:
@@ -79,9 +81,10 @@ def feeds_status_table(rows: Sequence[Any]) -> Table:
     for row in rows:
         table.add_row(
             *literal(
-                row.name[:40], fmt(row.last_poll), row.http_status or "-", row.outcome or "-",
-                row.new_items, row.consecutive_failures, fmt(row.next_poll),
-                (row.last_error or "")[:60],
+                row.name[:40], row.health, fmt(row.last_poll), row.http_status or "-",
+                row.outcome or "-", row.new_items, f"{row.items_per_day:g}",
+                fmt(row.last_new_item), row.consecutive_failures, fmt(row.next_poll),
+                (row.disabled_reason or row.last_error or "")[:60],
             )
         )  # fmt: skip
     return table

@@ -17,12 +17,48 @@ from pipeline.cli.render import enrich_table
 
 
 @app.command()
-def setup(as_json: JsonOption = False) -> None:
+def setup(
+    as_json: JsonOption = False,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            "--partitions",
+            min=1,
+            help="Raise the article topics (raw, enriched, DLQ, stories) to N partitions; "
+            "then set NEWSWIRE_TOPIC_PARTITIONS=N for the workers.",
+        ),
+    ] = None,
+    poller_partitions: Annotated[
+        int | None,
+        typer.Option(
+            "--poller-partitions",
+            min=1,
+            help="Raise the feeds and poller-state topics to N partitions and move the feeds' "
+            "state (pollers stopped); then set NEWSWIRE_POLLER_PARTITIONS=N.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Allow one replica on a multi-broker cluster, and a poller partition change "
+            "while pollers run.",
+        ),
+    ] = False,
+) -> None:
     """Create the Kafka topics, the index template and alias (and Kibana objects)."""
     from pipeline.provision import run_setup
 
-    report = asyncio.run(run_setup(load_settings()))
+    report = asyncio.run(
+        run_setup(
+            load_settings(),
+            partitions=partitions,
+            poller_partitions=poller_partitions,
+            force=force,
+        )
+    )
     index = report.index
+    growth = report.growth
     data = {
         "topics_created": report.topics_created,
         "topics_configured": report.topics_configured,
@@ -31,7 +67,16 @@ def setup(as_json: JsonOption = False) -> None:
         "analysis": index.variant if index else None,
         "alias": index.alias if index else None,
         "index_created": index.created_index if index else None,
+        "mapping_added": index.mapping_added if index else {},
+        "mapping_conflicts": index.mapping_conflicts if index else {},
+        "rolled_over_to": index.rolled_over_to if index else None,
         "kibana_objects": report.kibana_objects,
+        "partitions_added": [
+            {"topic": c.topic, "before": c.before, "after": c.after} for c in growth.changes
+        ]
+        if growth
+        else [],
+        "feed_states_moved": growth.state_moved if growth else 0,
         "warnings": report.warnings,
     }
     if as_json:

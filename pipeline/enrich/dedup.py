@@ -148,6 +148,10 @@ class StoryRecord:
 class StoryStore(Protocol):
     """Where :func:`assign_cluster` and :func:`exact_duplicate_of` look and remember."""
 
+    def duplicate_entry(self, fp: str, article_id: str) -> tuple[str, str] | None:
+        """Like :meth:`duplicate_of`, with that article's story cluster."""
+        ...
+
     def duplicate_of(self, fp: str, article_id: str) -> str | None:
         """Another live article with fingerprint ``fp`` (None if none, or if
         ``article_id`` itself has it: a redelivery or revision is no duplicate)."""

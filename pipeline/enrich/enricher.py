@@ -21,6 +21,7 @@ from pipeline.enrich.language import LanguageResult, detect_language
 from pipeline.enrich.nlp import NER_LANGUAGES
 from pipeline.enrich.recogniser import Recogniser, make_recogniser
 from pipeline.enrich.topics import THRESHOLD, TopicLexicon, load_lexicon, score_topics
+from pipeline.enrich.version import enrichment_version, recogniser_identity
 from pipeline.enrich.words import words
 from pipeline.models import NO_RECOGNISER, Enrichment, RawArticle
 
@@ -67,6 +68,7 @@ class Enricher:
         self.max_chars = max_chars
         self.batch_size = batch_size
         self._recogniser = recogniser
+        self._version: str | None = None
 
     @property
     def recogniser(self) -> Recogniser:
@@ -77,6 +79,13 @@ class Enricher:
             self._recogniser = make_recogniser(get_settings())
             log.info("ner.recogniser", backend=self._recogniser.name)
         return self._recogniser
+
+    @property
+    def version(self) -> str:
+        """The enrichment version of what this enricher produces (:mod:`.version`)."""
+        if self._version is None:
+            self._version = enrichment_version(*recogniser_identity(self.recogniser))
+        return self._version
 
     def enrich(self, articles: Sequence[RawArticle]) -> list[Enrichment]:
         """Enrich a micro-batch; one :class:`Enrichment` per article, same order."""

@@ -53,7 +53,8 @@ class Recogniser(Protocol):
 
 
 def corenlp_url(settings: Settings) -> str:
-    """``NEWSWIRE_CORENLP_URL``, or the local stack's CoreNLP server."""
+    """``NEWSWIRE_CORENLP_URL`` (one URL or a comma-separated list), or the local stack's
+    CoreNLP server."""
     return settings.corenlp_url or f"http://127.0.0.1:{settings.corenlp_port}/"
 
 
@@ -73,7 +74,12 @@ def make_recogniser(settings: Settings) -> Recogniser:
 def _corenlp(settings: Settings, url: str) -> Recogniser:
     from pipeline.enrich.corenlp import CoreNLPRecogniser
 
-    return CoreNLPRecogniser(url, timeout=settings.corenlp_timeout, model=settings.corenlp_model)
+    return CoreNLPRecogniser(
+        url,
+        timeout=settings.corenlp_timeout,
+        model=settings.corenlp_model,
+        resolve_seconds=settings.corenlp_resolve_seconds,
+    )
 
 
 # -- one-off runs: pure choice, then I/O -------------------------------------------------------

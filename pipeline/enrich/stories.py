@@ -262,17 +262,24 @@ class StoryIndex:
     def duplicate_of(self, fp: str, article_id: str) -> str | None:
         """Another live article with fingerprint ``fp``; None when there is none or when
         ``article_id`` itself has it (a redelivery, a revision)."""
+        found = self.duplicate_entry(fp, article_id)
+        return found[0] if found is not None else None
+
+    def duplicate_entry(self, fp: str, article_id: str) -> tuple[str, str] | None:
+        """Like :meth:`duplicate_of`, with the story cluster of that other article: an
+        exact copy is dropped before enrichment, but still counts among its story's
+        sources (``(original id, cluster id)``)."""
         key = fingerprint_key(fp)
         keys = np.array([key], np.uint64)
         cutoff = self._cutoff()
-        other: str | None = None
+        other: tuple[str, str] | None = None
         for gen in self._gens:
             for pos in gen.fingerprints.find(keys, [key]):
                 if gen.written[pos] < cutoff:
                     continue
                 if gen.ids[pos] == article_id:
                     return None
-                other = other or gen.ids[pos]
+                other = other or (gen.ids[pos], gen.clusters[pos])
         return other
 
     def candidates(self, sig: Signature) -> dict[str, Signature]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 import uuid
 from typing import Any
@@ -79,7 +78,7 @@ class StoryTable:
                 consumer,
                 partitions,
                 self._apply_record,
-                limit_per_partition=math.ceil(self.index.capacity / len(partitions)),
+                limit=self.index.capacity,
                 since_ms=None if since is None else int(since * 1000),
             )
         except BaseException:  # Kafka went away while loading: the caller may start again
@@ -141,6 +140,9 @@ class StoryTable:
 
     def duplicate_of(self, fp: str, article_id: str) -> str | None:
         return self.index.duplicate_of(fp, article_id)
+
+    def duplicate_entry(self, fp: str, article_id: str) -> tuple[str, str] | None:
+        return self.index.duplicate_entry(fp, article_id)
 
     def candidates(self, sig: Signature) -> dict[str, Signature]:
         return self.index.candidates(sig)

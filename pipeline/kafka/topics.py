@@ -43,6 +43,21 @@ class TopicSpec:
     config: Mapping[str, str] = field(default_factory=dict)
 
 
+def min_insync_replicas(settings: Settings) -> int:
+    """``NEWSWIRE_TOPIC_MIN_INSYNC_REPLICAS``, or replication - 1 kept within 1..2."""
+    if settings.topic_min_insync_replicas:
+        return min(settings.topic_min_insync_replicas, settings.topic_replication)
+    return max(1, min(2, settings.topic_replication - 1))
+
+
+def replica_config(settings: Settings) -> dict[str, str]:
+    """The replica settings every Newswire topic gets (nothing with one replica: the
+    broker's default of 1 is the only possible value)."""
+    if settings.topic_replication < 2:
+        return {}
+    return {"min.insync.replicas": str(min_insync_replicas(settings))}
+
+
 async def create_missing_topics(
     settings: Settings, specs: Iterable[TopicSpec], servers: str | None = None
 ) -> list[str]:
@@ -57,7 +72,7 @@ async def create_missing_topics(
                 spec.name,
                 num_partitions=spec.partitions,
                 replication_factor=settings.topic_replication,
-                topic_configs=dict(spec.config),
+                topic_configs={**replica_config(settings), **spec.config},
             )
             for spec in specs
             if spec.name not in existing
@@ -103,13 +118,41 @@ def stories_spec(settings: Settings) -> TopicSpec:
     )
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the raw, enriched and DLQ topics if missing; returns the ones created."""
-    specs = [
-        TopicSpec(settings.topic_raw, settings.topic_partitions),
-        TopicSpec(settings.topic_enriched, settings.topic_partitions),
-        dlq_spec(settings),
+def article_specs(settings: Settings) -> list[TopicSpec]:
+    """The raw and enriched topics, kept ``NEWSWIRE_TOPIC_RETENTION_DAYS`` (not the
+    broker's default, 7 days, which a long outage outlasts)."""
+    config = {
+        "cleanup.policy": "delete",
+        "retention.ms": retention_ms(settings.topic_retention_days),
+    }
+    return [
+        TopicSpec(settings.topic_raw, settings.topic_partitions, config),
+        TopicSpec(settings.topic_enriched, settings.topic_partitions, config),
     ]
+
+
+def copies_spec(settings: Settings) -> TopicSpec:
+    """Exact copies (another URL, the same text), kept as long as the article topics."""
+    (raw, _) = article_specs(settings)
+    return TopicSpec(settings.topic_copies, settings.topic_partitions, dict(raw.config))
+
+
+def retention_warning(settings: Settings) -> str | None:
+    """A warning when the article topics' retention is shorter than the longest outage
+    planned for: a worker down longer would find its position deleted."""
+    if settings.topic_retention_days >= settings.longest_outage_days:
+        return None
+    return (
+        f"NEWSWIRE_TOPIC_RETENTION_DAYS={settings.topic_retention_days:g} is shorter than "
+        f"NEWSWIRE_LONGEST_OUTAGE_DAYS={settings.longest_outage_days:g}: a worker down that "
+        "long finds its records deleted (it stops the partition rather than skip them; see "
+        "the README's recovery)"
+    )
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the raw, enriched, copies and DLQ topics if missing; returns the ones created."""
+    specs = [*article_specs(settings), copies_spec(settings), dlq_spec(settings)]
     return await create_missing_topics(settings, specs)
 
 
@@ -181,34 +224,65 @@ async def enforce_topic_configs(
         await admin.close()
 
 
-def replication_warning(settings: Settings) -> str | None:
-    """Producers use ``acks=all``; with one replica that guards nothing. A warning for a
-    configured cluster (NEWSWIRE_KAFKA_BOOTSTRAP), where it is a choice; the local stack
-    is one broker by design."""
-    if settings.kafka_bootstrap and settings.topic_replication < 2:
-        return (
-            f"NEWSWIRE_TOPIC_REPLICATION={settings.topic_replication}: producers wait for "
-            "acks=all, but with one replica a single broker loss loses acknowledged records; "
-            "set it to 3 on a production cluster"
+def replication_problem(settings: Settings, brokers: int) -> tuple[str, str]:
+    """("", "") when ``NEWSWIRE_TOPIC_REPLICATION`` suits a cluster of ``brokers``.
+
+    Producers use ``acks=all``; with one replica that guards nothing. On a cluster of two
+    or more brokers one replica is an error (``setup`` refuses it unless forced); on one
+    broker named by NEWSWIRE_KAFKA_BOOTSTRAP a warning (the local stack is one broker by
+    design: nothing); more replicas than brokers is an error (Kafka would refuse the topics).
+    """
+    wanted = settings.topic_replication
+    if wanted > brokers > 0:
+        return "error", (
+            f"NEWSWIRE_TOPIC_REPLICATION={wanted} but the cluster has {brokers} broker(s): "
+            "topics cannot be created"
         )
-    return None
+    if wanted < 2 and brokers >= 2:
+        return "error", (
+            f"NEWSWIRE_TOPIC_REPLICATION={wanted} on a cluster of {brokers} brokers: producers "
+            "wait for acks=all, but with one replica a single broker loss loses acknowledged "
+            "records; set it to 3 (with min.insync.replicas 2), or pass --force"
+        )
+    if wanted < 2 and settings.kafka_bootstrap:
+        return "warning", (
+            f"NEWSWIRE_TOPIC_REPLICATION={wanted}: producers wait for acks=all, but with one "
+            "replica a single broker loss loses acknowledged records; set it to 3 on a "
+            "production cluster"
+        )
+    return "", ""
+
+
+async def broker_count(settings: Settings) -> int:
+    """How many brokers the cluster has (its metadata)."""
+    servers = bootstrap(settings)
+    admin = AIOKafkaAdminClient(**client_options(settings, servers))
+    await start_client(admin, servers)
+    try:
+        return len((await admin.describe_cluster()).get("brokers") or [])
+    finally:
+        await admin.close()
 
 
 def feeds_partitions_problem(topic: str, existing: int | None, wanted: int) -> tuple[str, str]:
     """("", "") when the feeds topic fits NEWSWIRE_POLLER_PARTITIONS (or does not exist yet);
-    ("error", why) when it has fewer partitions (the feeds of the missing ones would never
-    be polled); ("warning", why) when it has more (the extra ones stay idle)."""
+    ("error", why) otherwise. Fewer partitions: the feeds of the missing ones would never be
+    polled. More: the feed -> partition map (:func:`~pipeline.sources.state.partition_for`)
+    depends on the count, and ``setup --poller-partitions`` moved the feeds' state to the
+    new count's partitions, so a poller with the old count would read the wrong state."""
     if existing is None or existing == wanted:
         return "", ""
     if existing < wanted:
         return "error", (
             f"topic {topic} has {existing} partitions but NEWSWIRE_POLLER_PARTITIONS={wanted}: "
             f"the feeds of partitions {existing}..{wanted - 1} would never be polled; set "
-            f"NEWSWIRE_POLLER_PARTITIONS={existing}, or add partitions to the topic"
+            f"NEWSWIRE_POLLER_PARTITIONS={existing}, or raise the topics' partitions with "
+            f"`newswire setup --poller-partitions {wanted}`"
         )
-    return "warning", (
+    return "error", (
         f"topic {topic} has {existing} partitions but NEWSWIRE_POLLER_PARTITIONS={wanted}: "
-        f"partitions {wanted}..{existing - 1} get no feeds (pollers assigned only those idle)"
+        f"feeds are mapped to partitions by their count; set "
+        f"NEWSWIRE_POLLER_PARTITIONS={existing} (partitions cannot be removed)"
     )
 
 
@@ -233,16 +307,15 @@ async def partition_counts(settings: Settings, topics: Iterable[str]) -> dict[st
         await admin.close()
 
 
-async def check_feeds_topic(settings: Settings) -> str | None:
-    """Raise ConfigError when the feeds topic cannot work with NEWSWIRE_POLLER_PARTITIONS;
-    returns a warning when it works only in part."""
+async def check_feeds_topic(settings: Settings) -> None:
+    """Raise ConfigError when the feeds topic does not have NEWSWIRE_POLLER_PARTITIONS
+    partitions (setup and every poller's start check it)."""
     counts = await partition_counts(settings, [settings.topic_feeds])
     level, why = feeds_partitions_problem(
         settings.topic_feeds, counts.get(settings.topic_feeds), settings.poller_partitions
     )
     if level == "error":
         raise ConfigError(why)
-    return why or None
 
 
 async def topic_partitions(consumer: Any, topic: str) -> set[int]:
@@ -267,6 +340,8 @@ async def wait_partitions(consumer: Any, topic: str) -> list[TopicPartition]:
 __all__ = [
     "COMPACTED",
     "TopicSpec",
+    "article_specs",
+    "broker_count",
     "check_feeds_topic",
     "config_changes",
     "create_missing_topics",
@@ -274,9 +349,12 @@ __all__ = [
     "enforce_topic_configs",
     "ensure_topics",
     "feeds_partitions_problem",
+    "min_insync_replicas",
     "partition_counts",
-    "replication_warning",
+    "replica_config",
+    "replication_problem",
     "retention_ms",
+    "retention_warning",
     "stories_config",
     "stories_spec",
     "topic_overrides",

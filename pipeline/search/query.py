@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.search.syntax import parse_query
 
 #: User-facing facet names -> index fields (every facet field is a ``keyword``).
 FACETS: dict[str, str] = {
@@ -56,6 +58,14 @@ def parse_filter(text: str) -> tuple[str, str]:
     return facet_field(name.strip()), value.strip()
 
 
+def parse_duration(text: str) -> int:
+    """``90s``, ``15m``, ``1h``, ``2d`` -> seconds."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
+    if not match:
+        raise ConfigError(f"duration {text!r} is not a number followed by s, m, h or d")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
 @dataclass(frozen=True)
 class SearchRequest:
     """What the user asked for."""
@@ -71,28 +81,37 @@ class SearchRequest:
     facet_size: int = 10
 
 
-def build_body(request: SearchRequest) -> dict[str, Any]:
-    """The search request body, the same for Elasticsearch and OpenSearch."""
+def query_clause(query: str, filters: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``bool`` query for ``query`` and facet ``filters``: what ``newswire search`` asks
+    and what a standing query matches (one meaning for both). The query is checked by
+    :func:`pipeline.search.syntax.parse_query` first (QuerySyntaxError with the position)."""
+    parse_query(query)
     must: list[dict[str, Any]] = []
-    if request.query.strip():
+    if query.strip():
         must.append(
             {
                 "simple_query_string": {
-                    "query": request.query,
+                    "query": query,
                     "fields": list(TEXT_FIELDS),
                     "default_operator": "and",
                 }
             }
         )
-    filters: list[dict[str, Any]] = [
-        {"term": {field_name: value}}
-        for field_name, value in (parse_filter(f) for f in request.filters)
+    terms: list[dict[str, Any]] = [
+        {"term": {field_name: value}} for field_name, value in (parse_filter(f) for f in filters)
     ]
+    return {"bool": {"must": must or [{"match_all": {}}], "filter": terms}}
+
+
+def build_body(request: SearchRequest) -> dict[str, Any]:
+    """The search request body, the same for Elasticsearch and OpenSearch."""
+    query = query_clause(request.query, request.filters)
+    filters: list[dict[str, Any]] = query["bool"]["filter"]
     if request.since or request.until:
         bounds = {k: v for k, v in (("gte", request.since), ("lte", request.until)) if v}
         filters.append({"range": {"published_at": bounds}})
     body: dict[str, Any] = {
-        "query": {"bool": {"must": must or [{"match_all": {}}], "filter": filters}},
+        "query": query,
         "size": request.size,
         "from": request.offset,
         "track_total_hits": True,

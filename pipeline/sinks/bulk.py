@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -38,26 +39,31 @@ def external_version(article: EnrichedArticle) -> int:
 
 
 def bulk_operations(
-    alias: str, docs: list[tuple[str, int, dict[str, Any]]]
+    alias: str,
+    docs: list[tuple[str, int, dict[str, Any]]],
+    placed: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Bulk body lines: ``index`` with deterministic ``_id`` and external versioning.
 
-    ``require_alias`` makes a missing alias an item error (retried) instead of letting the
-    engine auto-create a concrete index with a dynamic mapping under the alias's name.
+    A document some generation already holds (``placed``: id -> concrete index) is written
+    to that index, so its revisions stay in one place (external versions hold per index);
+    the others go to the alias, that is its write index. ``require_alias`` makes a missing
+    alias an item error (retried) instead of letting the engine auto-create a concrete
+    index with a dynamic mapping under the alias's name.
     """
+    placed = placed or {}
     operations: list[dict[str, Any]] = []
     for doc_id, version, source in docs:
-        operations.append(
-            {
-                "index": {
-                    "_index": alias,
-                    "_id": doc_id,
-                    "require_alias": True,
-                    "version": version,
-                    "version_type": "external_gte",
-                }
-            }
-        )
+        target = placed.get(doc_id)
+        action: dict[str, Any] = {
+            "_index": target or alias,
+            "_id": doc_id,
+            "version": version,
+            "version_type": "external_gte",
+        }
+        if target is None:
+            action["require_alias"] = True
+        operations.append({"index": action})
         operations.append(source)
     return operations
 
@@ -70,6 +76,7 @@ class ItemResult:
     outcome: Outcome
     status: int
     reason: str | None = None
+    index: str | None = None  # the concrete index that answered
 
 
 def _reason(error: Any) -> str:
@@ -88,7 +95,7 @@ def classify_item(item: dict[str, Any]) -> ItemResult:
     status = int(body.get("status", 0))
     doc_id = str(body.get("_id"))
     if 200 <= status < 300:
-        return ItemResult(doc_id, Outcome.INDEXED, status)
+        return ItemResult(doc_id, Outcome.INDEXED, status, index=body.get("_index"))
     reason = _reason(body.get("error"))
     if status == 409:
         return ItemResult(doc_id, Outcome.STALE, status, reason)
@@ -106,6 +113,8 @@ class BulkReport:
     indexed: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     retry: list[ItemResult] = field(default_factory=list)
+    #: Where each indexed document was written (id -> concrete index).
+    written_to: dict[str, str] = field(default_factory=dict)
     rejected: list[ItemResult] = field(default_factory=list)
 
 
@@ -116,6 +125,8 @@ def classify_response(response: dict[str, Any]) -> BulkReport:
         result = classify_item(item)
         if result.outcome is Outcome.INDEXED:
             report.indexed.append(result.doc_id)
+            if result.index:
+                report.written_to[result.doc_id] = result.index
         elif result.outcome is Outcome.STALE:
             report.stale.append(result.doc_id)
         elif result.outcome is Outcome.RETRY:

@@ -16,7 +16,7 @@ from elasticsearch import (
 
 from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.settings import Settings
-from pipeline.sinks.backend import RefreshPolicy, translate_errors
+from pipeline.sinks.backend import RefreshPolicy, pick_write_index, translate_errors
 from pipeline.sinks.connection import elasticsearch_options
 
 log = structlog.get_logger(__name__)
@@ -51,7 +51,10 @@ class ElasticsearchBackend:
         options = elasticsearch_options(settings, url)
         if options.get("verify_certs") is False:
             log.warning("elasticsearch.tls_unverified", url=url)
-        self.client = AsyncElasticsearch(url, **options)
+        # Several nodes (comma-separated): the client spreads requests over them and sets a
+        # node that fails aside for a while, so losing one node of a cluster stops nothing.
+        hosts = [part.strip() for part in url.split(",") if part.strip()]
+        self.client = AsyncElasticsearch(hosts, **options)
 
     @_translated
     async def info(self) -> dict[str, Any]:
@@ -68,9 +71,12 @@ class ElasticsearchBackend:
             "version": {"number": versions[0] if versions else "?"},
         }
 
-    async def has_analyzer(self, name: str) -> bool:
+    async def has_analyzer(self, name: str, index: str | None = None) -> bool:
+        """Whether the node knows analyzer ``name``. With ``index``, asked of that index
+        (the index privilege ``manage`` suffices, which the writer has on its alias);
+        without, of the cluster (the cluster privilege ``manage``)."""
         try:
-            await self.client.indices.analyze(analyzer=name, text="running")
+            await self.client.indices.analyze(index=index, analyzer=name, text="running")
         except ApiError as exc:
             if exc.meta.status == 400:
                 return False
@@ -108,6 +114,34 @@ class ElasticsearchBackend:
         return dict((await self.client.search(index=index, body=body)).body)
 
     @_translated
+    async def analyze(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict((await self.client.indices.analyze(index=index, body=body)).body)
+
+    @_translated
+    async def mtermvectors(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict((await self.client.mtermvectors(index=index, body=body)).body)
+
+    @_translated
+    async def mget(self, index: str, ids: list[str]) -> list[dict[str, Any]]:
+        """Documents with ``_seq_no``/``_primary_term`` (``found`` False when missing)."""
+        return list(dict((await self.client.mget(index=index, body={"ids": ids})).body)["docs"])
+
+    @_translated
+    async def msearch(self, index: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One response per body, in order (a failed one holds ``error``)."""
+        lines: list[dict[str, Any]] = []
+        for body in bodies:
+            lines += [{}, body]
+        return list(
+            dict((await self.client.msearch(index=index, searches=lines)).body)["responses"]
+        )
+
+    @_translated
+    async def write_index(self, alias: str) -> str:
+        """The index an alias writes to (its only one, or the one marked for writes)."""
+        return pick_write_index(alias, dict((await self.client.indices.get_alias(name=alias)).body))
+
+    @_translated
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int:
         return int((await self.client.count(index=index, body=body))["count"])
 
@@ -122,6 +156,112 @@ class ElasticsearchBackend:
             return None
         except (ApiError, TransportError) as exc:
             raise _wrap(exc) from exc
+
+    @_translated
+    async def alias_indices(self, alias: str) -> dict[str, bool]:
+        """The concrete indices behind ``alias``, each with whether it is the write index."""
+        try:
+            body = (await self.client.indices.get_alias(name=alias)).body
+        except NotFoundError:
+            return {}
+        return {
+            index: bool(meta.get("aliases", {}).get(alias, {}).get("is_write_index", False))
+            for index, meta in body.items()
+        }
+
+    @_translated
+    async def index_stats(self, alias: str) -> list[dict[str, Any]]:
+        rows = (
+            await self.client.cat.indices(
+                index=alias,
+                format="json",
+                h="index,docs.count,pri.store.size,creation.date",
+                bytes="b",
+            )
+        ).body
+        return [dict(row) for row in rows if isinstance(row, dict)]
+
+    @_translated
+    async def rollover(
+        self, alias: str, conditions: dict[str, Any], dry_run: bool = False
+    ) -> dict[str, Any]:
+        answer = await self.client.indices.rollover(
+            alias=alias, conditions=conditions or None, dry_run=dry_run
+        )
+        return dict(answer.body)
+
+    @_translated
+    async def delete_index(self, name: str) -> None:
+        await self.client.indices.delete(index=name)
+
+    @_translated
+    async def get_mapping(self, index: str) -> dict[str, dict[str, Any]]:
+        body = (await self.client.indices.get_mapping(index=index)).body
+        return {name: dict(meta.get("mappings", {})) for name, meta in body.items()}
+
+    async def get_index_template(self, name: str) -> dict[str, Any] | None:
+        try:
+            body = (await self.client.indices.get_index_template(name=name)).body
+        except NotFoundError:
+            return None
+        except (ApiError, TransportError) as exc:
+            raise _wrap(exc) from exc
+        templates = body.get("index_templates", [])
+        return dict(templates[0]["index_template"]) if templates else None
+
+    async def get_component_template(self, name: str) -> dict[str, Any] | None:
+        try:
+            body = (await self.client.cluster.get_component_template(name=name)).body
+        except NotFoundError:
+            return None
+        except (ApiError, TransportError) as exc:
+            raise _wrap(exc) from exc
+        templates = body.get("component_templates", [])
+        return dict(templates[0]["component_template"]) if templates else None
+
+    @_translated
+    async def open_pit(self, index: str, keep_alive: str) -> str:
+        answer = await self.client.open_point_in_time(index=index, keep_alive=keep_alive)
+        return str(answer["id"])
+
+    @_translated
+    async def close_pit(self, pit_id: str) -> None:
+        await self.client.close_point_in_time(id=pit_id)
+
+    @_translated
+    async def search_pit(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict((await self.client.search(body=body)).body)
+
+    @_translated
+    async def snapshot_repository(self, name: str, location: str) -> None:
+        await self.client.snapshot.create_repository(
+            name=name, repository={"type": "fs", "settings": {"location": location}}
+        )
+
+    @_translated
+    async def create_snapshot(self, repository: str, snapshot: str, indices: str) -> dict[str, Any]:
+        answer = await self.client.snapshot.create(
+            repository=repository,
+            snapshot=snapshot,
+            indices=indices,
+            include_global_state=False,
+            wait_for_completion=True,
+        )
+        return dict(answer.body)
+
+    @_translated
+    async def restore_snapshot(
+        self, repository: str, snapshot: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        answer = await self.client.snapshot.restore(
+            repository=repository, snapshot=snapshot, wait_for_completion=True, **body
+        )
+        return dict(answer.body)
+
+    @_translated
+    async def list_snapshots(self, repository: str) -> list[dict[str, Any]]:
+        answer = await self.client.snapshot.get(repository=repository, snapshot="_all")
+        return [dict(s) for s in answer.body.get("snapshots", [])]
 
     async def close(self) -> None:
         await self.client.close()

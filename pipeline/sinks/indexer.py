@@ -11,12 +11,15 @@ from typing import Any
 import structlog
 
 from pipeline.backoff import backoff_delay
-from pipeline.errors import HandedBackError, RetryableError, SearchBackendError
+from pipeline.errors import ConfigError, HandedBackError, RetryableError, SearchBackendError
 from pipeline.metrics import INDEX_STALLED as STALLED
 from pipeline.models import EnrichedArticle
+from pipeline.settings import Settings
 from pipeline.sinks.backend import RefreshPolicy, SearchBackend
 from pipeline.sinks.bulk import bulk_operations, classify_response, external_version
-from pipeline.sinks.templates import AnalysisVariant, first_index, load_templates
+from pipeline.sinks.generations import index_settings, locate, rollover
+from pipeline.sinks.mappings import MappingChanges, evolve_mappings, unmapped_fields
+from pipeline.sinks.templates import AnalysisVariant, first_index, load_templates, templates_dir
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +33,12 @@ class IndexSetup:
     variant: AnalysisVariant
     alias: str
     created_index: str | None
+    #: Fields added in place to live generations (index -> dotted paths).
+    mapping_added: dict[str, list[str]] = field(default_factory=dict)
+    #: Changes the live generations could not take (index -> what changed).
+    mapping_conflicts: dict[str, list[str]] = field(default_factory=dict)
+    #: The generation a conflicting change of the write index rolled over to.
+    rolled_over_to: str | None = None
 
 
 @dataclass
@@ -42,11 +51,19 @@ class WriteResult:
     retries: int = 0
 
 
-async def install_index(backend: SearchBackend, alias: str) -> IndexSetup:
-    """Component templates, index template, and the first index behind ``alias``."""
+async def install_index(
+    backend: SearchBackend, alias: str, settings: Settings | None = None
+) -> IndexSetup:
+    """Component templates, index template, and the first index behind ``alias``; with
+    ``settings``, new generations get its shard and replica counts."""
     info = await backend.info()
     version = str(info.get("version", {}).get("number", "?"))
-    variant: AnalysisVariant = "english" if await backend.has_analyzer("english") else "standard"
+    # Asked of the existing alias when there is one: the worker's least-privilege user may
+    # analyze there (manage on the alias) but not on the cluster; the first setup asks the
+    # cluster.
+    exists = await backend.alias_exists(alias)
+    english = await backend.has_analyzer("english", alias if exists else None)
+    variant: AnalysisVariant = "english" if english else "standard"
     if variant == "standard":
         log.warning(
             "index.standard_analysis",
@@ -54,16 +71,39 @@ async def install_index(backend: SearchBackend, alias: str) -> IndexSetup:
             "text fields use the standard analyzer, without stemming",
         )
     templates = load_templates(variant)
+    unmapped = unmapped_fields(EnrichedArticle, templates.mappings)
+    if unmapped:
+        raise ConfigError(
+            f"the index mapping (component-mappings.json in {templates_dir()}) does not "
+            f"declare {unmapped}, which this version's articles carry: a strict index would "
+            "refuse every article. Add them to the mapping (or point NEWSWIRE_TEMPLATES_DIR "
+            "at this release's templates) and run setup again"
+        )
     for name, body in templates.components.items():
+        if name == "newswire-settings" and settings is not None:
+            body = index_settings(settings, body)
         await backend.put_component_template(name, body)
     # The template file is written for the default alias; follow the configured one.
     index_template = {**templates.index_template, "index_patterns": [f"{alias}-*"]}
     await backend.put_index_template(alias, index_template)
     created = None
+    changes = MappingChanges()
+    rolled_to = None
     if await backend.alias_exists(alias):
-        # Rolling upgrades: fields this version added reach the indices already behind the
-        # alias (new fields only; a changed field type is refused by the engine).
-        await backend.put_mapping(alias, {"properties": templates.mappings["properties"]})
+        changes = await evolve_mappings(backend, alias, templates.mappings)
+        writes = await backend.alias_indices(alias)
+        if any(writes.get(index) for index in changes.conflicts):
+            # The write index cannot take the new mapping: new articles go to a new
+            # generation made from the new template; the old ones need `reprocess --relocate`.
+            rolled = await rollover(backend, alias, {}, force=True)
+            rolled_to = rolled.new_index
+        for index, what in changes.conflicts.items():
+            log.warning(
+                "index.mapping_not_in_place",
+                index=index,
+                changes=what,
+                remedy="newswire reprocess --relocate moves its articles to the write index",
+            )
     else:
         created = first_index(alias)
         try:
@@ -73,7 +113,16 @@ async def install_index(backend: SearchBackend, alias: str) -> IndexSetup:
                 raise
             created = None  # another worker or setup created it a moment ago
     log.info("index.ready", engine=backend.engine, alias=alias, variant=variant, created=created)
-    return IndexSetup(backend.engine, version, variant, alias, created)
+    return IndexSetup(
+        backend.engine,
+        version,
+        variant,
+        alias,
+        created,
+        changes.added,
+        changes.conflicts,
+        rolled_to,
+    )
 
 
 class Indexer:
@@ -89,6 +138,8 @@ class Indexer:
         escalate_after: int = 8,
         stopping: asyncio.Event | None = None,
         refresh: RefreshPolicy = "false",
+        rollover_conditions: dict[str, Any] | None = None,
+        rollover_every: float = 0.0,
     ) -> None:
         self.backend = backend
         self.alias = alias
@@ -99,9 +150,21 @@ class Indexer:
         #: Set when the worker stops: a batch still waiting is handed back, not acked.
         self.stopping = stopping or asyncio.Event()
         self._waiting_since: float | None = None
+        #: The worker's own rollover check (``NEWSWIRE_INDEX_ROLLOVER_*``); off when empty.
+        self.rollover_conditions = rollover_conditions or {}
+        self.rollover_every = rollover_every
+        self._next_rollover_check = time.monotonic() + rollover_every
 
-    async def write(self, articles: Sequence[EnrichedArticle]) -> WriteResult:
-        """Index ``articles``; returns only when every one is acknowledged or rejected."""
+    async def write(
+        self, articles: Sequence[EnrichedArticle], *, relocate: bool = False
+    ) -> WriteResult:
+        """Index ``articles``; returns only when every one is acknowledged or rejected.
+
+        Each goes to the generation that holds its id, else to the write index. With
+        ``relocate`` (``reprocess --relocate``, after a mapping change that could not
+        apply in place) each goes to the write index and is then deleted from the older
+        generation that held it; while both copies exist, :func:`locate` picks the newer
+        generation, so a revision written meanwhile lands in the new copy."""
         result = WriteResult()
         pending: dict[str, EnrichedArticle] = {}
         for article in articles:  # the last revision of an id in a batch wins
@@ -109,10 +172,13 @@ class Indexer:
             if known is None or external_version(article) >= external_version(known):
                 pending[article.id] = article
         attempt = 0
+        origin = await self._origin(list(pending)) if relocate else {}
+        written_to: dict[str, str] = {}
         while pending:
             try:
+                placed = {} if relocate else await locate(self.backend, self.alias, list(pending))
                 response = await self.backend.bulk(
-                    self._operations(pending.values()), refresh=self.refresh
+                    self._operations(pending.values(), placed), refresh=self.refresh
                 )
             except RetryableError as exc:
                 attempt = await self._wait(attempt, str(exc), len(pending), exc.retry_after)
@@ -121,6 +187,7 @@ class Indexer:
             report = classify_response(response)
             result.indexed += report.indexed
             result.stale += report.stale
+            written_to.update(report.written_to)
             for item in report.rejected:
                 article = pending[item.doc_id]
                 result.rejected.append((article, f"{item.status} {item.reason}"))
@@ -130,6 +197,8 @@ class Indexer:
                 reason = report.retry[0].reason if report.retry else "no answer for some items"
                 attempt = await self._wait(attempt, str(reason), len(pending))
                 result.retries += 1
+        if origin:
+            await self._delete_moved(origin, written_to)
         if attempt:
             waited = time.monotonic() - (self._waiting_since or time.monotonic())
             log.info(
@@ -137,7 +206,50 @@ class Indexer:
             )
         self._waiting_since = None
         STALLED.set(0)
+        await self._maybe_roll_over()
         return result
+
+    async def _origin(self, ids: list[str]) -> dict[str, str]:
+        """Where ``ids`` live before a relocation (retried like a bulk request)."""
+        attempt = 0
+        while True:
+            try:
+                return await locate(self.backend, self.alias, ids)
+            except RetryableError as exc:
+                attempt = await self._wait(attempt, str(exc), len(ids), exc.retry_after)
+
+    async def _delete_moved(self, origin: dict[str, str], written_to: dict[str, str]) -> None:
+        """Delete the old copies of relocated documents (a 404 means already gone)."""
+        moved = [
+            (doc_id, old)
+            for doc_id, old in origin.items()
+            if doc_id in written_to and written_to[doc_id] != old
+        ]
+        attempt = 0
+        while moved:
+            try:
+                await self.backend.bulk(
+                    [{"delete": {"_index": old, "_id": doc_id}} for doc_id, old in moved],
+                    refresh=self.refresh,
+                )
+                return
+            except RetryableError as exc:
+                attempt = await self._wait(attempt, str(exc), len(moved), exc.retry_after)
+
+    async def _maybe_roll_over(self) -> None:
+        """Every ``rollover_every`` seconds, roll the alias over if a limit is met (the
+        core API; where the cluster has ILM, set the check to 0 and let ILM do it). A
+        failure is logged and tried again at the next check: it never fails a batch."""
+        if not self.rollover_every or not self.rollover_conditions:
+            return
+        now = time.monotonic()
+        if now < self._next_rollover_check:
+            return
+        self._next_rollover_check = now + self.rollover_every
+        try:
+            await rollover(self.backend, self.alias, self.rollover_conditions)
+        except SearchBackendError as exc:
+            log.warning("index.rollover_failed", alias=self.alias, error=str(exc))
 
     async def _wait(
         self, attempt: int, reason: str, docs: int, retry_after: float | None = None
@@ -167,8 +279,9 @@ class Indexer:
             return attempt
         raise HandedBackError("sink", f"the search engine ({reason})")
 
-    def _operations(self, articles: Any) -> list[dict[str, Any]]:
+    def _operations(self, articles: Any, placed: dict[str, str]) -> list[dict[str, Any]]:
         return bulk_operations(
             self.alias,
             [(a.id, external_version(a), a.document()) for a in articles],
+            placed,
         )

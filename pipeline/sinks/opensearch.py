@@ -15,7 +15,7 @@ from opensearchpy.exceptions import (
 
 from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.settings import Settings
-from pipeline.sinks.backend import RefreshPolicy, translate_errors
+from pipeline.sinks.backend import RefreshPolicy, pick_write_index, translate_errors
 from pipeline.sinks.connection import opensearch_options
 
 
@@ -45,9 +45,11 @@ class OpenSearchBackend:
     async def info(self) -> dict[str, Any]:
         return dict(await self.client.info())
 
-    async def has_analyzer(self, name: str) -> bool:
+    async def has_analyzer(self, name: str, index: str | None = None) -> bool:
         try:
-            await self.client.indices.analyze(body={"analyzer": name, "text": "running"})
+            await self.client.indices.analyze(
+                index=index, body={"analyzer": name, "text": "running"}
+            )
         except RequestError:
             return False
         except TransportError as exc:
@@ -85,6 +87,32 @@ class OpenSearchBackend:
         return dict(await self.client.search(index=index, body=body))
 
     @_translated
+    async def analyze(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.client.indices.analyze(index=index, body=body))
+
+    @_translated
+    async def mtermvectors(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.client.mtermvectors(index=index, body=body))
+
+    @_translated
+    async def mget(self, index: str, ids: list[str]) -> list[dict[str, Any]]:
+        """Documents with ``_seq_no``/``_primary_term`` (``found`` False when missing)."""
+        return list(dict(await self.client.mget(index=index, body={"ids": ids}))["docs"])
+
+    @_translated
+    async def msearch(self, index: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One response per body, in order (a failed one holds ``error``)."""
+        lines: list[dict[str, Any]] = []
+        for body in bodies:
+            lines += [{}, body]
+        return list(dict(await self.client.msearch(index=index, body=lines))["responses"])
+
+    @_translated
+    async def write_index(self, alias: str) -> str:
+        """The index an alias writes to (its only one, or the one marked for writes)."""
+        return pick_write_index(alias, dict(await self.client.indices.get_alias(name=alias)))
+
+    @_translated
     async def count(self, index: str, body: dict[str, Any] | None = None) -> int:
         return int((await self.client.count(index=index, body=body))["count"])
 
@@ -99,6 +127,112 @@ class OpenSearchBackend:
             return None
         except TransportError as exc:
             raise _wrap(exc) from exc
+
+    @_translated
+    async def alias_indices(self, alias: str) -> dict[str, bool]:
+        """The concrete indices behind ``alias``, each with whether it is the write index."""
+        try:
+            body = await self.client.indices.get_alias(name=alias)
+        except NotFoundError:
+            return {}
+        return {
+            index: bool(meta.get("aliases", {}).get(alias, {}).get("is_write_index", False))
+            for index, meta in body.items()
+        }
+
+    @_translated
+    async def index_stats(self, alias: str) -> list[dict[str, Any]]:
+        rows = await self.client.cat.indices(
+            index=alias,
+            params={"format": "json", "h": "index,docs.count,pri.store.size,creation.date"},
+        )
+        return [dict(row) for row in rows]
+
+    @_translated
+    async def rollover(
+        self, alias: str, conditions: dict[str, Any], dry_run: bool = False
+    ) -> dict[str, Any]:
+        body = {"conditions": conditions} if conditions else None
+        return dict(
+            await self.client.indices.rollover(alias=alias, body=body, params={"dry_run": dry_run})
+        )
+
+    @_translated
+    async def delete_index(self, name: str) -> None:
+        await self.client.indices.delete(index=name)
+
+    @_translated
+    async def get_mapping(self, index: str) -> dict[str, dict[str, Any]]:
+        body = await self.client.indices.get_mapping(index=index)
+        return {name: dict(meta.get("mappings", {})) for name, meta in body.items()}
+
+    async def get_index_template(self, name: str) -> dict[str, Any] | None:
+        try:
+            body = await self.client.indices.get_index_template(name=name)
+        except NotFoundError:
+            return None
+        except TransportError as exc:
+            raise _wrap(exc) from exc
+        templates = body.get("index_templates", [])
+        return dict(templates[0]["index_template"]) if templates else None
+
+    async def get_component_template(self, name: str) -> dict[str, Any] | None:
+        try:
+            body = await self.client.cluster.get_component_template(name=name)
+        except NotFoundError:
+            return None
+        except TransportError as exc:
+            raise _wrap(exc) from exc
+        templates = body.get("component_templates", [])
+        return dict(templates[0]["component_template"]) if templates else None
+
+    @_translated
+    async def open_pit(self, index: str, keep_alive: str) -> str:
+        answer = await self.client.create_pit(index=index, params={"keep_alive": keep_alive})
+        return str(answer["pit_id"])
+
+    @_translated
+    async def close_pit(self, pit_id: str) -> None:
+        await self.client.delete_pit(body={"pit_id": [pit_id]})
+
+    @_translated
+    async def search_pit(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self.client.search(body=body))
+
+    @_translated
+    async def snapshot_repository(self, name: str, location: str) -> None:
+        await self.client.snapshot.create_repository(
+            repository=name, body={"type": "fs", "settings": {"location": location}}
+        )
+
+    @_translated
+    async def create_snapshot(self, repository: str, snapshot: str, indices: str) -> dict[str, Any]:
+        return dict(
+            await self.client.snapshot.create(
+                repository=repository,
+                snapshot=snapshot,
+                body={"indices": indices, "include_global_state": False},
+                params={"wait_for_completion": "true"},
+            )
+        )
+
+    @_translated
+    async def restore_snapshot(
+        self, repository: str, snapshot: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return dict(
+            await self.client.snapshot.restore(
+                repository=repository,
+                snapshot=snapshot,
+                body=body,
+                params={"wait_for_completion": "true"},
+            )
+        )
+
+    @_translated
+    async def list_snapshots(self, repository: str) -> list[dict[str, Any]]:
+        answer = await self.client.snapshot.get(repository=repository, snapshot="_all")
+        return [dict(s) for s in answer.get("snapshots", [])]
 
     async def close(self) -> None:
         await self.client.close()

@@ -16,18 +16,22 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import ProducerFenced
 
 from pipeline.errors import KafkaUnavailableError
-from pipeline.kafka.client import bootstrap, start_client
+from pipeline.kafka.client import start_client
 from pipeline.kafka.compacted import read_to_end
 from pipeline.kafka.security import client_options
-from pipeline.kafka.topics import COMPACTED, TopicSpec, create_missing_topics, topic_partitions
+from pipeline.kafka.topics import (
+    COMPACTED,
+    TopicSpec,
+    create_missing_topics,
+    topic_partitions,
+)
 from pipeline.settings import Settings
 from pipeline.sources.state import FeedState, partition_for
 
@@ -45,6 +49,10 @@ async def ensure_poller_topics(bootstrap_servers: str, config: Settings) -> list
         TopicSpec(config.topic_feeds, config.poller_partitions, COMPACTED),
     ]
     return await create_missing_topics(config, specs, bootstrap_servers)
+
+
+#: State records decoded between two yields to the event loop.
+DECODE_SLICE = 2000
 
 
 class KafkaStateStore:
@@ -82,19 +90,11 @@ class KafkaStateStore:
             fetch_max_bytes=32 * 1024 * 1024,
         )
         await start_client(consumer, self.bootstrap)
-        states: dict[str, FeedState] = {}
+        latest: dict[bytes, bytes | None] = {}
 
         def apply(record: Any) -> None:
-            key = record.key.decode("utf-8") if record.key else None
-            if key is None:
-                return
-            if record.value is None:  # tombstone: feed removed
-                states.pop(key, None)
-                return
-            try:
-                states[key] = FeedState.from_json(record.value)
-            except (ValueError, TypeError) as exc:
-                log.warning("poller.state_unreadable", key=key, error=str(exc))
+            if record.key:
+                latest[record.key] = record.value  # None: a tombstone (feed removed)
 
         try:
             available = await topic_partitions(consumer, topic)
@@ -103,6 +103,18 @@ class KafkaStateStore:
                 await read_to_end(consumer, [TopicPartition(topic, p) for p in wanted], apply)
         finally:
             await consumer.stop()
+        # Only the newest record of each key is decoded (the uncompacted head of the
+        # topic holds many), in slices so the event loop (heartbeats) keeps running.
+        states: dict[str, FeedState] = {}
+        for done, (raw_key, value) in enumerate(latest.items(), 1):
+            if value is not None:
+                key = raw_key.decode("utf-8", "replace")
+                try:
+                    states[key] = FeedState.from_json(value)
+                except (ValueError, TypeError) as exc:
+                    log.warning("poller.state_unreadable", key=key, error=str(exc))
+            if done % DECODE_SLICE == 0:
+                await asyncio.sleep(0)
         return states
 
     async def save(self, state: FeedState) -> None:
@@ -369,77 +381,8 @@ class AtomicKafkaStateStore(KafkaStateStore):
         await super().close()
 
 
-class GroupMember(Protocol):
-    """What group membership drives (the poller): its side of a rebalance. Declared here so
-    this module does not depend on the poller, which depends on it."""
-
-    def join_group(self) -> None:
-        """Poll nothing until partitions are assigned."""
-
-    async def release_partitions(self, partitions: set[int]) -> int:
-        """Finish the in-flight polls of these partitions' feeds and drop them; how many."""
-
-    async def take_partitions(self, partitions: set[int]) -> int:
-        """Fence the previous owners, load the state, poll these feeds; how many."""
-
-
-class GroupMembership:
-    """Consumer-group membership on the assignment topic and the rebalance hand-over."""
-
-    def __init__(self, member: GroupMember, config: Settings) -> None:
-        self.member = member
-        self.config = config
-        self.consumer: Any = None
-        self.ready = False
-
-    async def start(self) -> None:
-        member = self.member
-        config = self.config
-        membership = self
-
-        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-            async def on_partitions_revoked(self, revoked: Any) -> None:
-                membership.ready = False
-                lost = {tp.partition for tp in revoked}
-                # Finish in-flight polls before another poller may take these feeds.
-                feeds = await member.release_partitions(lost)
-                log.info("poller.partitions_revoked", partitions=sorted(lost), feeds=feeds)
-
-            async def on_partitions_assigned(self, assigned: Any) -> None:
-                parts = {tp.partition for tp in assigned}
-                feeds = await member.take_partitions(parts)
-                membership.ready = True
-                log.info("poller.partitions_assigned", partitions=sorted(parts), feeds=feeds)
-
-        servers = bootstrap(config)
-        await ensure_poller_topics(servers, config)
-        member.join_group()
-        self.consumer = AIOKafkaConsumer(
-            **client_options(config, servers),
-            group_id=config.poller_group,
-            enable_auto_commit=False,
-            session_timeout_ms=config.poller_session_timeout_ms,
-            heartbeat_interval_ms=max(500, config.poller_session_timeout_ms // 4),
-            max_poll_interval_ms=300_000,
-            rebalance_timeout_ms=max(60_000, int(config.poll_timeout * 2000)),
-        )
-        self.consumer.subscribe([config.topic_feeds], listener=Listener())
-        await start_client(self.consumer, servers)
-
-    async def poll(self) -> None:
-        # Records are not used: calling getmany keeps the membership alive and runs the
-        # rebalance callbacks.
-        await self.consumer.getmany(timeout_ms=10, max_records=1)
-
-    async def stop(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-
-
 __all__ = [
     "AtomicKafkaStateStore",
-    "GroupMember",
-    "GroupMembership",
     "KafkaStateStore",
     "ensure_poller_topics",
 ]

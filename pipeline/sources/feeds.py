@@ -23,6 +23,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -128,11 +129,12 @@ class FeedConfig(BaseModel):
             raise ValueError(f"interval {seconds:g}s is below the {MIN_ENTRY_INTERVAL:g}s minimum")
         return seconds
 
-    @property
+    @cached_property
     def key(self) -> str:
+        """Computed once per entry (a SHA-256), not at every use."""
         return feed_key(self.url)
 
-    @property
+    @cached_property
     def host(self) -> str:
         return (urlsplit(self.url).hostname or "").lower()
 

@@ -146,6 +146,7 @@ class Fetcher:
         self._hosts_seen = HostsSeen(max(1, settings.poll_max_hosts))
         self._connector: aiohttp.TCPConnector | None = None
         self._session: aiohttp.ClientSession | None = None
+        self.active = 0  # fetches under way (the poller's scheduler budget)
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -193,6 +194,13 @@ class Fetcher:
 
     async def fetch(self, url: str, headers: Mapping[str, str]) -> FetchResult:
         """GET ``url``; raises :class:`FetchError` (with status / retry_after) on failure."""
+        self.active += 1
+        try:
+            return await self._fetch(url, headers)
+        finally:
+            self.active -= 1
+
+    async def _fetch(self, url: str, headers: Mapping[str, str]) -> FetchResult:
         session = self._session_get()
         current = url
         permanent = True

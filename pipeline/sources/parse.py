@@ -22,6 +22,7 @@ import feedparser
 
 from pipeline.errors import BadInputError
 from pipeline.models import RawArticle, Source, utcnow
+from pipeline.sources.encoding import to_utf8
 from pipeline.sources.entries import entries_to_articles, http_url, link_base
 from pipeline.sources.html_text import content_text
 from pipeline.sources.jsonfeed import read_json_feed
@@ -135,6 +136,8 @@ def parse_feed(
         raise BadInputError(feed_url, f"document of {len(content)} bytes exceeds {max_bytes}")
     fetched = fetched_at or utcnow()
     headers = _lower_headers(response_headers)
+    decoded = to_utf8(content)  # UTF-16/32 -> UTF-8, so the rest reads it like UTF-8
+    content = decoded.content
     stripped = content.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith((b"{", b"[")):
         return _parse_json_feed(
@@ -198,7 +201,7 @@ def parse_feed(
         language=language if isinstance(language, str) else None,
         version=version,
         bozo_reason=bozo_reason,
-        encoding=result.get("encoding"),
+        encoding=decoded.encoding or result.get("encoding"),
         ttl_seconds=(_number(feed.get("ttl")) or 0) * 60 or None,
         update_period_seconds=_update_period(feed),
         entry_count=len(entries),

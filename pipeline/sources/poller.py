@@ -12,75 +12,49 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
-from aiokafka.errors import KafkaError
 
 from pipeline import metrics
-from pipeline.backoff import backoff_delay
-from pipeline.errors import BadInputError, FetchError, KafkaUnavailableError
+from pipeline.errors import BadInputError, FetchError
 from pipeline.kafka.client import encode
 from pipeline.models import RawArticle
 from pipeline.settings import Settings
-from pipeline.sources.coordination import AtomicKafkaStateStore, GroupMembership
+from pipeline.sources.coordination import AtomicKafkaStateStore
 from pipeline.sources.feeds import FeedConfig, FeedList
 from pipeline.sources.fulltext import with_fulltext
+from pipeline.sources.health import after_failure, per_day
 from pipeline.sources.http import Fetcher, FetchResult, failure_reason
+from pipeline.sources.membership import GroupMembership
+from pipeline.sources.outcome import (
+    PollSummary,
+    PublishCallable,
+    _atomic_store_publishes,
+    body_hash,
+    due_in_cycle,
+    is_kafka_outage,
+    summarize,
+)
 from pipeline.sources.parse import ParsedFeed
 from pipeline.sources.pool import ParsePool, parse_job
 from pipeline.sources.schedule import conditional_headers, next_interval, parse_max_age
-from pipeline.sources.state import (
-    FeedState,
-    MemoryStateStore,
-    StateStore,
-    partition_for,
-    removed_feeds,
-)
+from pipeline.sources.scheduler import Scheduler, Start, first_due
+from pipeline.sources.seen import select
+from pipeline.sources.state import FeedState, MemoryStateStore, StateStore, removed_feeds
 
 log = structlog.get_logger(__name__)
 #: After a failed publish or state write the feed is tried again this soon (seconds).
 KAFKA_RETRY_SECONDS = 30.0
-
-
-def is_kafka_outage(exc: BaseException) -> bool:
-    """Whether a poll failed on Kafka (publishing or saving state), not on the feed."""
-    return isinstance(exc, KafkaError | KafkaUnavailableError)
-
-
-#: Publishes raw articles and returns once Kafka acknowledged them.
-PublishCallable = Callable[[list[RawArticle]], Awaitable[Any]]
-
-
-def body_hash(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
-
-
-def new_articles(articles: Sequence[RawArticle], seen: Iterable[str]) -> list[RawArticle]:
-    """Articles whose id was not published before, first occurrence of each id only."""
-    known = set(seen)
-    out: list[RawArticle] = []
-    for article in articles:
-        if article.id not in known:
-            known.add(article.id)
-            out.append(article)
-    return out
-
-
-@dataclass(slots=True)
-class PollSummary:
-    polled: int = 0
-    new_items: int = 0
-    not_modified: int = 0
-    unchanged: int = 0
-    failed: int = 0
-    skipped: int = 0
+#: Polls in flight (fetching, parsing, committing) per fetch place.
+POLLS_PER_FETCH = 4
+#: How often the loop refreshes the O(feeds) gauges.
+GAUGE_SECONDS = 10.0
 
 
 class Poller:
@@ -117,7 +91,11 @@ class Poller:
         self.rng = rng or random.Random()
         self.clock = clock
         self.assigned: set[str] | None = None  # None = every feed (no group)
+        self.held_partitions: set[int] | None = None  # a group member's partitions
         self._in_flight: dict[str, asyncio.Task[FeedState]] = {}
+        self.scheduler = Scheduler(settings.poll_per_host, settings.poll_host_gap)
+        self._wakeup = asyncio.Event()
+        self._gauges_at = 0.0
         self._loaded = False
         self.last_activity: float | None = None
         self.started_at = clock()
@@ -165,19 +143,63 @@ class Poller:
             "parse_pool": pool,
         }
 
+    def _mine(self, key: str) -> bool:
+        feed = self.feeds.get(key)
+        return feed is not None and feed.enabled and (self.assigned is None or key in self.assigned)
+
     def _my_feeds(self) -> list[FeedConfig]:
-        return [
-            f
-            for k, f in self.feeds.items()
-            if f.enabled and (self.assigned is None or k in self.assigned)
-        ]
+        return [f for k, f in self.feeds.items() if self._mine(k)]
 
     def _update_gauges(self) -> None:
+        """O(feeds): called at most every few seconds by the loop, never per poll."""
         mine = self._my_feeds()
         metrics.FEEDS_ASSIGNED.set(len(mine))
-        metrics.FEEDS_IN_BACKOFF.set(
-            sum(1 for f in mine if (s := self.states.get(f.key)) and s.consecutive_failures)
-        )
+        states = [s for f in mine if (s := self.states.get(f.key)) is not None]
+        metrics.FEEDS_IN_BACKOFF.set(sum(1 for s in states if s.consecutive_failures))
+        metrics.FEEDS_DISABLED.set(sum(1 for s in states if s.disabled))
+
+    # -- scheduling -------------------------------------------------------------------
+
+    def _host_of(self, feed: FeedConfig, state: FeedState | None) -> str:
+        """The host a poll of ``feed`` goes to (after a permanent redirect: the new one)."""
+        if state is not None and state.fetch_url and state.fetch_url != feed.url:
+            return (urlsplit(state.fetch_url).hostname or "").lower()
+        return feed.host
+
+    def schedule_feed(self, feed: FeedConfig, now: float) -> None:
+        """Put ``feed`` in the scheduler at its next due time; a feed never polled is
+        placed at a fraction of its interval fixed by its key (no thundering herd)."""
+        state = self.states.get(feed.key)
+        if state is None or not state.next_poll_at:
+            window = min(
+                feed.interval or self.settings.poll_interval, self.settings.poll_first_spread
+            )
+            due = first_due(feed.key, now, window)
+        else:
+            due = state.next_poll_at
+        self.scheduler.schedule(feed.key, self._host_of(feed, state), due)
+
+    def reschedule_all(self) -> None:
+        """After a load, an assignment or a feed list change (O(feeds), never per tick):
+        schedule the feeds that are ours, unschedule the others."""
+        for _ in self._reschedule(self.clock()):
+            pass
+
+    async def reschedule_all_async(self) -> None:
+        """:meth:`reschedule_all` in slices, yielding to the event loop between them."""
+        for _ in self._reschedule(self.clock()):
+            await asyncio.sleep(0)
+
+    def _reschedule(self, now: float) -> Iterator[None]:
+        for done, (key, feed) in enumerate(list(self.feeds.items()), 1):
+            if key not in self._in_flight:  # in flight: rescheduled when its poll ends
+                if self._mine(key):
+                    self.schedule_feed(feed, now)
+                elif key in self.scheduler:
+                    self.scheduler.remove(key)
+            if done % 5000 == 0:
+                yield
+        self._wakeup.set()
 
     # -- one feed ---------------------------------------------------------------------
 
@@ -222,6 +244,7 @@ class Poller:
     ) -> None:
         hints: list[float | None] = [parse_max_age(result.headers.get("cache-control"))]
         published: list[RawArticle] = []
+        new_count = 0
         snapshot = state.to_json()
         if result.not_modified:
             outcome = "not_modified"
@@ -234,17 +257,19 @@ class Poller:
             else:
                 parsed = await self._parse(feed, result)
                 hints.append(parsed.min_interval_hint)
-                published = new_articles(parsed.articles, state.seen_ids)
+                chosen = select(
+                    parsed.articles, state.seen, state.floor, self.settings.poll_seen_items
+                )
+                published = chosen.publish
                 if published and feed.fulltext:
                     published = await with_fulltext(
                         self.fetcher, self.pool, feed.url, published,
                         self.settings.max_body_chars,
                     )  # fmt: skip
-                if published:
-                    state.remember(
-                        (a.id for a in published),
-                        max(self.settings.poll_seen_ids, 3 * len(parsed.articles)),
-                    )
+                state.seen, state.floor = chosen.seen, chosen.floor
+                state.revisions += chosen.revisions
+                metrics.FEED_REVISIONS.inc(chosen.revisions)
+                new_count = chosen.new
                 state.body_hash = digest
                 outcome = "new" if published else "unchanged"
             # The new validators, seen ids and body hash only count once the articles
@@ -263,19 +288,33 @@ class Poller:
         state.interval = next_interval(
             current, changed=changed, config=self.settings, fixed=feed.interval, hints=hints
         )
-        state.next_poll_at = now + state.interval * self.rng.uniform(0.9, 1.1)
+        # Jitter only ever shortens the interval: a feed is polled at least once per
+        # interval, and polls of feeds that fell due together drift apart.
+        state.next_poll_at = now + state.interval * self.rng.uniform(0.9, 1.0)
+        state.items_per_day = per_day(
+            state.items_per_day,
+            new_count,
+            now - state.last_poll_at if state.last_poll_at is not None else None,
+        )
         state.last_poll_at = now
         state.last_status = result.status
         state.last_outcome = outcome
         state.last_error = None
         state.consecutive_failures = 0
-        state.new_items = len(published)
-        state.total_items += len(published)
+        state.failing_since = None
+        if state.disabled:
+            log.info("poller.feed_enabled_again", feed=feed.url, was=state.disabled)
+        state.disabled = None
+        state.new_items = new_count
+        state.total_items += new_count
         if changed:
             state.last_change_at = now
-        await self._commit(feed, state, published, snapshot)
+        if published or state.needs_write():
+            await self._commit(feed, state, published, snapshot)
+        else:
+            metrics.POLLER_STATE_WRITES_SKIPPED.inc()
         metrics.FEED_FETCHES.labels(outcome=outcome).inc()
-        metrics.FEED_NEW_ITEMS.inc(len(published))
+        metrics.FEED_NEW_ITEMS.inc(new_count)
         log.debug("poller.polled", feed=feed.url, outcome=outcome, new=len(published))
 
     async def _failure(
@@ -295,19 +334,25 @@ class Poller:
             return
         reason = failure_reason(exc)
         message = str(exc) if isinstance(exc, FetchError | BadInputError) else repr(exc)
-        state.consecutive_failures += 1
-        delay = backoff_delay(
-            state.consecutive_failures,
-            self.settings.poll_backoff_base,
-            self.settings.poll_backoff_cap,
-            self.rng,
-        )
+        status = exc.status if isinstance(exc, FetchError) else None
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+        state.consecutive_failures += 1
+        if state.failing_since is None:
+            state.failing_since = now
+        verdict = after_failure(
+            state, status=status, message=message, now=now, settings=self.settings,
+            rng=self.rng, retry_after=retry_after,
+        )  # fmt: skip
+        delay = verdict.delay
         if retry_after is not None:
-            delay = max(delay, retry_after)
+            # The whole host asked for the pause, not only this feed.
+            self.scheduler.hold_host(self._host_of(feed, state), now + retry_after)
+        if verdict.disabled and not state.disabled:
+            log.warning("poller.feed_disabled", feed=feed.url, reason=verdict.disabled)
+        state.disabled = verdict.disabled
         state.next_poll_at = now + delay
         state.last_poll_at = now
-        state.last_status = exc.status if isinstance(exc, FetchError) else None
+        state.last_status = status
         state.last_outcome = "error"
         state.last_error = message[:500]
         state.new_items = 0
@@ -337,10 +382,11 @@ class Poller:
         try:
             if self._atomic is not None:
                 await self._atomic.commit(state, ((a.id, encode(a)) for a in articles))
-                return
-            if articles:
-                await self._publish(articles)  # waits for Kafka's acks
-            await self._save(feed, state)
+            else:
+                if articles:
+                    await self._publish(articles)  # waits for Kafka's acks
+                await self._save(feed, state)
+            state.mark_written()
         except BaseException:
             state.restore(snapshot)
             raise
@@ -348,6 +394,7 @@ class Poller:
     async def _save(self, feed: FeedConfig, state: FeedState) -> None:
         try:
             await self.store.save(state)
+            state.mark_written()
         except Exception as exc:
             log.error("poller.state_save_failed", feed=feed.url, error=repr(exc))
             raise
@@ -360,49 +407,30 @@ class Poller:
         if not self._loaded:
             await self.load_state()
         now = self.clock()
-        summary = PollSummary()
-        todo = []
-        for feed in self._my_feeds():
-            state = self.states.get(feed.key)
-            if (
-                respect_backoff
-                and state
-                and state.consecutive_failures
-                and state.next_poll_at > now
-            ):
-                summary.skipped += 1
-                continue
-            todo.append(feed)
+        todo, skipped = due_in_cycle(self._my_feeds(), self.states, now, respect_backoff)
         results = await asyncio.gather(*(self.poll_feed(f) for f in todo))
-        for state in results:
-            summary.polled += 1
-            summary.new_items += state.new_items
-            if state.last_outcome == "not_modified":
-                summary.not_modified += 1
-            elif state.last_outcome == "unchanged":
-                summary.unchanged += 1
-            elif state.last_outcome == "error":
-                summary.failed += 1
         self._update_gauges()
-        return summary
+        return summarize(results, skipped)
 
-    def due_feeds(self, now: float) -> list[FeedConfig]:
-        due = []
-        for feed in self._my_feeds():
-            if feed.key in self._in_flight:
-                continue
-            state = self.states.get(feed.key)
-            if state is None or state.next_poll_at <= now:
-                due.append(feed)
-        return due
-
-    def _start(self, feed: FeedConfig) -> None:
+    def _start(self, start: Start) -> None:
+        key = start.key
+        now = self.clock()
+        feed = self.feeds.get(key)
+        if feed is None or not self._mine(key) or key in self._in_flight:
+            self.scheduler.finished(start.host, now)  # unassigned or removed meanwhile
+            return
+        metrics.SCHEDULE_LAG.observe(max(0.0, now - start.due))
         task = asyncio.create_task(self.poll_feed(feed), name=f"poll:{feed.url}")
-        self._in_flight[feed.key] = task
-        key = feed.key
+        self._in_flight[key] = task
 
         def done(_task: asyncio.Task[FeedState]) -> None:
             self._in_flight.pop(key, None)
+            end = self.clock()
+            self.scheduler.finished(start.host, end)
+            current = self.feeds.get(key)
+            if current is not None and self._mine(key):
+                self.schedule_feed(current, end)
+            self._wakeup.set()
 
         task.add_done_callback(done)
 
@@ -412,32 +440,21 @@ class Poller:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    # -- the group member's side of a rebalance (pipeline.sources.coordination.GroupMember) --
-
-    def join_group(self) -> None:
-        """Poll nothing until the consumer group assigns partitions."""
-        self.assigned = set()
-
-    async def release_partitions(self, partitions: set[int]) -> int:
-        """Hand over the feeds of ``partitions``, their in-flight polls finished first (so
-        no feed is polled by two pollers at once); returns how many feeds."""
-        count = self.settings.poller_partitions
-        keys = [k for k in list(self.assigned or ()) if partition_for(k, count) in partitions]
-        await self._drain(keys)
-        self.assigned = (self.assigned or set()) - set(keys)
-        return len(keys)
-
-    async def take_partitions(self, partitions: set[int]) -> int:
-        """Take the feeds of ``partitions``: fence their previous owners (the atomic store
-        aborts what a dead one left open), then load their state; returns how many feeds."""
-        atomic = self._atomic
-        if atomic is not None:
-            await atomic.release(atomic.claimed - partitions)
-            await atomic.claim(partitions)
-        await self.load_state(partitions)
-        count = self.settings.poller_partitions
-        self.assigned = {k for k in self.feeds if partition_for(k, count) in partitions}
-        return len(self.assigned)
+    def tick(self, now: float) -> int:
+        """Start what the scheduler says may start now, within the global limit."""
+        # Fetches are limited to poll_concurrency; polls parsing or waiting for their
+        # Kafka commit do not hold a fetch place (up to 4 x as many polls in all).
+        limit = self.settings.poll_concurrency
+        budget = min(limit - self.fetcher.active, POLLS_PER_FETCH * limit - len(self._in_flight))
+        started = 0
+        if budget > 0:
+            for start in self.scheduler.ready(now, budget):
+                self._start(start)
+                started += 1
+        if now - self._gauges_at >= GAUGE_SECONDS:
+            self._gauges_at = now
+            self._update_gauges()
+        return started
 
     async def run_forever(self, stop_event: asyncio.Event, *, coordinate: bool = False) -> None:
         """Poll feeds when due until ``stop_event`` is set.
@@ -447,40 +464,35 @@ class Poller:
         """
         group: GroupMembership | None = None
         if coordinate:
-            group = GroupMembership(self, self.settings)
+            group = GroupMembership(self)
             await group.start()
         elif not self._loaded:
             await self.load_state()
+        if group is None:
+            self.reschedule_all()
+
+        async def stopper() -> None:
+            await stop_event.wait()
+            self._wakeup.set()
+
+        watcher = asyncio.create_task(stopper())
         try:
             while not stop_event.is_set():
                 if group is not None:
                     await group.poll()
                 now = self.clock()
                 if group is None or group.ready:
-                    for feed in self.due_feeds(now):
-                        self._start(feed)
-                self._update_gauges()
-                wait = self._seconds_to_next(now)
+                    self.tick(now)
+                upcoming = self.scheduler.next_wake(now)
+                wait = 1.0 if upcoming is None else min(1.0, max(0.01, upcoming - now))
+                self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop_event.wait(), timeout=wait)
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
         finally:
+            watcher.cancel()
             await self._drain()
             if group is not None:
                 await group.stop()
 
-    def _seconds_to_next(self, now: float) -> float:
-        upcoming = [
-            s.next_poll_at
-            for f in self._my_feeds()
-            if f.key not in self._in_flight and (s := self.states.get(f.key)) is not None
-        ]
-        if not upcoming:
-            return 0.5
-        return min(1.0, max(0.05, min(upcoming) - now))
 
-
-async def _atomic_store_publishes(articles: list[RawArticle]) -> Any:
-    raise RuntimeError("the atomic state store publishes the articles")
-
-
-__all__ = ["PollSummary", "Poller", "PublishCallable", "body_hash", "new_articles"]
+__all__ = ["PollSummary", "Poller", "PublishCallable", "body_hash", "is_kafka_outage"]

@@ -79,7 +79,8 @@ class PoolJobError(BadInputError):
 
 
 class ParsePool:
-    """Runs jobs in a process pool that is rebuilt when it breaks or a job hangs.
+    """Runs jobs in a process pool that is rebuilt when it breaks or a job hangs; at most
+    one job per process at a time, so the timeout starts when the job does.
 
     ``executor`` (tests) is used as given and never rebuilt. ``broken`` holds the reason
     from a failure until the next job succeeds, for ``/health``."""
@@ -93,6 +94,9 @@ class ParsePool:
         self._own = executor is None
         self.restarts = 0
         self.broken: str | None = None
+        # Jobs are handed to the pool only when a process is free, so the timeout
+        # measures the job, not its wait behind others (no feed fails by waiting).
+        self._free = asyncio.Semaphore(self.workers)
 
     @property
     def executor(self) -> Executor:
@@ -110,9 +114,10 @@ class ParsePool:
         for attempt in (1, 2):
             executor = self.executor
             try:
-                result = await asyncio.wait_for(
-                    loop.run_in_executor(executor, fn, *args), self.timeout
-                )
+                async with self._free:
+                    result = await asyncio.wait_for(
+                        loop.run_in_executor(executor, fn, *args), self.timeout
+                    )
             except BrokenProcessPool:
                 self._rebuild(executor, "a pool process died")
                 if attempt == 2:

@@ -1,7 +1,10 @@
 """The poller as a process (``newswire poll``): feed list, signals, health, state store.
 
-With ``--once`` an empty or unreadable feed list is an error (exit 2). The long-running
-poller instead warns and stays up idle, reading the list again until feeds appear or
+The long-running poller takes its feeds from the ``newswire.feeds`` topic when it holds
+any (:mod:`pipeline.sources.feedtopic`; then the file is not read) and follows the topic's
+changes while it runs; otherwise from the feed list file. With ``--once`` (always the
+file) an empty or unreadable feed list is an error (exit 2). The long-running
+poller without feeds instead warns and stays up idle, reading the list again until feeds appear or
 SIGTERM / SIGINT stops it (exit 0), so a deployment can always start it.
 """
 
@@ -15,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from aiokafka.errors import KafkaError
 
 from pipeline import metrics
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, KafkaUnavailableError
 from pipeline.kafka.client import bootstrap
 from pipeline.settings import Settings
 from pipeline.sources.coordination import AtomicKafkaStateStore, ensure_poller_topics
 from pipeline.sources.feeds import FeedList, load_feeds_logged
+from pipeline.sources.feedtopic import FeedTopic, apply_to_poller
 from pipeline.sources.poller import Poller
 
 log = structlog.get_logger(__name__)
@@ -99,12 +104,28 @@ async def poll_command(
             runner = await metrics.start_http_server(
                 health, settings.poller_metrics_host, settings.poller_metrics_port
             )
-        if not once:
-            found = await wait_for_feeds(path, stop, recheck)
-            if found is None:
-                return 0
-            feeds = found
         servers = bootstrap(settings)
+        topic: FeedTopic | None = None
+        listed = FeedList()
+        if not once:
+            try:
+                await ensure_poller_topics(servers, settings)
+                topic = FeedTopic(servers, settings)
+                listed = await topic.load()
+            except (KafkaUnavailableError, KafkaError) as exc:
+                # Kafka is needed to poll, but the process stays up (idle on the file).
+                log.warning("poller.feeds_topic_unreadable", error=str(exc)[:300])
+                topic = None
+            for error in listed.errors:
+                log.error("feeds.invalid_entry", topic=settings.topic_feeds, error=str(error))
+            if listed.enabled:
+                log.info("poller.feeds_from_topic", feeds=len(listed.feeds))
+                feeds = listed
+            else:
+                found = await wait_for_feeds(path, stop, recheck)
+                if found is None:
+                    return 0
+                feeds = found
         await ensure_poller_topics(servers, settings)
         prefix = None if once else f"{settings.poller_group}-txn"
         store = AtomicKafkaStateStore(servers, settings, settings.topic_raw, prefix=prefix)
@@ -117,7 +138,24 @@ async def poll_command(
                 failed=summary.failed, skipped=summary.skipped,
             )  # fmt: skip
             return 1 if feeds.errors else 0
-        await poller.run_forever(stop, coordinate=True)
+        follower = None
+        if topic is not None:
+            # Feed list changes (``newswire feeds add / remove / import``) while running.
+            running = poller
+            follower = asyncio.create_task(
+                topic.follow(
+                    lambda up, gone: apply_to_poller(running, up, gone),
+                    stop,
+                    settings.feeds_follow_seconds,
+                )
+            )
+        try:
+            await poller.run_forever(stop, coordinate=True)
+        finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(BaseException):
+                    await follower
         return 0
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,19 +1,46 @@
 """What the poller remembers about a feed, and the store interface it is kept behind.
 
-State of a feed (ETag, Last-Modified, body hash, schedule, failures, ids published) is one
-JSON record keyed by the feed key and placed in partition ``partition_for(key)``: the same
-partition number as the feed's partition of the ``newswire.feeds`` assignment topic, so a
-poller that is assigned partitions P reads exactly the state partitions P. The Kafka
-stores are in :mod:`pipeline.sources.coordination`; here is the in-memory one.
+State of a feed is one small JSON record keyed by the feed key and placed in partition
+``partition_for(key)``: the same partition number as the feed's partition of the
+``newswire.feeds`` assignment topic, so a poller that is assigned partitions P reads
+exactly the state partitions P. The Kafka stores are in
+:mod:`pipeline.sources.coordination`; here is the record and the in-memory store.
+
+Record contract (version 2, ``"v": 2``; docs/architecture.md): fields at their default
+(None, 0) are left out; ``seen`` is the base64 of the packed item memory of
+:mod:`pipeline.sources.seen` (12 bytes per item, at most ``poll_seen_items``), so a record
+stays under ~2 KB however long the feed has been polled. Version 1 records (no ``v``, a
+``seen_ids`` list of ids) are still read: their ids become fingerprints with unknown
+content hashes (a rolling upgrade publishes nothing twice).
+
+A poll that changed nothing but the schedule and the last poll's description
+(:data:`SCHEDULE_FIELDS`: a 304, or a body with nothing new) is not written
+(:meth:`FeedState.needs_write`): after a restart such a feed is polled somewhat early once
+(one conditional GET), and ``feeds status`` shows the last *written* poll for it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from typing import Protocol
+from typing import Any, Protocol
+
+from pipeline.sources.seen import from_ids
+
+RECORD_VERSION = 2
+#: Longest error message kept in the record (the log has the whole of it).
+MAX_ERROR_CHARS = 160
+#: Fields that only schedule the next poll or describe the last one: a change of these
+#: alone is not written (they ride along with the next durable change).
+SCHEDULE_FIELDS = frozenset(
+    {"next_poll_at", "last_poll_at", "interval", "last_outcome", "last_status", "new_items",
+     "items_per_day"}
+)  # fmt: skip
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -34,42 +61,77 @@ class FeedState:
     interval: float | None = None  # current adaptive interval, seconds
     next_poll_at: float = 0.0  # unix time
     last_poll_at: float | None = None
-    last_change_at: float | None = None
+    last_change_at: float | None = None  # last poll with a new item or revision
     last_status: int | None = None
     last_outcome: str | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
+    failing_since: float | None = None  # first failure of the current run of failures
+    disabled: str | None = None  # why the poller gave up on the feed (probed slowly)
     new_items: int = 0  # in the last poll
     total_items: int = 0
-    seen_ids: list[str] = field(default_factory=list)
+    revisions: int = 0  # items published again because their content changed
+    items_per_day: float = 0.0  # moving average of new items per day
+    seen: bytes = b""  # packed item memory (pipeline.sources.seen)
+    floor: float | None = None  # see pipeline.sources.seen
+    #: Digest of the durable fields as last written or loaded (not part of the record).
+    written: int = field(default=0, compare=False, repr=False)
+
+    def _values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"v": RECORD_VERSION}
+        for name in _RECORD_FIELDS:
+            value = getattr(self, name)
+            if value is None or (value == 0 and name not in ("key", "url")) or value == b"":
+                continue
+            if name == "seen":
+                value = base64.b64encode(value).decode("ascii")
+            elif name == "last_error":
+                value = value[:MAX_ERROR_CHARS]
+            values[name] = value
+        return values
 
     def to_json(self) -> bytes:
-        # Every field is a JSON scalar or a list of strings: no deep copy (asdict) needed.
-        values = {name: getattr(self, name) for name in _STATE_FIELDS}
-        return json.dumps(values, separators=(",", ":")).encode("utf-8")
+        return json.dumps(self._values(), separators=(",", ":")).encode("utf-8")
+
+    def durable_digest(self) -> int:
+        """A digest of everything but the schedule fields."""
+        values = {k: v for k, v in self._values().items() if k not in SCHEDULE_FIELDS}
+        return zlib.crc32(json.dumps(values, separators=(",", ":")).encode("utf-8")) or 1
+
+    def needs_write(self) -> bool:
+        """Whether more than the schedule changed since the last write or load."""
+        return self.durable_digest() != self.written
+
+    def mark_written(self) -> None:
+        self.written = self.durable_digest()
 
     @classmethod
     def from_json(cls, data: bytes) -> FeedState:
         raw = json.loads(data)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
-
-    def remember(self, ids: Iterable[str], limit: int) -> None:
-        """Add published ids, keeping the most recent ``limit``."""
-        seen = dict.fromkeys(self.seen_ids)
-        for ident in ids:
-            seen.pop(ident, None)
-            seen[ident] = None
-        self.seen_ids = list(seen)[-limit:]
+        if not isinstance(raw, dict):
+            raise ValueError("a state record is a JSON object")
+        version = raw.pop("v", 1)
+        if version == 1 and "seen_ids" in raw:
+            raw["seen"] = from_ids(raw.pop("seen_ids") or [])
+        elif isinstance(raw.get("seen"), str):
+            try:
+                raw["seen"] = base64.b64decode(raw["seen"], validate=True)
+            except binascii.Error as exc:
+                raise ValueError(f"seen is not base64: {exc}") from exc
+        state = cls(**{k: v for k, v in raw.items() if k in _RECORD_FIELD_SET})
+        state.mark_written()
+        return state
 
     def restore(self, snapshot: bytes) -> None:
         """Go back to what ``to_json()`` returned as ``snapshot``."""
         old = FeedState.from_json(snapshot)
-        for name in _STATE_FIELDS:
+        for name in _RECORD_FIELDS:
             setattr(self, name, getattr(old, name))
 
 
-_STATE_FIELDS = tuple(f.name for f in fields(FeedState))
+_RECORD_FIELDS = tuple(f.name for f in fields(FeedState) if f.name != "written")
+RECORD_FIELDS = _RECORD_FIELDS  # the fields a state record carries
+_RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
 
 
 class StateStore(Protocol):
@@ -121,4 +183,13 @@ class MemoryStateStore:
         return None
 
 
-__all__ = ["FeedState", "MemoryStateStore", "StateStore", "partition_for"]
+__all__ = [
+    "RECORD_FIELDS",
+    "RECORD_VERSION",
+    "SCHEDULE_FIELDS",
+    "FeedState",
+    "MemoryStateStore",
+    "StateStore",
+    "partition_for",
+    "removed_feeds",
+]

@@ -1,4 +1,12 @@
-"""What ``newswire feeds status`` shows: one row per feed from the stored poller state."""
+"""What ``newswire feeds status`` shows: one row per feed from the stored poller state,
+a page at a time, filtered by health.
+
+Pages go partition by partition of the state topic (feeds ordered by partition, then
+key), reading one partition's state at a time and stopping once the page is full, so a
+page of 50 feeds of a 200,000-feed list reads a sixteenth of the topic, not all of it
+(a filter on a rare health may read more partitions to fill its page). The cursor of
+the next page is ``<partition>:<feed key>``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline.errors import ConfigError
 from pipeline.kafka.client import bootstrap
 from pipeline.settings import Settings
 from pipeline.sources.coordination import KafkaStateStore
 from pipeline.sources.feeds import FeedConfig, load_feeds_logged
-from pipeline.sources.state import FeedState
+from pipeline.sources.feedtopic import FeedTopic
+from pipeline.sources.state import FeedState, StateStore, partition_for
+
+#: Feed health, as ``feeds status --health`` filters it.
+HEALTH = ("new", "ok", "backoff", "disabled", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +41,33 @@ class FeedStatus:
     consecutive_failures: int
     next_poll: datetime | None
     last_error: str | None
+    health: str = "new"
+    items_per_day: float = 0.0
+    last_new_item: datetime | None = None
+    disabled_reason: str | None = None
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusPage:
+    rows: list[FeedStatus]
+    next_cursor: str | None
 
 
 def _when(stamp: float | None) -> datetime | None:
     return datetime.fromtimestamp(stamp, UTC) if stamp else None
+
+
+def health_of(feed: FeedConfig, state: FeedState | None) -> str:
+    """``off`` (disabled in the list), ``new`` (never polled), ``disabled`` (given up,
+    probed slowly), ``backoff`` (failing) or ``ok``."""
+    if not feed.enabled:
+        return "off"
+    if state is None or state.last_poll_at is None:
+        return "new"
+    if state.disabled:
+        return "disabled"
+    return "backoff" if state.consecutive_failures else "ok"
 
 
 def feed_status_rows(
@@ -52,20 +88,113 @@ def feed_status_rows(
                 consecutive_failures=state.consecutive_failures if state else 0,
                 next_poll=_when(state.next_poll_at) if state else None,
                 last_error=state.last_error if state else None,
+                health=health_of(feed, state),
+                items_per_day=round(state.items_per_day, 2) if state else 0.0,
+                last_new_item=_when(state.last_change_at) if state else None,
+                disabled_reason=state.disabled if state else None,
+                key=feed.key,
             )
         )
     return rows
 
 
+async def _feed_list(settings: Settings, feeds_file: Path | None) -> list[FeedConfig]:
+    """The feeds topic's list when it holds feeds and no file is named, else the file."""
+    if feeds_file is None:
+        listed = await FeedTopic(bootstrap(settings), settings).load()
+        if listed.feeds:
+            return listed.feeds
+    return load_feeds_logged(feeds_file or settings.feeds_file).feeds
+
+
+def _cursor(cursor: str | None) -> tuple[int, str]:
+    if not cursor:
+        return 0, ""
+    part, _, key = cursor.partition(":")
+    if not part.isdigit():
+        raise ConfigError(f"bad cursor {cursor!r}: use the next_cursor of the previous page")
+    return int(part), key
+
+
+async def status_page(
+    feeds: Iterable[FeedConfig],
+    store: StateStore,
+    partitions: int,
+    *,
+    health: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> StatusPage:
+    """One page of status rows (see the module docstring)."""
+    if health is not None and health not in HEALTH:
+        raise ConfigError(f"unknown health {health!r}: use one of {', '.join(HEALTH)}")
+    by_partition: dict[int, list[FeedConfig]] = {}
+    for feed in feeds:
+        by_partition.setdefault(partition_for(feed.key, partitions), []).append(feed)
+    start, after = _cursor(cursor)
+    rows: list[FeedStatus] = []
+    for part in range(start, partitions):
+        todo = sorted(
+            (f for f in by_partition.get(part, []) if part > start or f.key > after),
+            key=lambda f: f.key,
+        )
+        if not todo:
+            continue
+        states = await store.load([part])
+        for row in feed_status_rows(todo, states):
+            if health is None or row.health == health:
+                rows.append(row)
+                if len(rows) == limit:
+                    return StatusPage(rows, f"{part}:{row.key}")
+    return StatusPage(rows, None)
+
+
 async def read_feed_status(settings: Settings, feeds_file: Path | None = None) -> list[FeedStatus]:
-    """The status rows of the feed list, from the state the pollers stored in Kafka."""
-    feeds = load_feeds_logged(feeds_file or settings.feeds_file)
+    """Every feed's status row (all pages, one partition's state in memory at a time)."""
+    feeds = await _feed_list(settings, feeds_file)
     store = KafkaStateStore(bootstrap(settings), settings)
+    rows: list[FeedStatus] = []
+    cursor: str | None = None
     try:
-        states = await store.load()
+        while True:
+            page = await status_page(
+                feeds, store, settings.poller_partitions, cursor=cursor, limit=10_000
+            )
+            rows.extend(page.rows)
+            if page.next_cursor is None:
+                return rows
+            cursor = page.next_cursor
     finally:
         await store.close()
-    return feed_status_rows(feeds.feeds, states)
 
 
-__all__ = ["FeedStatus", "feed_status_rows", "read_feed_status"]
+async def read_feed_status_page(
+    settings: Settings,
+    feeds_file: Path | None = None,
+    *,
+    health: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> StatusPage:
+    """A page of status rows of the feed list, from the state stored in Kafka."""
+    feeds = await _feed_list(settings, feeds_file)
+    store = KafkaStateStore(bootstrap(settings), settings)
+    try:
+        return await status_page(
+            feeds, store, settings.poller_partitions,
+            health=health, cursor=cursor, limit=limit,
+        )  # fmt: skip
+    finally:
+        await store.close()
+
+
+__all__ = [
+    "HEALTH",
+    "FeedStatus",
+    "StatusPage",
+    "feed_status_rows",
+    "health_of",
+    "read_feed_status",
+    "read_feed_status_page",
+    "status_page",
+]

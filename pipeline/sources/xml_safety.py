@@ -14,6 +14,7 @@ import re
 from xml.parsers import expat
 
 from pipeline.errors import BadInputError
+from pipeline.sources.encoding import expat_input
 
 #: ENTITY declarations allowed in an internal DTD subset (all must be plain text values).
 MAX_ENTITY_DECLARATIONS = 64
@@ -59,16 +60,17 @@ def check_xml_safety(content: bytes, *, source: str) -> None:
     def on_root(*_: object) -> None:
         raise _RootReachedError
 
-    # Byte-oriented documents are read as Latin-1 (ASCII markup is all that matters
-    # here, and any declared encoding is overridden); UTF-16 is detected by expat.
-    utf16 = content.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00<", b"<\x00"))
-    parser = expat.ParserCreate(None if utf16 else "iso-8859-1")
+    # UTF-16/32 documents are read as the UTF-8 they decode to (:mod:`.encoding`);
+    # byte-oriented ones as Latin-1 (ASCII markup is all that matters here). The
+    # override wins over any declared encoding, which expat could not always load.
+    text, override = expat_input(content)
+    parser = expat.ParserCreate(override)
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.EntityDeclHandler = on_entity
     parser.StartElementHandler = on_root
     try:
-        parser.Parse(content, True)
-    except (_RootReachedError, expat.ExpatError):
+        parser.Parse(text, True)
+    except (_RootReachedError, expat.ExpatError, ValueError, LookupError):
         return
 
 

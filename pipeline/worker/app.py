@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -20,13 +20,18 @@ import faust
 import structlog
 from mode.utils.queues import FlowControlQueue
 
+from pipeline import metrics
+from pipeline.alerts.delivery import run_delivery
 from pipeline.errors import HandedBackError
 from pipeline.kafka.client import bootstrap
 from pipeline.kafka.security import faust_broker_options
 from pipeline.settings import Settings
 from pipeline.worker.batches import Worker
 from pipeline.worker.decode import Values
+from pipeline.worker.dlq import dlq_record, send_dead_letters
 from pipeline.worker.failstop import fail_stop
+from pipeline.worker.poison import isolate
+from pipeline.worker.retention_guard import RetentionGuard
 
 log = structlog.get_logger(__name__)
 BatchHandler = Callable[[Values], Awaitable[int]]
@@ -137,11 +142,40 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     enriched_topic = app.topic(
         settings.topic_enriched, key_type=bytes, value_type=bytes, value_serializer="raw"
     )
+    copies_topic = app.topic(
+        settings.topic_copies, key_type=bytes, value_type=bytes, value_serializer="raw"
+    )
     worker = worker or Worker(settings)
     within = timedelta(seconds=settings.batch_seconds)
 
     busy: set[str] = set()  # the stages with a batch in progress
+    guard = RetentionGuard(settings)  # partitions stopped: offsets out of retention
     idle = asyncio.Event()  # set whenever ``busy`` empties
+
+    async def handle_isolating(stage: str, handle: BatchHandler, values: Values) -> int:
+        """``handle`` the batch; when it keeps failing with an unexpected error, split it
+        until the failing records are alone (:mod:`pipeline.worker.poison`): those go to
+        the DLQ with their traceback, the others are handled (sending a part twice is
+        harmless: deterministic ids and external versions)."""
+        counts: list[int] = []
+
+        async def work(part: Sequence[tuple[bytes | None, dict[str, Any]]]) -> list[None]:
+            counts.append(await handle(part))
+            return [None] * len(part)
+
+        outcome = await isolate(
+            values, work, retries=settings.batch_failure_retries, passthrough=(HandedBackError,)
+        )
+        if outcome.poison:
+            metrics.WORKER_BAD_INPUT.labels("poison").inc(len(outcome.poison))
+            await send_dead_letters(
+                worker.output,
+                [
+                    dlq_record(value, f"unexpected error: {trace}", stage, **where)
+                    for (value, where), trace in outcome.poison
+                ],
+            )
+        return sum(counts)  # the calls that failed added nothing
 
     async def consume(stream: Any, stage: str, handle: BatchHandler) -> None:
         """Micro-batches; each event is acked only once ``handle`` made its output safe.
@@ -149,20 +183,25 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
         A batch is finished or handed back, never half-acked: on a stop request a batch
         that waits (search engine or recogniser down) raises HandedBackError and nothing of
         it is acked; Kafka redelivers it to the next worker. Any other error fail-stops."""
-        async for events in stream.noack_take(settings.batch_size, within=within):
+        async for taken_events in stream.noack_take(settings.batch_size, within=within):
             if worker.stopping.is_set():
-                log.info(f"{stage}.batch_handed_back", records=len(events), reason="stopping")
+                log.info(f"{stage}.batch_handed_back", records=len(taken_events), reason="stopping")
                 return
+            # Records of a stopped partition (out of retention) are neither handled nor
+            # acknowledged: its committed offset stays where the gap is.
+            events = [e for e in taken_events if not guard.is_stopped(e.message.tp)]
+            if not events:
+                continue
             busy.add(stage)
             idle.clear()
             taken = time.time()
             values = [(e.value, _where(e)) for e in events]
             try:
-                done = await handle(values)
+                done = await handle_isolating(stage, handle, values)
             except HandedBackError as exc:
                 log.info(f"{stage}.batch_handed_back", records=len(events), reason=str(exc))
                 return
-            except Exception as exc:
+            except Exception as exc:  # the DLQ itself cannot be written
                 fail_stop(stage, exc, len(events))
             finally:
                 busy.discard(stage)
@@ -186,9 +225,22 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     async def enrich(stream: Any) -> None:
         await consume(stream, "enrich", worker.enrich_batch)
 
+    @app.agent(copies_topic, name="copies")
+    async def copies(stream: Any) -> None:
+        await consume(stream, "copies", worker.copies_batch)
+
     @app.agent(enriched_topic, name="sink")
     async def sink(stream: Any) -> None:
         await consume(stream, "sink", worker.index_batch)
+
+    delivery_stop = asyncio.Event()
+    if settings.webhook_delivery:
+
+        @app.task  # type: ignore[untyped-decorator]  # faust's decorators are untyped
+        async def deliver_webhooks() -> None:
+            """Webhook deliveries beside the agents: their own consumer group and tasks, so
+            a slow or failing webhook never holds up ingest (``alerts/delivery.py``)."""
+            await run_delivery(settings, delivery_stop)
 
     @app.page("/metrics/")
     async def prometheus(web: Any, request: Any) -> Any:
@@ -201,6 +253,7 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
         doing work gets ``STOP_GRACE`` seconds to finish (then it is cancelled, unacked).
         The connections close later, in FaustWorker.on_shutdown, once no agent runs."""
         worker.request_stop()
+        delivery_stop.set()
         if busy:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(idle.wait(), STOP_GRACE)
@@ -214,6 +267,15 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
         # A rebalance; a batch in progress (a stalled sink's) goes on through it.
         log.info("worker.rebalance", in_progress=sorted(busy))
 
+    async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        # Faust paused every assigned partition before this; gaps stay paused.
+        await guard.on_assigned(app.consumer, assigned)
+
+    @app.page("/health/")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json(guard.health())
+
+    app.on_partitions_assigned.connect(cast(Any, _assigned))
     app.on_partitions_revoked.connect(cast(Any, _revoked))
     app.on_before_shutdown.connect(cast(Any, _stopping))  # mode types miss async receivers
     app.newswire_worker = worker  # type: ignore[attr-defined]  # closed by FaustWorker

@@ -62,5 +62,9 @@ class Worker:
         """Index enriched records; permanent failures go to the DLQ. Returns docs acked."""
         return await self.sink_stage.run(values)
 
+    async def copies_batch(self, values: Values) -> int:
+        """Fold exact copies into their stories (the stories index)."""
+        return await self.sink_stage.copies(values)
+
 
 __all__ = ["Worker"]

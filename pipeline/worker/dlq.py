@@ -249,7 +249,12 @@ def replay_target(letter: DeadLetter, settings: Settings) -> str | None:
     """Where a dead letter goes back to: the topic of the stage that refused it."""
     if letter.source_topic:
         return letter.source_topic
-    return {"enrich": settings.topic_raw, "sink": settings.topic_enriched}.get(letter.stage)
+    topics = {
+        "enrich": settings.topic_raw,
+        "sink": settings.topic_enriched,
+        "copies": settings.topic_copies,
+    }
+    return topics.get(letter.stage)
 
 
 async def replay_dead_letters(

@@ -15,14 +15,20 @@ import structlog
 from pipeline import PIPELINE_VERSION, metrics
 from pipeline.backoff import backoff_delay
 from pipeline.errors import HandedBackError, RetryableError
-from pipeline.kafka.client import send_all
+from pipeline.kafka.client import encode, send_all
 from pipeline.models import EnrichedArticle, Enrichment, RawArticle, utcnow
 from pipeline.settings import Settings
+from pipeline.sinks.story_docs import copy_record
 from pipeline.worker.decode import Values, decode_batch
 from pipeline.worker.dlq import send_dead_letters
 from pipeline.worker.output import KafkaOutput
 from pipeline.worker.stopping import stop_requested_within
-from pipeline.worker.story_clusters import StoryTableSlot, assign_clusters, drop_duplicates
+from pipeline.worker.story_clusters import (
+    StoryTableSlot,
+    assign_clusters,
+    copy_clusters,
+    drop_duplicates,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -79,9 +85,11 @@ class EnrichStage:
         decoded, dead = decode_batch(values, RawArticle, "enrich")
         articles = [self._capped(article, where) for article, _, where in decoded]
         stories = await self.output.until_kafka_takes("enrich", self.stories.start)
-        kept = drop_duplicates(articles, stories)
+        copies: list[tuple[RawArticle, str, str | None]] = []
+        kept = drop_duplicates(articles, stories, copies)
         articles = [article for article, _ in kept]
         enriched: list[EnrichedArticle] = []
+        clusters: list[str] = []
         if articles:
             marks["nlp_started"] = time.time()
             results = await self._enrich_until_done(articles)
@@ -95,6 +103,7 @@ class EnrichStage:
                         **enrichment.model_dump(),
                         enriched_at=now,
                         pipeline_version=PIPELINE_VERSION,
+                        enrichment_version=self.enricher().version,
                         cluster_id=cluster_id,
                     )
                 )
@@ -102,6 +111,12 @@ class EnrichStage:
         # acknowledged only once both are (a redelivered article keeps its id, so finding its
         # own fingerprint in the table does not make it a duplicate).
         records = [(a.id.encode("utf-8"), a.model_dump_json().encode("utf-8")) for a in enriched]
+        # Exact copies are not enriched, but count among their story's sources (the sink
+        # folds them into the stories index).
+        copy_records = [
+            (copy.id.encode("utf-8"), encode(copy_record(copy, original, cluster)))
+            for copy, original, cluster in copy_clusters(copies, kept, clusters)
+        ]
         output = self.output
 
         async def publish() -> None:
@@ -109,6 +124,7 @@ class EnrichStage:
             assert output.producer is not None
             await asyncio.gather(
                 send_all(output.producer, self.settings.topic_enriched, records),
+                send_all(output.producer, self.settings.topic_copies, copy_records),
                 stories.flush(output.producer),
             )
 

@@ -17,7 +17,10 @@ from pipeline.models import EnrichedArticle
 from pipeline.settings import Settings
 from pipeline.sinks.backend import SearchBackend
 from pipeline.sinks.engines import open_backend
-from pipeline.sinks.indexer import Indexer, install_index
+from pipeline.sinks.generations import rollover_conditions
+from pipeline.sinks.indexer import Indexer
+from pipeline.sinks.mappings import check_index
+from pipeline.worker.after_index import AfterIndex
 from pipeline.worker.decode import Values, decode_batch
 from pipeline.worker.dlq import dlq_record, send_dead_letters
 from pipeline.worker.output import KafkaOutput
@@ -38,15 +41,18 @@ class SinkStage:
         self.output = output
         self.stopping = stopping
         self.indexer: Indexer | None = None
+        #: Stories and standing queries, after each acknowledged bulk.
+        self.after: AfterIndex | None = None
         self._backend: SearchBackend | None = None
         #: Wall-clock times (epoch seconds) of the last batch's steps; logged with the
         #: batch (``app.py``). The agent runs one batch at a time.
         self.marks: dict[str, float] = {}
 
     async def start(self) -> Indexer:
-        """The indexer, once the index is installed (idempotent: a worker started before
-        `newswire setup` still writes into the strict, templated index behind the alias,
-        never an auto-created one).
+        """The indexer, once the index is there and maps what this version writes
+        (:func:`~pipeline.sinks.mappings.check_index`): a worker started before `newswire
+        setup`, or before the setup of its release, waits for it, saying why, rather than
+        write into an auto-created index or send documents to the DLQ.
 
         While the search engine is unreachable this waits with backoff, forever, and only
         blocks the sink: the enrich agent goes on. One warning when the wait starts, one
@@ -59,7 +65,9 @@ class SinkStage:
             try:
                 if self._backend is None:  # a local node that is down: found when it is up
                     self._backend = open_backend(self.settings)
-                await install_index(self._backend, self.settings.index_alias)
+                # Checked, never installed: templates are `newswire setup`'s, so an
+                # operator's changes in the cluster are not overwritten at each start.
+                await check_index(self._backend, self.settings.index_alias, EnrichedArticle)
                 break
             except RetryableError as exc:
                 failures += 1
@@ -82,12 +90,15 @@ class SinkStage:
                 attempts=failures,
                 waited_s=round(time.monotonic() - started, 1),
             )
+        self.after = AfterIndex(self.settings, self._backend, self.stopping)
         self.indexer = Indexer(
             self._backend,
             self.settings.index_alias,
             escalate_after=self.settings.max_retries,
             stopping=self.stopping,
             refresh=self.settings.index_refresh,
+            rollover_conditions=rollover_conditions(self.settings),
+            rollover_every=self.settings.index_rollover_check_seconds,
         )
         return self.indexer
 
@@ -100,6 +111,12 @@ class SinkStage:
         marks = self.marks = {"bulk_sent": time.time()}
         result = await indexer.write(articles)
         marks["bulk_acked"] = time.time()
+        assert self.after is not None
+        alerts = await self.after.run(articles, result)
+        if alerts:
+            await self.output.send("sink", self.settings.topic_alerts, alerts)
+        marks["after_index"] = time.time()
+        metrics.WORKER_RECORDS.labels("sink", "alert").inc(len(alerts))
         metrics.WORKER_RECORDS.labels("sink", "indexed").inc(len(result.indexed))
         metrics.WORKER_RECORDS.labels("sink", "stale").inc(len(result.stale))
         metrics.INDEX_RETRIES.inc(result.retries)
@@ -111,8 +128,22 @@ class SinkStage:
             await send_dead_letters(self.output, dead)
         return len(result.indexed) + len(result.stale)
 
+    async def copies(self, values: Values) -> int:
+        """Fold exact copies (the copies topic) into their stories; unreadable records go
+        to the DLQ. Returns the copies folded."""
+        await self.start()
+        assert self.after is not None
+        folded, bad = await self.after.copies([value for value, _ in values])
+        if bad:
+            dead = [dlq_record(values[n][0], why, "copies", **values[n][1]) for n, why in bad]
+            await send_dead_letters(self.output, dead)
+        return folded
+
     async def stop(self) -> None:
         """Close the search engine connection (after the agent stopped)."""
+        if self.after is not None:
+            await self.after.stop()
+            self.after = None
         self.indexer = None
         if self._backend is not None:
             await self._backend.close()

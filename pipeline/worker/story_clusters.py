@@ -12,7 +12,6 @@ from pipeline import metrics
 from pipeline.enrich.dedup import (
     StoryStore,
     assign_cluster,
-    exact_duplicate_of,
     fingerprint,
     normalize_text,
     story_signature,
@@ -55,13 +54,17 @@ class StoryTableSlot:
 
 
 def drop_duplicates(
-    articles: Sequence[RawArticle], stories: StoryStore
+    articles: Sequence[RawArticle],
+    stories: StoryStore,
+    copies: list[tuple[RawArticle, str, str | None]] | None = None,
 ) -> list[tuple[RawArticle, str | None]]:
     """The articles that are not exact duplicates, each with its fingerprint (None when
     too short to have one). Exact duplicates (same normalised text under another id,
     remembered in ``stories`` or earlier in this batch) are dropped, logged and
     counted; a revision of the same id is not a duplicate, and neither are short items
-    ("Morning briefing" under two URLs)."""
+    ("Morning briefing" under two URLs). Each dropped copy is added to ``copies`` with its
+    original's id and story cluster (None when the original is earlier in this batch: its
+    cluster is assigned with the batch's, :func:`copy_clusters`)."""
     kept: list[tuple[RawArticle, str | None]] = []
     in_batch: dict[str, str] = {}
     for article in articles:
@@ -70,7 +73,8 @@ def drop_duplicates(
             kept.append((article, None))  # too little text to call two articles the same
             continue
         key = fingerprint(*parts)
-        original = exact_duplicate_of(key, stories, article.id)
+        entry = stories.duplicate_entry(key, article.id)
+        original, cluster = entry if entry is not None else (None, None)
         if original is None:
             earlier = in_batch.setdefault(key, article.id)
             original = None if earlier == article.id else earlier
@@ -79,7 +83,25 @@ def drop_duplicates(
             continue
         metrics.WORKER_RECORDS.labels("enrich", "duplicate").inc()
         log.info("enrich.duplicate_dropped", id=article.id, duplicate_of=original)
+        if copies is not None:
+            copies.append((article, original, cluster))
     return kept
+
+
+def copy_clusters(
+    copies: Sequence[tuple[RawArticle, str, str | None]],
+    kept: Sequence[tuple[RawArticle, str | None]],
+    clusters: Sequence[str],
+) -> list[tuple[RawArticle, str, str]]:
+    """The copies with their story cluster: the table's, or that of their original in
+    this batch (``clusters`` in the order of ``kept``)."""
+    assigned = {article.id: cluster for (article, _), cluster in zip(kept, clusters, strict=True)}
+    out = []
+    for article, original, cluster in copies:
+        found = cluster or assigned.get(original)
+        if found is not None:
+            out.append((article, original, found))
+    return out
 
 
 def assign_clusters(
@@ -99,4 +121,10 @@ def assign_clusters(
     ]
 
 
-__all__ = ["DEDUP_MIN_WORDS", "StoryTableSlot", "assign_clusters", "drop_duplicates"]
+__all__ = [
+    "DEDUP_MIN_WORDS",
+    "StoryTableSlot",
+    "assign_clusters",
+    "copy_clusters",
+    "drop_duplicates",
+]

@@ -29,6 +29,12 @@ def isolated(settings: Settings, name: str, **extra: Any) -> Settings:
             "topic_enriched": f"nwtest.{tag}.enriched",
             "topic_dlq": f"nwtest.{tag}.dlq",
             "topic_stories": f"nwtest.{tag}.stories",
+            "topic_copies": f"nwtest.{tag}.copies",
+            "topic_alert_queries": f"nwtest.{tag}.alert-queries",
+            "topic_alerts": f"nwtest.{tag}.alerts",
+            "topic_alerts_dead": f"nwtest.{tag}.alerts-dead",
+            "topic_alerts_status": f"nwtest.{tag}.alerts-status",
+            "story_index": f"nwtest-{tag}-stories",
             "topic_feeds": f"nwtest.{tag}.feeds",
             "topic_poller_state": f"nwtest.{tag}.poller-state",
             "poller_group": f"nwtest-{tag}-poller",
@@ -47,7 +53,8 @@ def env_for(settings: Settings) -> dict[str, str]:
         "topic_enriched", "topic_dlq", "topic_stories", "worker_id", "worker_web_port",
         "batch_size", "batch_seconds", "home", "topic_partitions", "topic_feeds",
         "topic_poller_state", "poller_group", "poller_metrics_port", "ner_backend",
-        "corenlp_url", "corenlp_port", "worker_buffer",
+        "corenlp_url", "corenlp_port", "worker_buffer", "topic_copies", "topic_alert_queries",
+        "topic_alerts", "topic_alerts_dead", "topic_alerts_status", "story_index",
     )  # fmt: skip
     env: dict[str, str] = {}
     for name in names:

@@ -8,6 +8,7 @@ structurally with PyYAML.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shlex
@@ -28,6 +29,8 @@ COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 K8S = ROOT / "deploy" / "k8s"
+CLUSTER_COMPOSE = ROOT / "deploy" / "compose" / "cluster.yml"
+K8S_CLUSTER = K8S / "cluster"
 
 INSTALL_HINT = (
     "no Docker Compose implementation found to validate docker-compose.yml: install "
@@ -38,11 +41,12 @@ INSTALL_HINT = (
 COMPOSE_SECRETS = {
     "ELASTIC_PASSWORD": "test-elastic",
     "KIBANA_PASSWORD": "test-kibana",
+    "ES_SETUP_PASSWORD": "test-setup",
     "ES_WRITER_PASSWORD": "test-writer",
     "ES_READER_PASSWORD": "test-reader",
 }
 #: The Elasticsearch user of each Newswire service (least privilege): None = no access.
-ES_USERS = {"setup": "elastic", "worker": "newswire_writer", "poller": None}
+ES_USERS = {"setup": "newswire_setup", "worker": "newswire_writer", "poller": None}
 NEWSWIRE_SERVICES = ("setup", "poller", "worker")
 LONG_RUNNING = ("kafka", "elasticsearch", "kibana", "poller", "worker")
 _DEFAULT = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
@@ -98,7 +102,7 @@ def _compose_command() -> list[str] | None:
 
 
 def _run_compose(
-    tmp_path: Path, *args: str, secrets: bool = True
+    tmp_path: Path, *args: str, secrets: bool = True, files: tuple[Path, ...] = (COMPOSE,)
 ) -> subprocess.CompletedProcess[str]:
     command = _compose_command()
     if command is None:
@@ -113,7 +117,7 @@ def _run_compose(
     env_file = tmp_path / "empty.env"  # so a developer's .env cannot change the result
     env_file.write_text("")
     return subprocess.run(
-        [*command, "--env-file", str(env_file), "-f", str(COMPOSE), *args],
+        [*command, "--env-file", str(env_file), *(a for f in files for a in ("-f", str(f))), *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -139,7 +143,7 @@ def test_compose_resolves_to_the_expected_stack(tmp_path: Path) -> None:
     assert images["kibana"].rpartition(":")[2] == es_tag
     assert es_tag.startswith("9.")
     assert images["kafka"].startswith("apache/kafka:4.")
-    passwords = {"elastic": "ELASTIC_PASSWORD", "newswire_writer": "ES_WRITER_PASSWORD"}
+    passwords = {"newswire_setup": "ES_SETUP_PASSWORD", "newswire_writer": "ES_WRITER_PASSWORD"}
     for name, user in ES_USERS.items():
         env = resolved[name]["environment"]
         assert env.get("NEWSWIRE_ELASTICSEARCH_USERNAME") == user, name
@@ -149,8 +153,15 @@ def test_compose_resolves_to_the_expected_stack(tmp_path: Path) -> None:
             assert env["NEWSWIRE_ELASTICSEARCH_PASSWORD"] == COMPOSE_SECRETS[passwords[user]]
     init = resolved["elasticsearch-init"]
     script = " ".join(init["command"])
-    for role in ("newswire_writer", "newswire_reader"):
+    for role in ("newswire_setup", "newswire_writer", "newswire_reader"):
         assert f"/_security/role/{role}" in script and f"/_security/user/{role}" in script
+    # only the one-shot that creates the users knows the superuser's password
+    knows_elastic = {
+        name
+        for name, spec in resolved.items()
+        if COMPOSE_SECRETS["ELASTIC_PASSWORD"] in str(spec.get("environment", {}))
+    }
+    assert knows_elastic == {"elasticsearch", "elasticsearch-init"}
     assert '"manage_index_templates"' in script and '"newswire-articles*"' in script
     assert "ELASTIC_PASSWORD" in init["environment"]
     assert resolved["setup"]["depends_on"]["elasticsearch-init"]["condition"] == (
@@ -402,7 +413,8 @@ def test_k8s_settings_are_real_settings() -> None:
 
 def test_k8s_secrets_are_marked_placeholders() -> None:
     secrets = _k8s_objects("Secret")
-    assert set(secrets) == {f"newswire-elasticsearch-{u}" for u in ("admin", "writer", "reader")}
+    users = ("admin", "setup", "writer", "reader")
+    assert set(secrets) == {f"newswire-elasticsearch-{u}" for u in users}
     for secret in secrets.values():
         assert "REPLACE-ME" in secret["stringData"]["NEWSWIRE_ELASTICSEARCH_PASSWORD"]
     assert "PLACEHOLDER" in (K8S / "secret.yaml").read_text(encoding="utf-8")
@@ -418,7 +430,7 @@ def test_k8s_least_privilege_users() -> None:
     expected = {
         "newswire-poller": set(),
         "newswire-worker": {"newswire-elasticsearch-writer"},
-        "newswire-setup": {"newswire-elasticsearch-admin"},
+        "newswire-setup": {"newswire-elasticsearch-setup"},  # never the superuser
         "newswire-corenlp": set(),  # the recogniser's server needs no credentials
     }
     for name, workload in workloads.items():
@@ -464,8 +476,15 @@ def test_k8s_worker_has_probes_resources_and_a_pdb() -> None:
     assert _memory(resources["limits"]["memory"]) >= _memory(resources["requests"]["memory"])
     labels = worker["spec"]["template"]["metadata"]["labels"]
     assert worker["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    (pdb,) = _k8s_objects("PodDisruptionBudget").values()
+    pdb = _k8s_objects("PodDisruptionBudget")["newswire-worker"]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_k8s_corenlp_service_is_headless_so_workers_see_every_pod() -> None:
+    service = _k8s_objects("Service")["newswire-corenlp"]
+    assert service["spec"]["clusterIP"] == "None"
+    config = _k8s_objects("ConfigMap")["newswire-config"]["data"]
+    assert float(config["NEWSWIRE_CORENLP_RESOLVE_SECONDS"]) > 0
 
 
 def test_corenlp_runs_as_its_own_service() -> None:
@@ -480,6 +499,179 @@ def test_corenlp_runs_as_its_own_service() -> None:
     dockerfile = (ROOT / "deploy" / "docker" / "corenlp.Dockerfile").read_text("utf-8")
     assert "deploy/local/corenlp/pom.xml" in dockerfile and "GPL-3.0" in dockerfile
     services = _k8s_objects("Service")
-    assert services["newswire-corenlp"]["spec"]["type"] == "ClusterIP"
+    assert services["newswire-corenlp"]["spec"]["clusterIP"] == "None"  # headless
     config = _k8s_objects("ConfigMap")["newswire-config"]["data"]
     assert config["NEWSWIRE_CORENLP_URL"] == "http://newswire-corenlp:9000/"
+
+
+# -- production and cluster profiles ---------------------------------------------------------
+
+
+def _init_script() -> str:
+    job = _k8s_objects("Job")["newswire-setup"]
+    return str(job["spec"]["template"]["spec"]["initContainers"][0]["args"][0])
+
+
+def _run_init_script(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The setup Job's init script under bash, with a ``curl`` that records its calls."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    calls = tmp_path / "curl.log"
+    fake = bin_dir / "curl"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    return subprocess.run(
+        ["bash", "-c", _init_script()],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "NEWSWIRE_ELASTICSEARCH_URL": "https://es", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_k8s_setup_refuses_placeholder_passwords_and_needs_the_superuser_only_once(
+    tmp_path: Path,
+) -> None:
+    real = {"SETUP_PASSWORD": "s-1", "WRITER_PASSWORD": "w-1", "READER_PASSWORD": "r-1"}
+    placeholder = _run_init_script(
+        tmp_path,
+        ELASTIC_PASSWORD="e-1",
+        **{**real, "WRITER_PASSWORD": "REPLACE-ME-writer-password"},
+    )
+    assert placeholder.returncode == 1 and "placeholder" in placeholder.stderr
+    assert not (tmp_path / "curl.log").exists(), "nothing sent with a placeholder"
+    first = _run_init_script(tmp_path, ELASTIC_PASSWORD="e-1", **real)
+    assert first.returncode == 0, first.stderr
+    calls = (tmp_path / "curl.log").read_text()
+    for name in ("newswire_setup", "newswire_writer", "newswire_reader"):
+        assert f"/_security/role/{name}" in calls and f"/_security/user/{name}" in calls
+    (tmp_path / "curl.log").unlink()
+    later = _run_init_script(tmp_path, **real)  # the admin secret deleted after the first run
+    assert later.returncode == 0 and "no admin secret" in later.stdout
+    assert not (tmp_path / "curl.log").exists()
+    admin_ref = next(
+        e
+        for e in _k8s_objects("Job")["newswire-setup"]["spec"]["template"]["spec"][
+            "initContainers"
+        ][0]["env"]
+        if e["name"] == "ELASTIC_PASSWORD"
+    )
+    assert admin_ref["valueFrom"]["secretKeyRef"]["optional"] is True
+
+
+def _writer_role(script: str) -> list[dict[str, Any]]:
+    """The index privileges of the newswire_writer role in a users script."""
+    import json
+
+    body = script.split("/_security/role/newswire_writer '", 1)[1].split("'", 1)[0]
+    indices: list[dict[str, Any]] = json.loads(body)["indices"]
+    return indices
+
+
+@pytest.mark.parametrize("where", ["k8s", "compose"])
+def test_the_writer_can_write_and_roll_over_but_not_delete(where: str) -> None:
+    script = (
+        _init_script()
+        if where == "k8s"
+        else " ".join(_service("elasticsearch-init")["command"]).replace("$$", "$")
+    )
+    indices = {tuple(entry["names"]): set(entry["privileges"]) for entry in _writer_role(script)}
+    concrete = indices[("newswire-articles-*",)]
+    assert {"create_index", "write", "read"} <= concrete
+    assert not concrete & {"manage", "delete_index", "all"}, "the writer could delete indices"
+    # manage (first index's alias, rollover) on the alias name only: DELETE needs concrete
+    # index names, which this grants nothing destructive on; writes and reads go to the alias
+    assert indices[("newswire-articles",)] == {"manage", "write", "read", "view_index_metadata"}
+
+
+def test_k8s_cluster_defaults_replicate_and_do_not_refresh_per_bulk() -> None:
+    config = _k8s_objects("ConfigMap")["newswire-config"]["data"]
+    assert config["NEWSWIRE_TOPIC_REPLICATION"] == "3"
+    assert config["NEWSWIRE_TOPIC_MIN_INSYNC_REPLICAS"] == "2"
+    assert config["NEWSWIRE_INDEX_REFRESH"] == "false"
+    template = json.loads(
+        (ROOT / "deploy" / "elasticsearch" / "component-settings.json").read_text()
+    )
+    assert template["template"]["settings"]["index"]["auto_expand_replicas"] == "0-1"
+
+
+def test_k8s_pdbs_cover_the_worker_and_corenlp() -> None:
+    pdbs = _k8s_objects("PodDisruptionBudget")
+    assert {"newswire-worker", "newswire-corenlp"} <= set(pdbs)
+    corenlp = _k8s_objects("Deployment")["newswire-corenlp"]
+    labels = corenlp["spec"]["template"]["metadata"]["labels"]
+    assert pdbs["newswire-corenlp"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert corenlp["spec"]["replicas"] >= 2  # a PDB of minAvailable 1 over one pod blocks drains
+
+
+def _cluster_docs() -> dict[str, list[dict[str, Any]]]:
+    return {
+        path.name: [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+        for path in sorted(K8S_CLUSTER.glob("*.yaml"))
+    }
+
+
+def test_k8s_cluster_profile_runs_three_brokers_and_nodes_with_pdbs() -> None:
+    docs = _cluster_docs()
+    (kustomization,) = docs.pop("kustomization.yaml")
+    assert sorted(kustomization["resources"]) == sorted(["../", *docs])
+    by_kind = {doc["kind"]: doc for file in docs.values() for doc in file}
+    kafka, pool = by_kind["Kafka"], by_kind["KafkaNodePool"]
+    assert pool["spec"]["replicas"] == 3 and set(pool["spec"]["roles"]) == {"broker", "controller"}
+    config = kafka["spec"]["kafka"]["config"]
+    assert config["default.replication.factor"] == 3 and config["min.insync.replicas"] == 2
+    assert config["offsets.topic.replication.factor"] == 3
+    assert config["transaction.state.log.min.isr"] == 2
+    assert kafka["spec"]["kafka"]["template"]["podDisruptionBudget"]["maxUnavailable"] == 1
+    es = by_kind["Elasticsearch"]
+    assert sum(n["count"] for n in es["spec"]["nodeSets"]) == 3
+    assert es["spec"]["podDisruptionBudget"]["spec"]["maxUnavailable"] == 1
+    # the profile's engines are the ones the configuration points at
+    patches = " ".join(p["patch"] for p in kustomization["patches"])
+    assert f"{kafka['metadata']['name']}-kafka-bootstrap.newswire.svc:9092" in patches
+    assert f"https://{es['metadata']['name']}-es-http.newswire.svc:9200" in patches
+
+
+def test_k8s_workers_scale_on_consumer_lag_up_to_the_partitions() -> None:
+    docs = _cluster_docs()
+    (scaled,) = [d for file in docs.values() for d in file if d["kind"] == "ScaledObject"]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "newswire-worker"
+    assert scaled["spec"]["minReplicaCount"] >= 1
+    config = _k8s_objects("ConfigMap")["newswire-config"]["data"]
+    assert scaled["spec"]["maxReplicaCount"] == int(config["NEWSWIRE_TOPIC_PARTITIONS"])
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "kafka"
+    # Faust's consumer group is the app id, NEWSWIRE_WORKER_ID
+    group = config.get("NEWSWIRE_WORKER_ID", Settings.model_fields["worker_id"].default)
+    assert trigger["metadata"]["consumerGroup"] == group
+    assert int(trigger["metadata"]["lagThreshold"]) > 0
+    assert "topic" not in trigger["metadata"]  # every topic of the group: raw and enriched
+
+
+def test_compose_cluster_profile_resolves_to_three_brokers_and_three_nodes(
+    tmp_path: Path,
+) -> None:
+    result = _run_compose(tmp_path, "config", files=(COMPOSE, CLUSTER_COMPOSE))
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    brokers = [n for n in services if n.startswith("kafka")]
+    nodes = [n for n in services if re.fullmatch(r"elasticsearch(-\d)?", n)]
+    assert len(brokers) == 3 and len(nodes) == 3
+    voters = {services[b]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"] for b in brokers}
+    assert voters == {"1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert len({services[b]["environment"]["KAFKA_NODE_ID"] for b in brokers}) == 3
+    for b in brokers:
+        env = services[b]["environment"]
+        assert str(env["KAFKA_MIN_INSYNC_REPLICAS"]) == "2"
+        assert str(env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"]) == "3"
+    for n in nodes:
+        env = services[n]["environment"]
+        assert env["discovery.type"] == "multi-node"
+        assert env["xpack.security.transport.ssl.enabled"] == "true"
+    for name in ("setup", "poller", "worker"):
+        env = services[name]["environment"]
+        assert env["NEWSWIRE_TOPIC_REPLICATION"] == "3", name
+        assert env["NEWSWIRE_TOPIC_MIN_INSYNC_REPLICAS"] == "2", name
+        assert env["NEWSWIRE_INDEX_REFRESH"] == "false", name
+        assert env["NEWSWIRE_KAFKA_BOOTSTRAP"].count(",") == 2, name
+    assert services["worker"]["environment"]["NEWSWIRE_ELASTICSEARCH_URL"].count(",") == 2

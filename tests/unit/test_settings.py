@@ -34,6 +34,27 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 
 
 def test_readme_configuration_table_is_generated_from_settings() -> None:
-    from pipeline.settings import markdown_table
+    from workshop.builders.settings_table import markdown_table
 
     assert markdown_table() in README.read_text(), "README table is stale: run `make docs`"
+
+
+@pytest.mark.parametrize(
+    "value", ["REPLACE-ME-writer-password", "replace-me", "changeme", "  ", ""]
+)
+def test_placeholder_secrets_refuse_to_start(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("NEWSWIRE_ELASTICSEARCH_PASSWORD", value)
+    with pytest.raises(ValidationError, match="NEWSWIRE_ELASTICSEARCH_PASSWORD is a placeholder"):
+        Settings()
+
+
+def test_every_placeholder_in_the_k8s_secrets_is_refused() -> None:
+    import yaml
+
+    from pipeline.settings import is_placeholder
+
+    secrets = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "secret.yaml"
+    docs = [d for d in yaml.safe_load_all(secrets.read_text()) if d]
+    passwords = [value for d in docs for key, value in d["stringData"].items() if "PASSWORD" in key]
+    assert passwords and all(is_placeholder(p) for p in passwords)
+    assert not is_placeholder("a-long-random-password")

@@ -162,7 +162,8 @@ class ElasticsearchNode(SearchNode):
             copy_config_file(dist_config / name, self.config_dir / name)
         (self.config_dir / "elasticsearch.yml").write_text(
             "# Written by newswire; the other settings are passed as -E options.\n"
-            "xpack.security.enabled: false\n",
+            "xpack.security.enabled: false\n"
+            f"path.repo: [{json.dumps(str(self.snapshot_dir))}]\n",
             encoding="utf-8",
         )
 

@@ -72,6 +72,8 @@ class SearchNode:
         self.base = home / self.name
         self.config_dir = self.base / "config"
         self.data_dir = self.base / "data"
+        #: The node's ``path.repo``: `newswire snapshot` writes its filesystem repository here.
+        self.snapshot_dir = self.base / "snapshots"
         self.tmp_dir = self.base / "tmp"
         self.logs_dir = home / "logs" / self.name
         self.log_file = self.logs_dir / f"{CLUSTER_NAME}.log"
@@ -112,7 +114,13 @@ class SearchNode:
         return self.distribution(artifacts) / "bin" / self.name
 
     def write_config(self, artifacts: Artifacts, run_as: RunAs | None) -> None:
-        for d in (self.config_dir / "jvm.options.d", self.data_dir, self.tmp_dir, self.logs_dir):
+        for d in (
+            self.config_dir / "jvm.options.d",
+            self.data_dir,
+            self.snapshot_dir,
+            self.tmp_dir,
+            self.logs_dir,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.write_engine_config(self.distribution(artifacts) / "config")

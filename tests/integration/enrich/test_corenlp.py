@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -99,3 +100,29 @@ def test_local_server_refuses_non_loopback_clients(corenlp_url: str) -> None:
     port = corenlp_url.rstrip("/").rsplit(":", 1)[1]
     reply = httpx.post(f"http://{address}:{port}/", content=b"John Kerry", timeout=10)
     assert reply.status_code == 401
+
+
+def test_two_real_servers_share_the_requests_and_agree(
+    corenlp_url: str, second_corenlp_url: str
+) -> None:
+    one = CoreNLPRecogniser(corenlp_url).spans(TEXTS)
+    for _ in range(5):  # a fresh JVM is slow at first, and the pool rightly avoids a slow one
+        assert CoreNLPRecogniser(second_corenlp_url).spans(TEXTS) == one
+    both = CoreNLPRecogniser([corenlp_url, second_corenlp_url], max_request_chars=80)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: both.spans(TEXTS), range(10)))
+    assert all(result == one for result in results)
+    served = both.pool.requests()
+    assert min(served.values()) >= sum(served.values()) // 4, served
+
+
+def test_a_dead_real_server_fails_over_to_the_live_one(
+    corenlp_url: str, second_corenlp_url: str
+) -> None:
+    dead = f"http://127.0.0.1:{_free_port()}/"
+    recogniser = CoreNLPRecogniser([dead, second_corenlp_url], timeout=30.0)
+    expected = CoreNLPRecogniser(corenlp_url).spans(TEXTS)
+    for _ in range(3):
+        assert recogniser.spans(TEXTS) == expected
+    assert recogniser.pool.is_down(dead)
+    assert recogniser.pool.requests()[dead] == 1  # asked once, then left alone in its cool-down

@@ -17,3 +17,15 @@ if os.environ.get("NEWSWIRE_TEST_FAULT") == "enrich-once":
         return _original(self, articles)
 
     _enricher.Enricher.enrich = _failing_once  # type: ignore[method-assign]
+
+if os.environ.get("NEWSWIRE_TEST_FAULT") == "enrich-poison":
+    import pipeline.enrich.enricher as _enricher
+
+    _original_enrich = _enricher.Enricher.enrich
+
+    def _poisoned(self, articles):  # type: ignore[no-untyped-def]
+        if any("POISON" in (article.title or "") for article in articles):
+            raise ValueError("injected poison record")
+        return _original_enrich(self, articles)
+
+    _enricher.Enricher.enrich = _poisoned  # type: ignore[method-assign]

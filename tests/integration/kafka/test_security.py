@@ -108,19 +108,19 @@ async def test_plaintext_client_cannot_reach_the_secure_listener(
 async def test_setup_checks_the_feeds_topic_partitions(
     secure_kafka: SecureKafka, isolated: Any
 ) -> None:
-    """`newswire setup`'s check of an existing feeds topic (over the secure connection):
-    fewer partitions than NEWSWIRE_POLLER_PARTITIONS is an error, more a warning, equal or
-    missing passes."""
+    """`newswire setup`'s (and the poller's) check of an existing feeds topic (over the
+    secure connection): fewer or more partitions than NEWSWIRE_POLLER_PARTITIONS is an error
+    (the feed -> partition map depends on the count), equal or missing passes."""
     from pipeline.errors import ConfigError
     from pipeline.kafka.topics import check_feeds_topic, partition_counts
 
     settings = isolated(secure_kafka.settings, "feeds", poller_partitions=4)
-    assert await check_feeds_topic(settings) is None  # not created yet
+    await check_feeds_topic(settings)  # not created yet: passes
     await create_missing_topics(settings, [TopicSpec(settings.topic_feeds, 2)])
     assert await partition_counts(settings, [settings.topic_feeds]) == {settings.topic_feeds: 2}
     with pytest.raises(ConfigError, match="NEWSWIRE_POLLER_PARTITIONS=4"):
         await check_feeds_topic(settings)
     fewer = settings.model_copy(update={"poller_partitions": 1})
-    warning = await check_feeds_topic(fewer)
-    assert warning is not None and "get no feeds" in warning
-    assert await check_feeds_topic(settings.model_copy(update={"poller_partitions": 2})) is None
+    with pytest.raises(ConfigError, match="NEWSWIRE_POLLER_PARTITIONS=2"):
+        await check_feeds_topic(fewer)
+    await check_feeds_topic(settings.model_copy(update={"poller_partitions": 2}))  # passes

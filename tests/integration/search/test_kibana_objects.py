@@ -15,6 +15,8 @@ from pipeline.models import EnrichedArticle
 from pipeline.settings import Settings
 from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
+from pipeline.sinks.stories import StoryWriter, install_stories_index
+from pipeline.sinks.story_docs import item_of
 from pipeline.sources.replay import ReplayReport, collect
 
 pytestmark = pytest.mark.integration
@@ -47,6 +49,14 @@ EXTRA = [
 
 def _objects() -> list[dict[str, Any]]:
     return [json.loads(line) for line in NDJSON.read_text(encoding="utf-8").splitlines()]
+
+
+def _view(obj: dict[str, Any]) -> str:
+    """The data view an object reads (a data view reads itself)."""
+    if obj["type"] == "index-pattern":
+        return str(obj["id"])
+    views = [ref["id"] for ref in obj["references"] if ref["type"] == "index-pattern"]
+    return str(views[0]) if views else ""
 
 
 def _layers(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -86,7 +96,7 @@ def _panel_query(layer: dict[str, Any]) -> dict[str, Any]:
     for column_id in layer["columnOrder"]:
         column = layer["columns"][column_id]
         if not column["isBucketed"]:
-            assert column["operationType"] == "count", column
+            assert column["operationType"] in ("count", "max"), column
             continue
         if column["operationType"] == "terms":
             body = {"terms": {"field": column["sourceField"], "size": column["params"]["size"]}}
@@ -125,25 +135,34 @@ async def kibana_index(stack: Any, tmp_path_factory: pytest.TempPathFactory, iso
             raw, Enricher(recogniser=make_recogniser(settings)).enrich(raw), strict=True
         )
     ]
+    settings = settings.model_copy(update={"story_index": f"{settings.index_alias}-stories"})
     backend = open_backend(settings)
     await install_index(backend, settings.index_alias)
     result = await Indexer(backend, settings.index_alias).write(enriched)
     assert len(result.indexed) == len(enriched), result
     await backend.refresh(settings.index_alias)
+    await install_stories_index(backend, settings.story_index)
+    # Clusters are the worker's (not the enricher's): each article founds its own story.
+    clustered = [a.model_copy(update={"cluster_id": a.cluster_id or a.id}) for a in enriched]
+    items = [i for i in (item_of(a) for a in clustered) if i is not None]
+    assert await StoryWriter(backend, settings.story_index).update(items)
+    await backend.refresh(settings.story_index)
     yield settings, backend
     await backend.close()
 
 
 async def test_every_field_has_the_capability_the_objects_need(kibana_index: Any) -> None:
     settings, backend = kibana_index
-    needs = _needs(_objects())
-    assert needs, "the saved objects use no fields"
-    caps = await backend.client.field_caps(index=settings.index_alias, fields=sorted(needs))
-    for field, wanted in sorted(needs.items()):
-        assert field in caps["fields"], f"{field} is not in the real index"
-        for _type, spec in caps["fields"][field].items():
-            for capability in wanted:
-                assert spec[capability], f"{field} is not {capability} in the real index"
+    indices = {"newswire-articles": settings.index_alias, "newswire-stories": settings.story_index}
+    for view, index in indices.items():
+        needs = _needs([obj for obj in _objects() if _view(obj) == view])
+        assert needs, f"the saved objects use no fields of {view}"
+        caps = await backend.client.field_caps(index=index, fields=sorted(needs))
+        for field, wanted in sorted(needs.items()):
+            assert field in caps["fields"], f"{field} is not in the real index {view}"
+            for _type, spec in caps["fields"][field].items():
+                for capability in wanted:
+                    assert spec[capability], f"{field} is not {capability} in {view}"
 
 
 async def test_each_lens_panel_returns_buckets(kibana_index: Any) -> None:
@@ -152,8 +171,9 @@ async def test_each_lens_panel_returns_buckets(kibana_index: Any) -> None:
     for obj in _objects():
         if obj["type"] != "lens":
             continue
+        index = settings.story_index if _view(obj) == "newswire-stories" else settings.index_alias
         for layer in _layers(obj):
-            response = await backend.search(settings.index_alias, _panel_query(layer))
+            response = await backend.search(index, _panel_query(layer))
             buckets = _first_buckets(response, layer)
             assert buckets, f"{obj['id']}: no buckets for {_panel_query(layer)['aggs']}"
             panels += 1

@@ -196,6 +196,7 @@ def test_two_pollers_split_hand_over_and_publish_once(
         "NEWSWIRE_POLL_PARSE_WORKERS": "1",
         "NEWSWIRE_POLL_CONCURRENCY": "32",
         "NEWSWIRE_POLL_PER_HOST": "32",  # every feed is on the one loopback host
+        "NEWSWIRE_POLL_HOST_GAP": "0",
         "NEWSWIRE_LOG_FORMAT": "json",
         "NEWSWIRE_LOG_LEVEL": "INFO",
     }

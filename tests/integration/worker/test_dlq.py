@@ -88,8 +88,9 @@ async def test_dlq_topic_is_created_with_its_own_retention(stack: Any, isolated:
     config = await _topic_config(settings, settings.topic_dlq)
     assert config["retention.ms"] == str(30 * 86_400_000)
     assert config["cleanup.policy"] == "delete"
-    # The article topics keep the broker's default retention.
-    assert "retention.ms" not in await _topic_config(settings, settings.topic_raw)
+    # The article topics keep theirs (NEWSWIRE_TOPIC_RETENTION_DAYS), not the broker's 7 days.
+    raw = await _topic_config(settings, settings.topic_raw)
+    assert raw["retention.ms"] == str(round(settings.topic_retention_days * 86_400_000))
 
 
 async def test_setup_enforces_the_retention_on_an_existing_dlq_topic(

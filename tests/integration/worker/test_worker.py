@@ -8,15 +8,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from aiohttp import web
 
+from pipeline.alerts.model import new_alert
+from pipeline.alerts.registry import save_alert
+from pipeline.alerts.webhooks import SIGNATURE_HEADER, verify
 from pipeline.enrich.dedup import fingerprint
 from pipeline.kafka.client import encode, make_producer, publish_raw
 from pipeline.models import EnrichedArticle, RawArticle, Source
 from pipeline.provision import run_setup
+from pipeline.search.stories import get_story
 from pipeline.settings import CORENLP_MODEL, Settings
 from pipeline.sinks.engines import open_backend
 from pipeline.sources.replay import ReplayReport, collect, replay
-from pipeline.worker.failstop import FAIL_STOP_EXIT
 
 if TYPE_CHECKING:
     from tests.plugins.worker_process import WorkerProcess
@@ -192,7 +196,7 @@ STORY = (
 
 
 async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
-    worker_settings: Settings, worker: WorkerProcess, wait_for: Any
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any, read_topic: Any
 ) -> None:
     rewrite = (
         STORY.replace("on Thursday", "on Thursday afternoon")
@@ -214,7 +218,25 @@ async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
                    source=Source(name="Sport")),
     ]  # fmt: skip
     await run_setup(worker_settings)
-    worker.start()
+    # A standing query saved before the worker starts: matched in-stream, after indexing,
+    # and posted by the worker's own delivery task to a loopback webhook.
+    hooks: list[tuple[dict[str, str], bytes]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        hooks.append((dict(request.headers), await request.read()))
+        return web.Response(status=204)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", receive)
+    runner = web.AppRunner(receiver)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    alert_ecb = new_alert("ecb", "ECB rates", ["source=Wire B"], allow_private=True,
+                          webhook=f"http://127.0.0.1:{port}/hook")  # fmt: skip
+    await save_alert(worker_settings, alert_ecb)
+    worker.start(NEWSWIRE_ALLOW_PRIVATE_FEEDS="true")
     producer = make_producer(worker_settings)
     await producer.start()
     try:
@@ -233,9 +255,34 @@ async def test_same_story_from_two_sources_shares_a_cluster_and_duplicates_drop(
     assert clusters["match"] != clusters["wire-a"]
     assert await _count(worker_settings, ["copy-a"]) == 0  # exact duplicate, dropped
     assert "duplicate_dropped" in worker.tail()
+    (alert,) = await read_topic(worker_settings.kafka_bootstrap, worker_settings.topic_alerts, 1)
+    assert alert["alert"] == "ecb" and alert["article"]["id"] == "wire-b"
+    assert alert["why"]["facets"] == {"source.name": "Wire B"}
+
+    async def delivered() -> bool:
+        return bool(hooks)
+
+    try:
+        await wait_for(delivered, 60, "the webhook delivery")
+    finally:
+        await runner.cleanup()
+    headers, body = hooks[0]
+    assert verify(alert_ecb.secret, body, headers[SIGNATURE_HEADER])
+    assert json.loads(body)["match"]["article"]["id"] == "wire-b"
+    # The story keeps its copy among its sources, though the copy was never indexed.
+    story_id = clusters["wire-a"]
+
+    async def story_complete() -> bool:
+        story = await get_story(worker_settings, story_id)
+        return story is not None and story.get("copy_count") == 1
+
+    await wait_for(story_complete, 60, "the copy folded into its story")
+    story = await get_story(worker_settings, story_id)
+    assert story is not None and story["article_count"] == 2
+    assert set(story["sources"]) == {"Wire A", "Wire B", "Aggregator"}
 
 
-async def test_an_unexpected_error_stops_the_worker_and_loses_nothing(
+async def test_a_transient_unexpected_error_is_retried_and_loses_nothing(
     worker_settings: Settings, worker: WorkerProcess, tmp_path: Path, wait_for: Any
 ) -> None:
     articles = [
@@ -255,19 +302,59 @@ async def test_an_unexpected_error_stops_the_worker_and_loses_nothing(
         NEWSWIRE_TEST_FAULT="enrich-once",
         NEWSWIRE_TEST_FAULT_MARKER=str(tmp_path / "fault-fired"),
     )
-    assert worker.process is not None
-    code = worker.process.wait(120)
-    assert code == FAIL_STOP_EXIT, worker.tail()
-    assert "worker.fail_stop" in worker.tail() and "injected enrichment fault" in worker.tail()
-    assert (tmp_path / "fault-fired").exists()
-
-    worker.start()  # restarted, as a supervisor would: the failed batch comes back
 
     async def all_indexed() -> bool:
         assert worker.alive(), worker.tail()
         return await _count(worker_settings, [a.id for a in articles]) == len(articles)
 
     await wait_for(all_indexed, 180, "every article of the failed batch to be indexed")
+    assert (tmp_path / "fault-fired").exists()
+    assert "worker.batch_failing" not in worker.tail()  # one retry was enough
+    assert "worker.fail_stop" not in worker.tail()
+
+
+async def test_a_poison_record_goes_to_the_dlq_and_its_batch_goes_on(
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any, read_topic: Any
+) -> None:
+    """A record that makes enrichment raise every time: after the bounded retries its batch
+    is split until it is alone; it ends in the DLQ with its traceback, every other article
+    of the batch is indexed, and the worker keeps running (no crash loop)."""
+    articles = [
+        RawArticle(
+            id=f"batch-{n}",
+            title="POISON story" if n == 6 else f"Story {n}",
+            body=f"Body of story number {n}.",
+        )
+        for n in range(12)
+    ]
+    await run_setup(worker_settings)
+    producer = make_producer(worker_settings)
+    await producer.start()
+    try:
+        await publish_raw(producer, worker_settings.topic_raw, articles)
+    finally:
+        await producer.stop()
+    faults = str(REPO / "tests" / "integration" / "faults")
+    worker.start(
+        PYTHONPATH=os.pathsep.join([faults, os.environ.get("PYTHONPATH", "")]),
+        NEWSWIRE_TEST_FAULT="enrich-poison",
+    )
+    healthy = [a.id for a in articles if a.id != "batch-6"]
+
+    async def others_indexed() -> bool:
+        assert worker.alive(), worker.tail()
+        return await _count(worker_settings, healthy) == len(healthy)
+
+    await wait_for(others_indexed, 180, "every other article of the batch to be indexed")
+    assert worker_settings.kafka_bootstrap is not None
+    dead = await read_topic(worker_settings.kafka_bootstrap, worker_settings.topic_dlq, 1)
+    assert [d["key"] for d in dead] == ["batch-6"]
+    assert dead[0]["stage"] == "enrich"
+    assert "Traceback" in dead[0]["reason"] and "injected poison record" in dead[0]["reason"]
+    assert dead[0]["original"]["id"] == "batch-6"
+    assert await _count(worker_settings, ["batch-6"]) == 0
+    assert worker.alive() and "worker.fail_stop" not in worker.tail()
+    assert "worker.batch_failing" in worker.tail()
 
 
 async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
@@ -336,3 +423,75 @@ async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
         worker.stop()
         if pid is not None:
             stop_process(pid, timeout=server.stop_timeout, marker=server.marker_for())
+
+
+async def test_an_offset_out_of_retention_stops_its_partition_and_says_so(
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any
+) -> None:
+    """The group's committed offset of raw partition 0 was deleted by retention while the
+    worker was away: the worker does not reset to the earliest record (which would skip
+    the gap silently); it stops that partition, says so in its log, metrics and /health/,
+    and goes on with the other partitions."""
+    import socket
+
+    import httpx
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+    from aiokafka.structs import OffsetAndMetadata
+
+    await run_setup(worker_settings)
+    bootstrap = worker_settings.kafka_bootstrap
+    topic = worker_settings.topic_raw
+    producer = make_producer(worker_settings)
+    await producer.start()
+    try:
+        for n in range(20):
+            article = RawArticle(id=f"p0-{n}", title=f"Zero {n}", body=f"Story zero {n}.")
+            await producer.send_and_wait(
+                topic, article.model_dump_json().encode(), key=article.id.encode(), partition=0
+            )
+        for n in range(5):
+            article = RawArticle(id=f"p1-{n}", title=f"One {n}", body=f"Story one {n}.")
+            await producer.send_and_wait(
+                topic, article.model_dump_json().encode(), key=article.id.encode(), partition=1
+            )
+    finally:
+        await producer.stop()
+    tp0 = TopicPartition(topic, 0)
+    group = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=worker_settings.worker_id, enable_auto_commit=False
+    )
+    await group.start()
+    group.assign([tp0])
+    try:
+        await group.commit({tp0: OffsetAndMetadata(5, "")})  # read up to 5 before the outage
+    finally:
+        await group.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:  # retention deleted records 0-14 meanwhile (DeleteRecords does it at once)
+        await admin.delete_records({tp0: RecordsToDelete(15)})
+    finally:
+        await admin.close()
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    worker.start(NEWSWIRE_WORKER_WEB_PORT=str(port))
+
+    async def partition_1_indexed() -> bool:
+        assert worker.alive(), worker.tail()
+        return await _count(worker_settings, [f"p1-{n}" for n in range(5)]) == 5
+
+    await wait_for(partition_1_indexed, 180, "the articles of partition 1 to be indexed")
+    assert "worker.offset_out_of_retention" in worker.tail()
+    async with httpx.AsyncClient(timeout=10) as client:
+        health = (await client.get(f"http://127.0.0.1:{port}/health/")).json()
+        metrics_text = (await client.get(f"http://127.0.0.1:{port}/metrics/")).text
+    assert health["status"] == "degraded"
+    assert health["partitions_stopped"] == [
+        {"topic": topic, "partition": 0, "committed": 5, "earliest": 15, "lost": 10}
+    ]
+    assert f'newswire_partitions_stopped{{partition="0",topic="{topic}"}} 1.0' in metrics_text
+    # Nothing of partition 0 was read past the gap: records 15-19 wait for the operator.
+    assert await _count(worker_settings, [f"p0-{n}" for n in range(20)]) == 0

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from pipeline.kafka.topics import ensure_topics
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
 from workshop.stack.process import read_pid, stop_process
@@ -134,7 +133,9 @@ async def test_worker_started_while_search_engine_down_waits_then_catches_up(
 ) -> None:
     settings = fault_settings
     sent = make_articles("late", 120, seed=10)
-    await ensure_topics(settings)
+    # Setup ran once (it puts the index templates and the first generation; workers no
+    # longer do): the worker then starts while the engine is down.
+    await run_setup(settings)
     search_node.stop()
     down_at = time.monotonic()
     worker = worker_process(settings, tmp_path / "worker.log")

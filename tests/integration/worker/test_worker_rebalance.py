@@ -42,16 +42,18 @@ class Feed:
         self.settings, self.pool, self.batch, self.every = settings, pool, batch, every
         self.sent: list[Any] = []
         self.task: asyncio.Task[None] | None = None
+        self.stopping = asyncio.Event()
 
     async def _run(self) -> None:
         producer = make_producer(self.settings)
         await producer.start()
         try:
-            while len(self.sent) < len(self.pool):
+            while len(self.sent) < len(self.pool) and not self.stopping.is_set():
                 chunk = self.pool[len(self.sent) : len(self.sent) + self.batch]
                 await publish_raw(producer, self.settings.topic_raw, chunk)
                 self.sent.extend(chunk)
-                await asyncio.sleep(self.every)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), self.every)
         finally:
             await producer.stop()
 
@@ -59,10 +61,11 @@ class Feed:
         self.task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop after the chunk being sent: cancelling mid-send could leave a chunk the
+        broker took but ``sent`` does not list (counted as extra documents)."""
+        self.stopping.set()
         if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            await self.task
 
 
 def log_text(worker: WorkerProcess, since: int = 0) -> str:

@@ -172,3 +172,11 @@ def test_the_worker_drops_copies_from_the_table_and_from_its_own_batch() -> None
     kept = drop_duplicates(again, index)
     assert [article.id for article, _ in kept] == ["a", "d", "e"]
     assert assign_clusters(kept, index) == ["a", "d", "d"]  # same text, same story
+
+
+def test_duplicate_entry_names_the_original_and_its_cluster(random_sig: Any) -> None:
+    index = StoryIndex(100)
+    index.remember(StoryRecord("a1", "c1", random_sig(), fingerprint="f" * 40))
+    assert index.duplicate_entry("f" * 40, "b2") == ("a1", "c1")
+    assert index.duplicate_entry("f" * 40, "a1") is None
+    assert index.duplicate_of("f" * 40, "b2") == "a1"

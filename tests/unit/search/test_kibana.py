@@ -24,7 +24,9 @@ from pipeline.settings import Settings
 ROOT = Path(__file__).resolve().parents[3]
 NDJSON = ROOT / "deploy" / "kibana" / "newswire.ndjson"
 MAPPINGS = ROOT / "deploy" / "elasticsearch" / "component-mappings.json"
+STORIES = ROOT / "deploy" / "elasticsearch" / "stories-index.json"
 ALIAS = "newswire-articles"
+STORY_INDEX = "newswire-stories"
 
 
 # -- the shipped file ----------------------------------------------------------------------
@@ -42,9 +44,13 @@ def _objects() -> list[dict[str, Any]]:
     return objects
 
 
-def _mapped_fields() -> dict[str, str]:
-    """Dotted field path -> type, sub-fields (``title.raw``) included."""
-    properties = json.loads(MAPPINGS.read_text())["template"]["mappings"]["properties"]
+def _mapped_fields(data_view: str = ALIAS) -> dict[str, str]:
+    """Dotted field path -> type, sub-fields (``title.raw``) included, of the articles'
+    mapping or the stories index's."""
+    if data_view == STORY_INDEX:
+        properties = json.loads(STORIES.read_text())["mappings"]["properties"]
+    else:
+        properties = json.loads(MAPPINGS.read_text())["template"]["mappings"]["properties"]
     found: dict[str, str] = {}
 
     def walk(props: dict[str, Any], prefix: str) -> None:
@@ -94,9 +100,17 @@ def test_expected_objects_are_shipped() -> None:
         by_type.setdefault(obj["type"], []).append(obj)
     assert set(by_type) == {"index-pattern", "search", "lens", "dashboard"}
 
-    (data_view,) = by_type["index-pattern"]
-    assert data_view["attributes"]["title"] == ALIAS
-    assert data_view["attributes"]["timeFieldName"] == "published_at"
+    views = {view["id"]: view for view in by_type["index-pattern"]}
+    assert set(views) == {ALIAS, STORY_INDEX}
+    assert views[ALIAS]["attributes"]["title"] == ALIAS
+    assert views[ALIAS]["attributes"]["timeFieldName"] == "published_at"
+    assert views[STORY_INDEX]["attributes"]["timeFieldName"] == "first_seen"
+    searches = {s["id"]: s for s in by_type["search"]}
+    stories = searches["newswire-search-stories"]
+    assert stories["references"][0]["id"] == STORY_INDEX
+    assert {"article_count", "sources", "first_source"} <= set(stories["attributes"]["columns"])
+    shifted = [c for lens in by_type["lens"] for c in _lens_columns(lens) if c.get("timeShift")]
+    assert shifted, "no panel compares a time range with an earlier one (what is rising)"
 
     used = {c.get("sourceField") for lens in by_type["lens"] for c in _lens_columns(lens)}
     for facet in (
@@ -130,8 +144,9 @@ def test_dashboard_panels_match_references() -> None:
 
 
 def test_fields_used_exist_in_the_mapping() -> None:
-    fields = _mapped_fields()
     for obj in _objects():
+        views = [r["id"] for r in obj["references"] if r["type"] == "index-pattern"]
+        fields = _mapped_fields(views[0] if views else obj["id"])
         attributes = obj["attributes"]
         used: list[str] = []
         if obj["type"] == "index-pattern":
@@ -149,7 +164,7 @@ def test_fields_used_exist_in_the_mapping() -> None:
                             f"{obj['id']}: {column['sourceField']} is not a {want} field"
                         )
         for name in used:
-            assert name in fields, f"{obj['id']} uses {name}, not in component-mappings.json"
+            assert name in fields, f"{obj['id']} uses {name}, not in its index's mapping"
 
 
 def test_saved_objects_file_follows_the_environment(

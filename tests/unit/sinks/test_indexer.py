@@ -24,6 +24,10 @@ class ScriptedBackend:
         self.requests: list[list[str]] = []
         self.refresh: list[str] = []
 
+    async def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The ``ids`` lookup across generations: nothing is indexed yet."""
+        return {"hits": {"hits": []}}
+
     async def bulk(
         self, operations: list[dict[str, Any]], refresh: str = "false"
     ) -> dict[str, Any]:

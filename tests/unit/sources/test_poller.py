@@ -20,8 +20,9 @@ from pipeline.models import RawArticle
 from pipeline.settings import Settings
 from pipeline.sources.feeds import FeedConfig
 from pipeline.sources.fulltext import extract_main_text
+from pipeline.sources.health import per_day
 from pipeline.sources.http import Fetcher, SafeResolver
-from pipeline.sources.poller import Poller, new_articles
+from pipeline.sources.poller import Poller
 from pipeline.sources.safety import UnsafeURLError
 from pipeline.sources.service import poll_command, wait_for_feeds
 from pipeline.sources.state import MemoryStateStore
@@ -43,9 +44,11 @@ CONFIG = Settings(
 # -- pure logic --------------------------------------------------------------------------
 
 
-def test_new_articles_filters_seen_and_duplicates() -> None:
-    a, b, c = (RawArticle(id=i) for i in ("a", "b", "c"))
-    assert [x.id for x in new_articles([a, b, a, c], ["b"])] == ["a", "c"]
+def test_items_per_day_moves_towards_the_pace() -> None:
+    assert per_day(0.0, 10, 86400.0 * 7) == pytest.approx(10 / 7)
+    assert per_day(5.0, 0, None) == 5.0
+    half = per_day(0.0, 1, 3600.0)  # 24/day over an hour, weighted by an hour of a week
+    assert 0 < half < 24
 
 
 # -- against a loopback server -------------------------------------------------------
@@ -210,7 +213,8 @@ async def test_429_retry_after_is_honoured(server: FeedServer) -> None:
     state = await poller.poll_feed(feed)
     assert state.last_status == 429
     assert state.next_poll_at - (state.last_poll_at or 0) >= 3600
-    assert poller.due_feeds(poller.clock()) == []
+    poller.reschedule_all()
+    assert poller.scheduler.ready(poller.clock() + 3000, 10) == []
     assert (await poller.run_once()).skipped == 1
     assert server.hits["/status/429"] == before + 1
 
@@ -277,7 +281,7 @@ async def test_failed_publish_keeps_items_for_next_poll(
     poller, collector, _ = make_poller([feed])
     collector.fail = True
     state = await poller.poll_feed(feed)
-    assert state.last_outcome == "error" and state.etag is None and state.seen_ids == []
+    assert state.last_outcome == "error" and state.etag is None and state.seen == b""
     collector.fail = False
     state = await poller.poll_feed(feed)
     assert [a.title for a in collector.articles] == ["One"]
@@ -301,7 +305,7 @@ async def test_run_forever_polls_when_due_and_stops(
 ) -> None:
     server.routes["/loop"] = feed_route(body=rss_feed("L", [("x", "http://site.test/l")]))
     feed = FeedConfig(url=server.url("/loop"))
-    poller, collector, _ = make_poller([feed])
+    poller, collector, _ = make_poller([feed], poll_first_spread=0)
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run_forever(stop))
     for _ in range(100):
@@ -402,3 +406,64 @@ async def test_wait_for_feeds_rereads_the_list(tmp_path: Path) -> None:
     assert feeds is not None and [f.url for f in feeds.enabled] == ["https://example.com/feed.xml"]
     stop.set()
     assert await wait_for_feeds(tmp_path / "none.yaml", stop) is None
+
+
+async def test_revision_published_once_and_304_writes_no_state(
+    server: FeedServer, feed_route: Any, rss_feed: Any
+) -> None:
+    """A changed title is published again (same id, newer fetched_at), once; a poll that
+    changes only the schedule writes no state."""
+    items = [("One", "http://site.test/r/1"), ("Two", "http://site.test/r/2")]
+    server.routes["/rev"] = feed_route(body=rss_feed("Rev", items))
+    feed = FeedConfig(url=server.url("/rev"))
+    poller, collector, store = make_poller([feed])
+    await poller.run_once()
+    assert [a.title for a in collector.articles] == ["One", "Two"]
+    saves = store.saves
+    await poller.run_once()  # 304
+    assert poller.states[feed.key].last_outcome == "not_modified"
+    await poller.run_once()
+    assert store.saves == saves  # nothing but the schedule changed
+    server.routes["/rev"] = feed_route(
+        body=rss_feed("Rev", [("One, corrected", "http://site.test/r/1"), items[1]])
+    )
+    await poller.run_once()
+    await poller.run_once()
+    revised = collector.articles[2:]
+    assert [a.title for a in revised] == ["One, corrected"]
+    assert revised[0].id == collector.articles[0].id
+    assert revised[0].fetched_at > collector.articles[0].fetched_at
+    state = poller.states[feed.key]
+    assert state.revisions == 1 and state.total_items == 2
+
+
+async def test_gone_feed_is_disabled_then_picked_up_by_a_probe(
+    server: FeedServer, feed_route: Any, rss_feed: Any
+) -> None:
+    server.routes["/gone"] = feed_route(status=410, body=b"gone", etag=False)
+    feed = FeedConfig(url=server.url("/gone"))
+    poller, collector, store = make_poller([feed])
+    now = [1_000_000.0]
+    poller.clock = lambda: now[0]
+    state = await poller.poll_feed(feed)
+    assert state.disabled == "gone (HTTP 410)"
+    assert state.next_poll_at - now[0] == CONFIG.poll_probe_interval
+    assert store.states[feed.key].disabled == "gone (HTTP 410)"
+    server.routes["/gone"] = feed_route(body=rss_feed("Back", [("b", "http://site.test/b")]))
+    now[0] = state.next_poll_at
+    state = await poller.poll_feed(feed)
+    assert state.disabled is None and state.consecutive_failures == 0
+    assert [a.title for a in collector.articles] == ["b"]
+    assert store.states[feed.key].disabled is None
+
+
+async def test_429_holds_the_whole_host_in_the_scheduler(server: FeedServer) -> None:
+    server.add_failure_modes()
+    limited = FeedConfig(url=server.url("/status/429"))
+    sibling = FeedConfig(url=server.url("/status/500"))  # same host
+    poller, _, _ = make_poller([limited, sibling], poll_first_spread=0)
+    now = poller.clock()
+    await poller.poll_feed(limited)
+    poller.scheduler.schedule(sibling.key, sibling.host, now)
+    assert poller.scheduler.ready(now + 60, 10) == []
+    assert [s.key for s in poller.scheduler.ready(now + 3601, 10)] == [sibling.key]

@@ -1,0 +1,1 @@
+"""Standing queries: their list of record, in-stream matching, and deliveries."""

@@ -1,0 +1,78 @@
+"""The shipped Elasticsearch roles on a real node with security on: the writer installs the
+index, writes and rolls over but cannot delete an index; the reader only reads.
+
+The roles are read from the users script of ``deploy/k8s/setup-job.yaml`` (the same bodies
+as docker-compose.yml's ``elasticsearch-init``), so this tests what ships; the node is the
+``secure_search`` fixture (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from pipeline.sinks.elasticsearch import ElasticsearchBackend
+from pipeline.sinks.indexer import IndexSetup, install_index
+
+pytestmark = pytest.mark.integration
+
+ALIAS = "newswire-articles"
+
+
+async def _install_as(node: Any, user: str) -> IndexSetup:
+    settings = node.settings.model_copy(
+        update={
+            "elasticsearch_username": user,
+            "elasticsearch_password": SecretStr(node.passwords[user]),
+        }
+    )
+    backend = ElasticsearchBackend(settings, node.url)
+    try:
+        return await install_index(backend, ALIAS)
+    finally:
+        await backend.client.close()
+
+
+def _as(node: Any, user: str) -> httpx.Client:
+    return httpx.Client(base_url=node.url, auth=(user, node.passwords[user]), timeout=30)
+
+
+def test_the_shipped_roles_hold_on_a_secured_node(secure_search: Any) -> None:
+    for name in secure_search.passwords:
+        with _as(secure_search, name) as client:
+            me = client.get("/_security/_authenticate").json()
+            assert me["roles"] == [name], me
+
+    # the first setup (newswire_setup) installs the templates and the first index; the
+    # worker installs them again at every start, as newswire_writer
+    first = asyncio.run(_install_as(secure_search, "newswire_setup"))
+    assert first.created_index == f"{ALIAS}-000001"
+    again = asyncio.run(_install_as(secure_search, "newswire_writer"))
+    assert again.created_index is None and again.variant == first.variant
+
+    with _as(secure_search, "newswire_writer") as writer:
+        doc = {"title": "Kerry in Geneva"}
+        written = writer.put(f"/{ALIAS}/_doc/a1?refresh=true", json=doc)
+        assert written.status_code in (200, 201), written.text
+        rolled = writer.post(f"/{ALIAS}/_rollover")
+        assert rolled.status_code == 200, rolled.text
+        assert rolled.json()["new_index"] == f"{ALIAS}-000002"
+        assert writer.put(f"/{ALIAS}/_doc/a2", json=doc).status_code in (200, 201)
+        refused = writer.delete(f"/{ALIAS}-000001")
+        assert refused.status_code == 403, refused.text
+        # a wildcard or the alias expand to no index the writer may delete: nothing happens
+        # (a wildcard is answered "acknowledged" over an empty set; the check below counts)
+        for target in (f"{ALIAS}-*", ALIAS):
+            assert writer.delete(f"/{target}").status_code in (200, 400, 403, 404), target
+    with _as(secure_search, "newswire_reader") as reader:
+        found = reader.get(f"/{ALIAS}/_search", params={"q": "kerry"})
+        assert found.status_code == 200 and found.json()["hits"]["total"]["value"] >= 1
+        assert reader.put(f"/{ALIAS}/_doc/r1", json={"title": "x"}).status_code == 403
+        assert reader.delete(f"/{ALIAS}-000001").status_code == 403
+    with httpx.Client(base_url=secure_search.url, auth=secure_search.admin, timeout=30) as admin:
+        indices = admin.get(f"/_cat/indices/{ALIAS}-*", params={"format": "json"}).json()
+        assert {i["index"] for i in indices} == {f"{ALIAS}-000001", f"{ALIAS}-000002"}
