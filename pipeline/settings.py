@@ -167,6 +167,11 @@ class Settings(BaseSettings, IndexLifecycleFields):
         description="NEWSWIRE_TOPIC_ALERTS_STATUS: compacted topic of each alert's last "
         "webhook delivery (shown by `alerts list`).",
     )
+    topic_alert_digests: str = Field(
+        "newswire.alerts.digests",
+        description="NEWSWIRE_TOPIC_ALERT_DIGESTS: compacted topic of each digest alert's "
+        "progress (offsets delivered, the digest being sent), so a restart loses none.",
+    )
     webhook_delivery: bool = Field(
         True,
         description="NEWSWIRE_WEBHOOK_DELIVERY: the worker also delivers alert webhooks (its "

@@ -1,5 +1,6 @@
-"""The settings of the index's life (generations, rollover, retention, snapshots), a part
-of the one :class:`pipeline.settings.Settings`: kept apart so that module stays readable."""
+"""The settings of the index's life (generations, rollover, retention, snapshots) and of
+the side indexes, a part of the one :class:`pipeline.settings.Settings`: kept apart so
+that module stays readable."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from pydantic import BaseModel, Field
 class IndexLifecycleFields(BaseModel):
     """Fields of :class:`~pipeline.settings.Settings`: ``NEWSWIRE_INDEX_*``, ``_SNAPSHOT_*``."""
 
+    trend_index: str = Field(
+        "newswire-trends",
+        description="NEWSWIRE_TREND_INDEX: the rising values `newswire trends --record` "
+        "computed, one document per facet, value and hour (Kibana's rising panels read it).",
+    )
     index_shards: int = Field(
         1,
         ge=1,

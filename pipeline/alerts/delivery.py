@@ -5,9 +5,13 @@ holds back only its own deliveries: never the worker (which only writes the aler
 nor other alerts. A delivery is tried ``NEWSWIRE_WEBHOOK_ATTEMPTS`` times with backoff,
 then its records go to the dead-letter topic with the reason. An offset is committed only
 once every record before it is delivered or dead-lettered (:class:`OffsetTracker`), so a
-restart redelivers, with the same idempotency keys, what was still in flight. Each
-alert's last result goes to the compacted status topic (``alerts list`` shows it). URLs
-pass the feeds' SSRF guard: checked before each try, and on every DNS answer.
+restart redelivers, with the same idempotency keys, what was still in flight. A
+``--digest`` alert's matches wait in a window (:mod:`pipeline.alerts.digests`) whose
+progress is kept in the compacted digests topic, so a restart neither loses a pending
+digest nor sends a delivered one again. Each alert's last result goes to the compacted
+status topic (``alerts list`` shows it; loaded again at start, so a failing webhook's
+count and last error outlive a restart). URLs pass the feeds' SSRF guard: checked before
+each try, and on every DNS answer.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ import aiohttp
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from pipeline.alerts.digests import DigestBook, Item
 from pipeline.alerts.model import Alert
-from pipeline.alerts.registry import AlertFollower
+from pipeline.alerts.registry import AlertFollower, load_digest_states, load_status
 from pipeline.alerts.webhooks import Outcome, classify, headers, payload
 from pipeline.backoff import backoff_delay
 from pipeline.errors import FetchError
@@ -66,7 +71,12 @@ class OffsetTracker:
         return out
 
 
-Item = tuple[TopicPartition, int, dict[str, Any]]
+@dataclass(frozen=True)
+class Batch:
+    """One delivery: a single match, or a digest's matches."""
+
+    items: list[Item]
+    digest: bool = False
 
 
 class Delivery:
@@ -76,9 +86,12 @@ class Delivery:
         self.settings = settings
         self.group = group or f"{settings.worker_id}-alerts-delivery"
         self.alerts: dict[str, Alert] = {}
-        self.queues: dict[str, asyncio.Queue[Item]] = {}
+        self.queues: dict[str, asyncio.Queue[Batch]] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.tracker = OffsetTracker()
+        self.digests = DigestBook()
+        #: Per partition: when the consumer last had read all it held (digests wait for it).
+        self.caught_up_at: dict[TopicPartition, float] = {}
         self.status: dict[str, dict[str, Any]] = {}
         self.delivered = 0
         self.dead = 0
@@ -95,6 +108,8 @@ class Delivery:
         """Deliver until ``stop`` is set."""
         follower = AlertFollower(self.settings, self._apply)
         await follower.start()
+        self.status = await load_status(self.settings)
+        self.digests = DigestBook(await load_digest_states(self.settings))
         self._producer = make_producer(self.settings)
         await start_client(self._producer, bootstrap(self.settings))
         connector = aiohttp.TCPConnector(
@@ -120,6 +135,8 @@ class Delivery:
                 for tp, records in batch.items():
                     for record in records:
                         self._take(tp, record.offset, record.value)
+                await self._note_caught_up(consumer)
+                self._flush_digests()
                 if time.monotonic() - last_commit >= COMMIT_EVERY:
                     await self._commit(consumer)
                     last_commit = time.monotonic()
@@ -135,6 +152,33 @@ class Delivery:
             await follower.stop()
             await self._session.close()
             await self._producer.stop()
+
+    async def _note_caught_up(self, consumer: AIOKafkaConsumer) -> None:
+        now = time.time()
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None and await consumer.position(tp) >= highwater:
+                self.caught_up_at[tp] = now
+
+    def _flush_digests(self) -> None:
+        """Queue every digest that is due (or whose alert lost its digest or webhook)."""
+        now = time.time()
+        for name in [n for n, items in self.digests.pending.items() if items]:
+            alert = self.alerts.get(name)
+            if alert is None or not alert.webhook:
+                for tp, offset, _ in self.digests.drop(name):
+                    self.tracker.done(tp, offset)
+                continue
+            window = float(alert.digest_seconds or 0)
+            items = self.digests.due(name, window, now, self.caught_up_at)
+            if items:
+                self._enqueue(name, Batch(items, digest=True))
+
+    def _enqueue(self, name: str, batch: Batch) -> None:
+        queue = self.queues.setdefault(name, asyncio.Queue())
+        queue.put_nowait(batch)
+        if name not in self.tasks or self.tasks[name].done():
+            self.tasks[name] = asyncio.create_task(self._serve(name, queue), name=f"hook-{name}")
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         offsets = self.tracker.committable()
@@ -154,34 +198,45 @@ class Delivery:
         if alert is None or not alert.webhook:
             self.tracker.done(tp, offset)  # no webhook: the alerts topic is the delivery
             return
+        item: Item = (tp, offset, record)
+        if alert.digest_seconds or self.digests.holds(name):
+            if not self.digests.take(name, item):  # delivered before a restart
+                self.tracker.done(tp, offset)
+            return
         queue = self.queues.setdefault(name, asyncio.Queue())
         if queue.qsize() >= QUEUE_LIMIT:
-            task = asyncio.create_task(self._dead([(tp, offset, record)], "delivery queue full"))
+            task = asyncio.create_task(self._dead([item], "delivery queue full"))
             task.add_done_callback(lambda _: None)
             return
-        queue.put_nowait((tp, offset, record))
-        if name not in self.tasks or self.tasks[name].done():
-            self.tasks[name] = asyncio.create_task(self._serve(name, queue), name=f"hook-{name}")
+        self._enqueue(name, Batch([item]))
 
-    async def _serve(self, name: str, queue: asyncio.Queue[Item]) -> None:
-        """One alert's deliveries, in order (a digest gathers its window's matches)."""
+    async def _serve(self, name: str, queue: asyncio.Queue[Batch]) -> None:
+        """One alert's deliveries, in order. A digest's progress is persisted before it
+        is posted and after it is delivered (or dead-lettered), before its offsets may be
+        committed."""
+        assert self._producer is not None
         while True:
-            items = [await queue.get()]
-            alert = self.alerts.get(name)
-            if alert is not None and alert.digest_seconds:
-                deadline = time.monotonic() + alert.digest_seconds
-                while (left := deadline - time.monotonic()) > 0:
-                    try:
-                        items.append(await asyncio.wait_for(queue.get(), left))
-                    except TimeoutError:
-                        break
-            await self._deliver(name, items)
-            for tp, offset, _ in items:
+            batch = await queue.get()
+            records = [record for _, _, record in batch.items]
+            body, key = payload(records, digest=batch.digest)
+            if batch.digest:
+                state = self.digests.start_sending(name, batch.items, key)
+                await self._save_digest(name, state.encode())
+            await self._deliver(name, batch.items, body, key)
+            if batch.digest:
+                state = self.digests.finish(name, batch.items)
+                await self._save_digest(name, state.encode())
+            for tp, offset, _ in batch.items:
                 self.tracker.done(tp, offset)
 
-    async def _deliver(self, name: str, items: Sequence[Item]) -> None:
+    async def _save_digest(self, name: str, value: bytes) -> None:
+        assert self._producer is not None
+        await self._producer.send_and_wait(
+            self.settings.topic_alert_digests, value=value, key=name.encode()
+        )
+
+    async def _deliver(self, name: str, items: Sequence[Item], body: bytes, key: str) -> None:
         records = [record for _, _, record in items]
-        body, key = payload(records)
         attempt = 0
         while True:
             alert = self.alerts.get(name)  # the latest version: a changed URL applies
@@ -238,17 +293,19 @@ class Delivery:
     ) -> None:
         """Publish the alert's delivery state when it changes (and every failure)."""
         assert self._producer is not None
-        old = self.status.get(name)
+        old = self.status.get(name) or {}
         now = time.time()
-        if ok and old is not None and old["ok"] and now - old["at"] < 60:
+        if ok and old.get("ok") and now - float(old.get("at") or 0) < 60:
             return
         state = {
             "alert": name,
             "ok": ok,
             "at": now,
             "attempts": attempts,
-            "last_error": error if not ok else (old or {}).get("last_error"),
-            "last_error_at": now if not ok else (old or {}).get("last_error_at"),
+            # failed tries in a row, across restarts (the status is loaded at start)
+            "failures": 0 if ok else int(old.get("failures") or 0) + 1,
+            "last_error": error if not ok else old.get("last_error"),
+            "last_error_at": now if not ok else old.get("last_error_at"),
         }
         self.status[name] = state
         await self._producer.send_and_wait(

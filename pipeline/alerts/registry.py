@@ -2,7 +2,8 @@
 
 ``alerts add/remove`` publish to it (a tombstone removes); every worker follows it
 (:class:`AlertFollower`), so a change applies within about a second, without restarts.
-The same pattern keeps each alert's last webhook result (the status topic).
+The same pattern keeps each alert's last webhook result (the status topic) and its
+digest progress (the digests topic, :mod:`pipeline.alerts.digests`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
+from pipeline.alerts.digests import DigestState
 from pipeline.alerts.model import Alert
 from pipeline.kafka.client import bootstrap, make_producer, start_client
 from pipeline.kafka.compacted import read_to_end
@@ -31,10 +33,12 @@ PARTITIONS = 1
 
 
 def alert_topic_specs(settings: Settings) -> list[TopicSpec]:
-    """The alert topics: queries and status compacted, matches and dead letters not."""
+    """The alert topics: queries, status and digests compacted, matches and dead letters
+    not."""
     return [
         TopicSpec(settings.topic_alert_queries, PARTITIONS, COMPACTED),
         TopicSpec(settings.topic_alerts_status, PARTITIONS, COMPACTED),
+        TopicSpec(settings.topic_alert_digests, PARTITIONS, COMPACTED),
         TopicSpec(settings.topic_alerts, settings.topic_partitions),
         TopicSpec(settings.topic_alerts_dead, settings.topic_partitions),
     ]
@@ -118,6 +122,17 @@ async def load_status(settings: Settings) -> dict[str, dict[str, Any]]:
     return out
 
 
+async def load_digest_states(settings: Settings) -> dict[str, DigestState]:
+    """Each digest alert's delivered offsets and the digest it was sending, if any."""
+    out: dict[str, DigestState] = {}
+    for key, value in (await read_compacted(settings, settings.topic_alert_digests)).items():
+        try:
+            out[key] = DigestState.decode(key, value)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("alerts.bad_digest_state", name=key, error=str(exc))
+    return out
+
+
 Changes = Callable[[list[Alert], list[str]], Awaitable[None]]
 
 
@@ -192,6 +207,7 @@ __all__ = [
     "decode_alert",
     "ensure_alert_topics",
     "load_alerts",
+    "load_digest_states",
     "load_status",
     "publish",
     "read_compacted",

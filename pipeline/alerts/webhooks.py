@@ -33,15 +33,18 @@ def verify(secret: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(sign(secret, body), header)
 
 
-def payload(records: Sequence[Mapping[str, Any]]) -> tuple[bytes, str]:
+def payload(records: Sequence[Mapping[str, Any]], *, digest: bool = False) -> tuple[bytes, str]:
     """The JSON body and idempotency key for one match (``{"match": ...}``) or a digest
-    of several (``{"digest": [...]}``; its key is derived from its matches' keys)."""
-    if len(records) == 1:
+    (``{"digest": [...], "count"}``, also for several records; each match once, by its
+    idempotency key, as a redelivered batch records a match twice; the digest's key is
+    derived from its matches' keys, so the same digest sent again has the same key)."""
+    if len(records) == 1 and not digest:
         data: dict[str, Any] = {"alert": records[0]["alert"], "match": records[0]}
         key = str(records[0]["idempotency_key"])
     else:
-        data = {"alert": records[0]["alert"], "digest": list(records), "count": len(records)}
-        joined = "\x1f".join(sorted(str(r["idempotency_key"]) for r in records))
+        unique = list({str(r["idempotency_key"]): r for r in reversed(records)}.values())[::-1]
+        data = {"alert": records[0]["alert"], "digest": unique, "count": len(unique)}
+        joined = "\x1f".join(sorted(str(r["idempotency_key"]) for r in unique))
         key = hashlib.sha256(joined.encode()).hexdigest()[:32]
     body = json.dumps(data, separators=(",", ":"), sort_keys=True, default=str).encode()
     return body, key

@@ -34,6 +34,8 @@ def isolated(settings: Settings, name: str, **extra: Any) -> Settings:
             "topic_alerts": f"nwtest.{tag}.alerts",
             "topic_alerts_dead": f"nwtest.{tag}.alerts-dead",
             "topic_alerts_status": f"nwtest.{tag}.alerts-status",
+            "topic_alert_digests": f"nwtest.{tag}.alert-digests",
+            "trend_index": f"nwtest-{tag}-trends",
             "story_index": f"nwtest-{tag}-stories",
             "topic_feeds": f"nwtest.{tag}.feeds",
             "topic_poller_state": f"nwtest.{tag}.poller-state",
@@ -55,6 +57,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "topic_poller_state", "poller_group", "poller_metrics_port", "ner_backend",
         "corenlp_url", "corenlp_port", "worker_buffer", "topic_copies", "topic_alert_queries",
         "topic_alerts", "topic_alerts_dead", "topic_alerts_status", "story_index",
+        "topic_alert_digests", "trend_index",
     )  # fmt: skip
     env: dict[str, str] = {}
     for name in names:
