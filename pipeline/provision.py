@@ -25,6 +25,7 @@ from pipeline.kafka.topics import (
     retention_warning,
     stories_spec,
 )
+from pipeline.search.trends import install_trends_index
 from pipeline.settings import Settings
 from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import IndexSetup, install_index
@@ -97,6 +98,7 @@ async def run_setup(
     try:
         report.index = await install_index(backend, settings.index_alias, settings)
         await install_stories_index(backend, settings.story_index)
+        await install_trends_index(backend, settings.trend_index)
     finally:
         await backend.close()
     if settings.kibana_url:

@@ -174,6 +174,7 @@ pytest_plugins = [
     "tests.plugins.signatures",
     "tests.plugins.proxy",
     "tests.plugins.alerts_corpus",
+    "tests.plugins.trends_corpus",
 ]
 
 

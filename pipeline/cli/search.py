@@ -104,28 +104,55 @@ def story(cluster_id: str, as_json: JsonOption = False) -> None:
 
 @app.command()
 def trends(
-    facet: Annotated[str, typer.Option(help="person, organization, location or topic.")] = "person",
+    facet: Annotated[
+        str | None, typer.Option(help="person, organization, location or topic.")
+    ] = None,
     since: Annotated[str, typer.Option(help="The window: 1h, 24h, 3d...")] = "24h",
     min_count: Annotated[int, typer.Option(help="Fewer articles than this: left out.")] = 3,
-    size: Annotated[int, typer.Option(help="Values to show.")] = 20,
+    size: Annotated[int, typer.Option(help="Values to show (or record per facet).")] = 20,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record",
+            help="Write the rows to the trends index (Kibana's rising panels read it): "
+            "every facet unless --facet; run it hourly (cron, a Kubernetes CronJob).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """What is rising: values unusual against their own last 7 days (hourly z-score)."""
-    from pipeline.search.trends import TrendRequest
+    from pipeline.search.trends import TREND_FACETS, TrendRequest, record_trends
     from pipeline.search.trends import trends as run_trends
 
+    if record:
+        facets = [facet] if facet else list(TREND_FACETS)
+        requests = [
+            TrendRequest(facet=f, since=since, min_count=min_count, size=size) for f in facets
+        ]
+        settings = load_settings()
+        written = asyncio.run(record_trends(settings, requests))
+        if as_json:
+            print_json({"index": settings.trend_index, "rows": written})
+            return
+        for name, rows in written.items():
+            out.print(Text(f"{name}: {rows} row(s) written to {settings.trend_index}"))
+        return
+    facet = facet or "person"
     request = TrendRequest(facet=facet, since=since, min_count=min_count, size=size)
     ranked = asyncio.run(run_trends(load_settings(), request))
     if as_json:
         print_json([t.as_json() for t in ranked])
         return
     table = Table(title=Text(f"rising {facet} over the last {since}"))
-    for column in ("value", "articles", "expected", "score"):
+    for column in ("value", "articles", "expected", "mean/h", "sd/h", "score"):
         table.add_column(column, justify="left" if column == "value" else "right")
     for trend in ranked:
         table.add_row(
-            *_cells(trend.value, trend.count, f"{trend.expected:.2f}", f"{trend.score:.2f}")
-        )
+            *_cells(
+                trend.value, trend.count, f"{trend.expected:.2f}", f"{trend.baseline_mean:.2f}",
+                f"{trend.baseline_std:.2f}", f"{trend.score:.2f}",
+            )
+        )  # fmt: skip
     out.print(table)
 
 

@@ -6,20 +6,32 @@ mean ``m`` and variance ``v`` per hour. Expected ``E = m * W``; the score is the
 ``(x - E) / sqrt(max(v * W, E, 1))``: the variance is at least the Poisson one (``E``),
 and at least 1, so a value never seen before scores by its count, not to infinity.
 Values with fewer than ``min_count`` articles in the window are left out.
+
+``newswire trends --record`` writes the rows it computed to the trends index (one
+document per facet, window, value and hour: :func:`trend_rows`), which Kibana's rising
+panels read, so they show this score rather than a score of their own.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.errors import ConfigError
+import structlog
+
+from pipeline.errors import ConfigError, SearchBackendError
 from pipeline.search.query import facet_field, parse_duration
 from pipeline.settings import Settings
+from pipeline.sinks.backend import SearchBackend
 from pipeline.sinks.engines import open_backend
+from pipeline.sinks.templates import templates_dir
+
+log = structlog.get_logger(__name__)
 
 TREND_FACETS = ("person", "organization", "location", "topic")
 #: Values of the window considered (the most frequent ones).
@@ -40,17 +52,19 @@ class TrendRequest:
 
 @dataclass(frozen=True)
 class Trend:
-    """One rising value."""
+    """One rising value, with its baseline (articles per hour: mean and standard deviation)."""
 
     value: str
     count: int
     expected: float
     score: float
+    baseline_mean: float = 0.0
+    baseline_std: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["expected"] = round(self.expected, 3)
-        data["score"] = round(self.score, 3)
+        for key in ("expected", "score", "baseline_mean", "baseline_std"):
+            data[key] = round(data[key], 3)
         return data
 
 
@@ -72,7 +86,8 @@ def score(
         variance = sum((c - mean) ** 2 for c in series) / baseline_hours if baseline_hours else 0
         expected = mean * window_hours
         spread = math.sqrt(max(variance * window_hours, expected, 1.0))
-        out.append(Trend(value, count, expected, (count - expected) / spread))
+        score_ = (count - expected) / spread
+        out.append(Trend(value, count, expected, score_, mean, math.sqrt(variance)))
     return sorted(out, key=lambda t: (-t.score, -t.count, t.value))
 
 
@@ -119,27 +134,113 @@ def baseline_body(request: TrendRequest, values: Sequence[str]) -> dict[str, Any
 
 async def trends(settings: Settings, request: TrendRequest) -> list[Trend]:
     """The rising values of ``request.facet``, best first."""
-    base, start, end = window(request)
     backend = open_backend(settings)
     try:
-        now = await backend.search(settings.index_alias, current_body(request))
-        current = {
-            str(b["key"]): int(b["doc_count"])
-            for b in now.get("aggregations", {}).get("values", {}).get("buckets", [])
-        }
-        wanted = [v for v, c in current.items() if c >= request.min_count]
-        hourly: dict[str, list[int]] = {}
-        if wanted:
-            then = await backend.search(settings.index_alias, baseline_body(request, wanted))
-            for bucket in then.get("aggregations", {}).get("values", {}).get("buckets", []):
-                hours = bucket.get("hours", {}).get("buckets", [])
-                hourly[str(bucket["key"])] = [int(h["doc_count"]) for h in hours]
+        return await _trends(settings, backend, request)
     finally:
         await backend.close()
+
+
+async def _trends(settings: Settings, backend: SearchBackend, request: TrendRequest) -> list[Trend]:
+    """:func:`trends` on an open backend."""
+    base, start, end = window(request)
+    now = await backend.search(settings.index_alias, current_body(request))
+    current = {
+        str(b["key"]): int(b["doc_count"])
+        for b in now.get("aggregations", {}).get("values", {}).get("buckets", [])
+    }
+    wanted = [v for v, c in current.items() if c >= request.min_count]
+    hourly: dict[str, list[int]] = {}
+    if wanted:
+        then = await backend.search(settings.index_alias, baseline_body(request, wanted))
+        for bucket in then.get("aggregations", {}).get("values", {}).get("buckets", []):
+            hours = bucket.get("hours", {}).get("buckets", [])
+            hourly[str(bucket["key"])] = [int(h["doc_count"]) for h in hours]
     window_hours = (end - start).total_seconds() / 3600
     baseline_hours = round((start - base).total_seconds() / 3600)
     ranked = score(current, hourly, window_hours, baseline_hours, request.min_count)
     return ranked[: request.size]
+
+
+def trend_rows(
+    request: TrendRequest, ranked: Sequence[Trend], end: datetime
+) -> list[dict[str, Any]]:
+    """The trends-index documents of one computation: ``hour`` is the window's end
+    truncated to the hour, so computing again within the hour replaces its rows."""
+    hour = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    window_hours = parse_duration(request.since) / 3600
+    rows = []
+    for rank, trend in enumerate(ranked, start=1):
+        rows.append(
+            {
+                "facet": request.facet, "value": trend.value, "since": request.since,
+                "window_hours": window_hours, "hour": hour.isoformat(),
+                "window_end": end.astimezone(UTC).isoformat(), "rank": rank,
+                "count": trend.count, "expected": trend.expected,
+                "baseline_mean": trend.baseline_mean, "baseline_std": trend.baseline_std,
+                "baseline_days": request.baseline_days, "score": trend.score,
+                "computed_at": datetime.now(UTC).isoformat(),
+            }
+        )  # fmt: skip
+    return rows
+
+
+def row_id(row: Mapping[str, Any]) -> str:
+    """One document per facet, window, hour and value."""
+    key = "\x1f".join(str(row[k]) for k in ("facet", "since", "hour", "value"))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def trends_index_body() -> dict[str, Any]:
+    path = templates_dir() / "trends-index.json"
+    try:
+        body: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    body.pop("_meta", None)
+    return body
+
+
+async def install_trends_index(backend: SearchBackend, name: str) -> bool:
+    """Create the trends index when missing; True when created."""
+    try:
+        await backend.create_index(name, trends_index_body())
+    except SearchBackendError as exc:
+        if "resource_already_exists" in str(exc):
+            return False
+        raise
+    log.info("trends.index_created", index=name)
+    return True
+
+
+async def record_trends(settings: Settings, requests: Sequence[TrendRequest]) -> dict[str, int]:
+    """Compute each request's trends and write them to the trends index (created when
+    missing); returns the rows written per facet. Raises SearchBackendError when the
+    engine refuses a row."""
+    written: dict[str, int] = {}
+    backend = open_backend(settings)
+    try:
+        await install_trends_index(backend, settings.trend_index)
+        for request in requests:
+            _, _, end = window(request)
+            ranked = (await _trends(settings, backend, request))[: request.size]
+            rows = trend_rows(request, ranked, end)
+            operations: list[dict[str, Any]] = []
+            for row in rows:
+                operations += [{"index": {"_index": settings.trend_index, "_id": row_id(row)}}, row]
+            if operations:
+                answer = await backend.bulk(operations, refresh="wait_for")
+                if answer.get("errors"):
+                    failed = [i for i in answer["items"] if i["index"].get("error")]
+                    raise SearchBackendError(
+                        f"the trends index refused {len(failed)} row(s): "
+                        f"{failed[0]['index']['error']}"
+                    )
+            written[request.facet] = len(rows)
+            log.info("trends.recorded", facet=request.facet, rows=len(rows), since=request.since)
+    finally:
+        await backend.close()
+    return written
 
 
 __all__ = [
@@ -148,6 +249,10 @@ __all__ = [
     "TrendRequest",
     "baseline_body",
     "current_body",
+    "install_trends_index",
+    "record_trends",
+    "row_id",
     "score",
+    "trend_rows",
     "trends",
 ]

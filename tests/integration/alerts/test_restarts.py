@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ from pipeline.kafka.security import client_options
 from pipeline.settings import Settings
 from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
-from tests.plugins.kafka_helpers import env_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
@@ -40,9 +39,9 @@ WINDOW = 8
 class Deliverer:
     """``newswire alerts deliver`` in a child process (SIGKILL is a crash)."""
 
-    def __init__(self, settings: Settings, log_file: Path) -> None:
+    def __init__(self, settings: Settings, env: dict[str, str], log_file: Path) -> None:
         self.env = {
-            **os.environ, **env_for(settings), "NEWSWIRE_ALLOW_PRIVATE_FEEDS": "true",
+            **os.environ, **env, "NEWSWIRE_ALLOW_PRIVATE_FEEDS": "true",
             "NEWSWIRE_WEBHOOK_ATTEMPTS": str(settings.webhook_attempts),
             "NEWSWIRE_WEBHOOK_BACKOFF": str(settings.webhook_backoff),
             "NEWSWIRE_WEBHOOK_TIMEOUT": str(settings.webhook_timeout),
@@ -75,11 +74,17 @@ class Deliverer:
 
 
 @pytest.fixture
-def deliverers(tmp_path: Path) -> Iterator[list[Deliverer]]:
+def deliverer(env_for: Any) -> Iterator[Callable[[Settings, Path], Deliverer]]:
+    """A factory of :class:`Deliverer`; every process they started is killed at the end."""
     made: list[Deliverer] = []
-    yield made
-    for deliverer in made:
-        deliverer.stop_all()
+
+    def make(settings: Settings, log_file: Path) -> Deliverer:
+        made.append(Deliverer(settings, env_for(settings), log_file))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.stop_all()
 
 
 @pytest.fixture
@@ -130,7 +135,7 @@ async def _committed(settings: Settings, group: str) -> int | None:
 
 
 async def test_a_pending_digest_outlives_delivery_crashes(
-    indexed: Any, alerts_corpus: Any, wait_for: Any, tmp_path: Path, deliverers: Any
+    indexed: Any, alerts_corpus: Any, wait_for: Any, tmp_path: Path, deliverer: Any
 ) -> None:
     settings, backend = indexed
     requests: list[tuple[str, bytes]] = []
@@ -151,33 +156,32 @@ async def test_a_pending_digest_outlives_delivery_crashes(
     await save_alert(settings, alert)
     stage = AlertStage(settings, backend)
     await stage.start()
-    deliverer = Deliverer(settings, tmp_path / "deliver.log")
-    deliverers.append(deliverer)
+    process = deliverer(settings, tmp_path / "deliver.log")
     group = f"{settings.worker_id}-alerts-delivery"
     try:
         docs = {a.id: a for a in alerts_corpus.articles}
         first = await stage.records([docs["eq016"], docs["eq017"]], ["eq016", "eq017"])
         assert len(first) == 2
         await _send(settings, first)
-        deliverer.start()
+        process.start()
 
         async def read() -> bool:  # committed below the two matches held for the window
             return await _committed(settings, group) == 0
 
         await wait_for(read, 60, "the first process holding the two matches", every=0.3)
-        deliverer.kill()  # well before the window ends
+        process.kill()  # well before the window ends
         assert requests == []
         third = await stage.records([docs["eq018"]], ["eq018"])
         assert len(third) == 1
         await _send(settings, third)
-        deliverer.start()
+        process.start()
         await asyncio.wait_for(hang_first.wait(), 90)
-        deliverer.kill()  # in the middle of the post: the digest was being sent
+        process.kill()  # in the middle of the post: the digest was being sent
 
         states = await load_digest_states(settings)
         assert states["climate"].sending is not None
         assert states["climate"].sending["count"] == 3
-        deliverer.start()
+        process.start()
 
         async def sent_again() -> bool:
             return len(requests) >= 2
@@ -197,12 +201,13 @@ async def test_a_pending_digest_outlives_delivery_crashes(
             return state is not None and state.sending is None and bool(state.delivered)
 
         await wait_for(delivered, 30, "the digest recorded as delivered")
-        deliverer.kill()
+        process.kill()
         # A process that reads every match again (as after a crash before its offsets
         # were committed: here a new consumer group) sends none of them again.
-        again = Deliverer(settings.model_copy(update={"worker_id": f"{settings.worker_id}-b"}),
-                          tmp_path / "deliver-b.log")  # fmt: skip
-        deliverers.append(again)
+        again = deliverer(
+            settings.model_copy(update={"worker_id": f"{settings.worker_id}-b"}),
+            tmp_path / "deliver-b.log",
+        )
         again.start()
 
         async def reread() -> bool:
@@ -218,7 +223,7 @@ async def test_a_pending_digest_outlives_delivery_crashes(
 
 
 async def test_a_failing_webhook_is_reported_across_restarts(
-    indexed: Any, alerts_corpus: Any, wait_for: Any, tmp_path: Path, deliverers: Any
+    indexed: Any, alerts_corpus: Any, wait_for: Any, tmp_path: Path, deliverer: Any
 ) -> None:
     settings, backend = indexed
     calls: list[str] = []
@@ -231,13 +236,12 @@ async def test_a_failing_webhook_is_reported_across_restarts(
     await save_alert(settings, new_alert("paris", "paris", webhook=url, allow_private=True))
     stage = AlertStage(settings, backend)
     await stage.start()
-    deliverer = Deliverer(settings, tmp_path / "deliver.log")
-    deliverers.append(deliverer)
-    env = deliverer.env
+    process = deliverer(settings, tmp_path / "deliver.log")
+    env = process.env
     try:
         docs = {a.id: a for a in alerts_corpus.articles}
         await _send(settings, await stage.records([docs["eq005"]], ["eq005"]))
-        deliverer.start()
+        process.start()
 
         async def failing(at_least: int) -> bool:
             status = (await load_status(settings)).get("paris") or {}
@@ -249,7 +253,7 @@ async def test_a_failing_webhook_is_reported_across_restarts(
             return await _committed(settings, f"{settings.worker_id}-alerts-delivery") == 1
 
         await wait_for(dead_lettered, 30, "the failed match committed", every=0.3)
-        deliverer.kill()
+        process.kill()
         listed = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "pipeline", "alerts", "list", "--json",
             cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
@@ -261,7 +265,7 @@ async def test_a_failing_webhook_is_reported_across_restarts(
         assert row["delivery"]["last_error"] == "HTTP 503"
         # a new process goes on counting from what the last one recorded
         await _send(settings, await stage.records([docs["eq016"]], ["eq016"]))
-        deliverer.start()
+        process.start()
         await wait_for(lambda: failing(4), 60, "the count carried over", every=0.3)
         status = (await load_status(settings))["paris"]
         assert status["last_error"] == "HTTP 503" and status["failures"] >= 4

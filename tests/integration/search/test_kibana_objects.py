@@ -1,7 +1,8 @@
 """Kibana cannot run here, so its saved objects are proven against the real index instead:
 every field they use has the capability they need in ``_field_caps``, and each Lens panel's
 aggregation, issued as the equivalent Elasticsearch query, returns buckets once the seed and
-a few articles are enriched and indexed."""
+a few articles are enriched and indexed. The rising panels read the rows `newswire trends
+--record` wrote, and rank values as `newswire trends` does, with the same scores."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from pipeline.models import EnrichedArticle
+from pipeline.search.trends import TrendRequest, record_trends, trends
 from pipeline.settings import Settings
 from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import Indexer, install_index
@@ -24,6 +26,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 NDJSON = ROOT / "deploy" / "kibana" / "newswire.ndjson"
 RECORDS = "___records___"
+#: A window reaching the seed and the extra articles (2024), for the trends rows.
+TREND_WINDOW = "1500d"
 # A few more articles beside the seed, from other sources and days.
 EXTRA = [
     {
@@ -84,30 +88,61 @@ def _needs(objects: list[dict[str, Any]]) -> dict[str, set[str]]:
                 for column in layer["columns"].values():
                     field = column.get("sourceField")
                     if field and field != RECORDS:
-                        need(field, "aggregatable" if column["isBucketed"] else "searchable")
+                        aggregated = column["isBucketed"] or column["operationType"] != "count"
+                        need(field, "aggregatable" if aggregated else "searchable")
     return needs
 
 
-def _panel_query(layer: dict[str, Any]) -> dict[str, Any]:
+def _kuery(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The panel's query (only the ``field : "value"`` form is used) as a term filter."""
+    text = obj["attributes"]["state"]["query"]["query"].strip()
+    if not text:
+        return []
+    field, _, value = text.partition(":")
+    assert value.strip().startswith('"'), f'{obj["id"]}: kuery {text!r} is not field : "value"'
+    return [{"term": {field.strip(): json.loads(value.strip())}}]
+
+
+def _metric(column: dict[str, Any]) -> dict[str, Any] | None:
+    if column["operationType"] == "max":
+        return {"max": {"field": column["sourceField"]}}
+    assert column["operationType"] == "count", column
+    return None
+
+
+def _panel_query(layer: dict[str, Any], filters: list[dict[str, Any]]) -> dict[str, Any]:
     """The Elasticsearch request a Lens layer stands for: its bucket columns nested in
-    column order (terms, date_histogram), counting documents."""
+    column order (terms, ordered by a metric column when it says so; date_histogram),
+    its metric columns inside the innermost bucket, under the panel's query."""
     aggs: dict[str, Any] = {}
     current = aggs
+    metrics = {
+        column_id: agg
+        for column_id, column in layer["columns"].items()
+        if not column["isBucketed"] and (agg := _metric(column)) is not None
+    }
     for column_id in layer["columnOrder"]:
         column = layer["columns"][column_id]
         if not column["isBucketed"]:
-            assert column["operationType"] in ("count", "max"), column
             continue
         if column["operationType"] == "terms":
-            body = {"terms": {"field": column["sourceField"], "size": column["params"]["size"]}}
+            terms: dict[str, Any] = {
+                "field": column["sourceField"], "size": column["params"]["size"],
+            }  # fmt: skip
+            order = column["params"].get("orderBy", {})
+            if order.get("type") == "column":
+                by = order["columnId"] if order["columnId"] in metrics else "_count"
+                terms["order"] = {by: column["params"]["orderDirection"]}
+            body = {"terms": terms}
         elif column["operationType"] == "date_histogram":
             # "auto" picks an interval from the time range; a day is one of its choices.
             body = {"date_histogram": {"field": column["sourceField"], "calendar_interval": "1d"}}
         else:
             raise AssertionError(f"no query equivalent for {column['operationType']}")
-        current[column_id] = {**body, "aggs": {}}
+        current[column_id] = {**body, "aggs": dict(metrics)}  # metrics at every level
         current = current[column_id]["aggs"]
-    return {"size": 0, "track_total_hits": True, "aggs": aggs}
+    query = {"bool": {"filter": filters}}
+    return {"size": 0, "track_total_hits": True, "query": query, "aggs": aggs}
 
 
 def _first_buckets(response: dict[str, Any], layer: dict[str, Any]) -> list[Any]:
@@ -147,13 +182,23 @@ async def kibana_index(stack: Any, tmp_path_factory: pytest.TempPathFactory, iso
     items = [i for i in (item_of(a) for a in clustered) if i is not None]
     assert await StoryWriter(backend, settings.story_index).update(items)
     await backend.refresh(settings.story_index)
+    requests = [
+        TrendRequest(facet=facet, since=TREND_WINDOW, min_count=1, size=15)
+        for facet in ("person", "organization", "location", "topic")
+    ]
+    written = await record_trends(settings, requests)
+    assert written["person"] and written["topic"], written
     yield settings, backend
     await backend.close()
 
 
 async def test_every_field_has_the_capability_the_objects_need(kibana_index: Any) -> None:
     settings, backend = kibana_index
-    indices = {"newswire-articles": settings.index_alias, "newswire-stories": settings.story_index}
+    indices = {
+        "newswire-articles": settings.index_alias,
+        "newswire-stories": settings.story_index,
+        "newswire-trends": settings.trend_index,
+    }
     for view, index in indices.items():
         needs = _needs([obj for obj in _objects() if _view(obj) == view])
         assert needs, f"the saved objects use no fields of {view}"
@@ -165,16 +210,68 @@ async def test_every_field_has_the_capability_the_objects_need(kibana_index: Any
                     assert spec[capability], f"{field} is not {capability} in {view}"
 
 
+def _index(settings: Settings, obj: dict[str, Any]) -> str:
+    return {
+        "newswire-stories": settings.story_index,
+        "newswire-trends": settings.trend_index,
+    }.get(_view(obj), settings.index_alias)
+
+
 async def test_each_lens_panel_returns_buckets(kibana_index: Any) -> None:
     settings, backend = kibana_index
     panels = 0
     for obj in _objects():
         if obj["type"] != "lens":
             continue
-        index = settings.story_index if _view(obj) == "newswire-stories" else settings.index_alias
         for layer in _layers(obj):
-            response = await backend.search(index, _panel_query(layer))
+            body = _panel_query(layer, _kuery(obj))
+            response = await backend.search(_index(settings, obj), body)
             buckets = _first_buckets(response, layer)
-            assert buckets, f"{obj['id']}: no buckets for {_panel_query(layer)['aggs']}"
+            assert buckets, f"{obj['id']}: no buckets for {body['aggs']}"
             panels += 1
     assert panels >= 8
+
+
+async def test_rising_panels_show_the_score_of_newswire_trends(kibana_index: Any) -> None:
+    settings, backend = kibana_index
+    by_facet = {"newswire-lens-rising-people": "person", "newswire-lens-rising-topics": "topic"}
+    for obj in _objects():
+        if obj["id"] not in by_facet:
+            continue
+        (layer,) = _layers(obj)
+        response = await backend.search(_index(settings, obj), _panel_query(layer, _kuery(obj)))
+        shown = [(b["key"], b["score"]["value"]) for b in _first_buckets(response, layer)]
+        request = TrendRequest(facet=by_facet[obj["id"]], since=TREND_WINDOW, min_count=1, size=15)
+        ranked = await trends(settings, request)
+        print(obj["id"], shown[:5], [(t.value, round(t.score, 2)) for t in ranked[:5]])
+        assert {v for v, _ in shown} == {t.value for t in ranked}
+        expected = {t.value: t.score for t in ranked}
+        for value, score in shown:  # the index keeps floats: the same score to 1e-4
+            assert abs(score - expected[value]) < 1e-4 * max(1.0, abs(score)), value
+        assert [s for _, s in shown] == sorted((s for _, s in shown), reverse=True)
+
+
+async def test_rising_places_panel_ranks_a_planted_burst_first(
+    stack: Any, isolated: Any, trends_corpus: Any
+) -> None:
+    settings = isolated(stack.settings, "kibanatrends", opensearch_url=None)
+    backend = open_backend(settings)
+    try:
+        await install_index(backend, settings.index_alias)
+        indexer = Indexer(backend, settings.index_alias, refresh="true")
+        docs = trends_corpus.articles
+        for start in range(0, len(docs), 500):
+            await indexer.write(docs[start : start + 500])
+        request = TrendRequest(facet="location", since="24h", until=trends_corpus.until)
+        await record_trends(settings, [request])
+        (obj,) = [o for o in _objects() if o["id"] == "newswire-lens-rising-places"]
+        (layer,) = _layers(obj)
+        response = await backend.search(_index(settings, obj), _panel_query(layer, _kuery(obj)))
+        shown = [(b["key"], b["score"]["value"]) for b in _first_buckets(response, layer)]
+        ranked = await trends(settings, request)
+        print(shown[:3], [(t.value, round(t.score, 2)) for t in ranked[:3]])
+        assert shown[0][0] == ranked[0].value == "Volcano Island"
+        assert abs(shown[0][1] - ranked[0].score) < 1e-4
+        assert shown[-1][1] < 1  # Steadyville, the most frequent, is last
+    finally:
+        await backend.close()

@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parents[3]
 NDJSON = ROOT / "deploy" / "kibana" / "newswire.ndjson"
 MAPPINGS = ROOT / "deploy" / "elasticsearch" / "component-mappings.json"
 STORIES = ROOT / "deploy" / "elasticsearch" / "stories-index.json"
+TRENDS = ROOT / "deploy" / "elasticsearch" / "trends-index.json"
 ALIAS = "newswire-articles"
 STORY_INDEX = "newswire-stories"
+TREND_INDEX = "newswire-trends"
 
 
 # -- the shipped file ----------------------------------------------------------------------
@@ -46,9 +48,10 @@ def _objects() -> list[dict[str, Any]]:
 
 def _mapped_fields(data_view: str = ALIAS) -> dict[str, str]:
     """Dotted field path -> type, sub-fields (``title.raw``) included, of the articles'
-    mapping or the stories index's."""
-    if data_view == STORY_INDEX:
-        properties = json.loads(STORIES.read_text())["mappings"]["properties"]
+    mapping, the stories index's or the trends index's."""
+    if data_view in (STORY_INDEX, TREND_INDEX):
+        path = STORIES if data_view == STORY_INDEX else TRENDS
+        properties = json.loads(path.read_text())["mappings"]["properties"]
     else:
         properties = json.loads(MAPPINGS.read_text())["template"]["mappings"]["properties"]
     found: dict[str, str] = {}
@@ -101,7 +104,7 @@ def test_expected_objects_are_shipped() -> None:
     assert set(by_type) == {"index-pattern", "search", "lens", "dashboard"}
 
     views = {view["id"]: view for view in by_type["index-pattern"]}
-    assert set(views) == {ALIAS, STORY_INDEX}
+    assert set(views) == {ALIAS, STORY_INDEX, TREND_INDEX}
     assert views[ALIAS]["attributes"]["title"] == ALIAS
     assert views[ALIAS]["attributes"]["timeFieldName"] == "published_at"
     assert views[STORY_INDEX]["attributes"]["timeFieldName"] == "first_seen"
@@ -109,8 +112,23 @@ def test_expected_objects_are_shipped() -> None:
     stories = searches["newswire-search-stories"]
     assert stories["references"][0]["id"] == STORY_INDEX
     assert {"article_count", "sources", "first_source"} <= set(stories["attributes"]["columns"])
-    shifted = [c for lens in by_type["lens"] for c in _lens_columns(lens) if c.get("timeShift")]
-    assert shifted, "no panel compares a time range with an earlier one (what is rising)"
+    assert views[TREND_INDEX]["attributes"]["timeFieldName"] == "hour"
+    rising = searches["newswire-search-trends"]
+    assert rising["references"][0]["id"] == TREND_INDEX
+    assert rising["attributes"]["sort"] == [["score", "desc"]]
+    lenses = {lens["id"]: lens for lens in by_type["lens"]}
+    for panel, facet in (("people", "person"), ("topics", "topic")):
+        lens = lenses[f"newswire-lens-rising-{panel}"]
+        assert lens["references"][0]["id"] == TREND_INDEX
+        assert lens["attributes"]["state"]["query"]["query"] == f'facet : "{facet}"'
+        layers = lens["attributes"]["state"]["datasourceStates"]["formBased"]["layers"]
+        (layer,) = layers.values()
+        terms = layer["columns"][layer["columnOrder"][0]]
+        assert terms["operationType"] == "terms" and terms["sourceField"] == "value"
+        # ranked by the score `newswire trends` computes, not by a count of their own
+        order = layer["columns"][terms["params"]["orderBy"]["columnId"]]
+        assert order["sourceField"] == "score" and order["operationType"] == "max"
+        assert terms["params"]["orderDirection"] == "desc"
 
     used = {c.get("sourceField") for lens in by_type["lens"] for c in _lens_columns(lens)}
     for facet in (

@@ -36,3 +36,24 @@ def test_bodies_use_the_facet_field_and_windows() -> None:
     assert then["aggs"]["values"]["aggs"]["hours"]["date_histogram"]["fixed_interval"] == "1h"
     with pytest.raises(ConfigError, match="trends facet"):
         current_body(TrendRequest(facet="colour"))
+
+
+def test_rows_carry_the_score_and_baseline_and_replace_within_the_hour() -> None:
+    from pipeline.search.trends import row_id, trend_rows
+
+    ranked = score(
+        current={"burst": 12, "steady": 30},
+        hourly={"steady": [1, 2] * 84, "burst": [1] + [0] * 167},
+        window_hours=24, baseline_hours=168, min_count=3,
+    )  # fmt: skip
+    request = TrendRequest(facet="person", since="24h")
+    rows = trend_rows(request, ranked, datetime(2026, 11, 30, 12, 40, tzinfo=UTC))
+    first = rows[0]
+    assert (first["value"], first["rank"], first["count"]) == ("burst", 1, 12)
+    assert first["score"] == ranked[0].score and first["hour"] == "2026-11-30T12:00:00+00:00"
+    assert rows[1]["baseline_mean"] == pytest.approx(1.5)
+    assert rows[1]["baseline_std"] == pytest.approx(0.5)
+    later = trend_rows(request, ranked, datetime(2026, 11, 30, 12, 55, tzinfo=UTC))
+    assert row_id(later[0]) == row_id(first)
+    next_hour = trend_rows(request, ranked, datetime(2026, 11, 30, 13, 5, tzinfo=UTC))
+    assert row_id(next_hour[0]) != row_id(first)
