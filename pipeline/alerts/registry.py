@@ -8,7 +8,6 @@ digest progress (the digests topic, :mod:`pipeline.alerts.digests`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
@@ -21,7 +20,7 @@ from pydantic import ValidationError
 from pipeline.alerts.digests import DigestState
 from pipeline.alerts.model import Alert
 from pipeline.kafka.client import bootstrap, make_producer, start_client
-from pipeline.kafka.compacted import read_to_end
+from pipeline.kafka.compacted import CompactedFollower, read_to_end
 from pipeline.kafka.security import client_options
 from pipeline.kafka.topics import COMPACTED, TopicSpec, create_missing_topics, wait_partitions
 from pipeline.settings import Settings
@@ -137,33 +136,20 @@ Changes = Callable[[list[Alert], list[str]], Awaitable[None]]
 
 
 class AlertFollower:
-    """Follows the queries topic: everything at start, then each change as it comes,
-    handed to ``apply(put, removed)``."""
+    """Follows the queries topic (:class:`CompactedFollower`): everything at start, then
+    each change as it comes, handed to ``apply(put, removed)``."""
 
     def __init__(self, settings: Settings, apply: Changes, poll_ms: int = 500) -> None:
         self.settings = settings
         self.apply = apply
-        self.poll_ms = poll_ms
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._follower = CompactedFollower(
+            settings, settings.topic_alert_queries, self._apply, poll_ms=poll_ms
+        )
 
     async def start(self) -> None:
         """Create the topics if missing, apply the whole list, then follow it."""
         await ensure_alert_topics(self.settings)
-        consumer = AIOKafkaConsumer(
-            **client_options(self.settings), enable_auto_commit=False, group_id=None
-        )
-        await start_client(consumer, bootstrap(self.settings))
-        records: list[Any] = []
-        try:
-            partitions = await wait_partitions(consumer, self.settings.topic_alert_queries)
-            await read_to_end(consumer, partitions, records.append)
-            await self._apply(records)
-        except BaseException:
-            await consumer.stop()
-            raise
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._follow(), name="alerts-follow")
+        await self._follower.start()
 
     async def _apply(self, records: list[Any]) -> None:
         latest: dict[str, Alert | None] = {}
@@ -177,28 +163,8 @@ class AlertFollower:
             await self.apply(put, removed)
             log.info("alerts.applied", put=len(put), removed=len(removed))
 
-    async def _follow(self) -> None:
-        assert self._consumer is not None
-        pending: list[Any] = []  # kept until applied: a failed apply is tried again
-        while True:
-            try:
-                batch = await self._consumer.getmany(timeout_ms=self.poll_ms)
-                pending += [r for records in batch.values() for r in records]
-                await self._apply(pending)
-                pending = []
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Kafka or the engine away: retried on the next poll
-                log.error("alerts.follow_failed", error=f"{type(exc).__name__}: {exc}")
-                await asyncio.sleep(1.0)
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self._follower.stop()
 
 
 __all__ = [
