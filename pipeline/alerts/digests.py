@@ -31,6 +31,9 @@ from aiokafka import TopicPartition
 Item = tuple[TopicPartition, int, dict[str, Any]]
 #: A window whose partitions never show as read to their end is sent this much later anyway.
 MAX_WAIT_SECONDS = 30.0
+#: Matches in one digest at most: a window with more is sent in parts, the first at once
+#: (memory and the receiver's request size stay bounded).
+MAX_MATCHES = 1000
 
 
 @dataclass
@@ -119,10 +122,11 @@ class DigestBook:
         window_seconds: float,
         now: float,
         caught_up_at: Mapping[TopicPartition, float],
+        limit: int = MAX_MATCHES,
     ) -> list[Item]:
         """The matches of ``name``'s digest if it is due now (removed from pending), else
         an empty list. A digest interrupted while being sent is due as soon as all its
-        matches are read again, and holds exactly them."""
+        matches are read again, and holds exactly them. ``limit`` matches are due at once."""
         items = self.pending.get(name) or []
         if not items:
             return []
@@ -135,7 +139,9 @@ class DigestBook:
             chosen = [i for i in items if i[1] <= last.get(str(i[0].partition), -1)]
             if not chosen:  # its matches were committed as done: nothing left to send again
                 state.sending = None
-        if state is None or state.sending is None:
+        if (state is None or state.sending is None) and len(items) >= limit:
+            chosen = items[:limit]
+        elif state is None or state.sending is None:
             deadline = opened_at(items, now) + window_seconds
             if now < deadline:
                 return []
@@ -168,4 +174,12 @@ class DigestBook:
         return self.pending.pop(name, [])
 
 
-__all__ = ["MAX_WAIT_SECONDS", "DigestBook", "DigestState", "Item", "opened_at", "through"]
+__all__ = [
+    "MAX_MATCHES",
+    "MAX_WAIT_SECONDS",
+    "DigestBook",
+    "DigestState",
+    "Item",
+    "opened_at",
+    "through",
+]

@@ -90,3 +90,13 @@ def test_a_digest_holds_each_match_once() -> None:
     assert b'"count":2' in body
     one, _ = payload([_item(1, 1, "x")[2]], digest=True)
     assert b'"digest"' in one and b'"count":1' in one
+
+
+def test_a_window_over_the_limit_is_sent_in_parts_at_once() -> None:
+    book = DigestBook()
+    for offset in range(5):
+        book.take("a", _item(offset, 100.0))
+    first = book.due("a", 3600, 101.0, {TP: 101.0}, limit=2)
+    assert [o for _, o, _ in first] == [0, 1]
+    assert [o for _, o, _ in book.due("a", 3600, 101.0, {TP: 101.0}, limit=2)] == [2, 3]
+    assert book.due("a", 3600, 101.0, {TP: 101.0}, limit=2) == []  # one left: its window
