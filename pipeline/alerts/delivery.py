@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from pipeline.alerts.digests import DigestBook, Item
 from pipeline.alerts.model import Alert
@@ -230,10 +231,21 @@ class Delivery:
                 self.tracker.done(tp, offset)
 
     async def _save_digest(self, name: str, value: bytes) -> None:
+        """Persist a digest state; Kafka away is waited out (the digest's offsets stay
+        uncommitted meanwhile, so nothing is lost if the process ends)."""
         assert self._producer is not None
-        await self._producer.send_and_wait(
-            self.settings.topic_alert_digests, value=value, key=name.encode()
-        )
+        failures = 0
+        while True:
+            try:
+                await self._producer.send_and_wait(
+                    self.settings.topic_alert_digests, value=value, key=name.encode()
+                )
+                return
+            except KafkaError as exc:
+                failures += 1
+                delay = backoff_delay(failures, 0.5, BACKOFF_CAP)
+                log.warning("alerts.digest_state_retry", alert=name, error=str(exc), delay=delay)
+                await asyncio.sleep(delay)
 
     async def _deliver(self, name: str, items: Sequence[Item], body: bytes, key: str) -> None:
         records = [record for _, _, record in items]
@@ -250,7 +262,8 @@ class Delivery:
                 return
             await self._status(name, ok=False, error=outcome.reason, attempts=attempt)
             if not outcome.retry or attempt >= self.settings.webhook_attempts:
-                await self._dead(items, f"{outcome.reason} after {attempt} tries")
+                # marked done by the caller, after a digest's state says so
+                await self._dead(items, f"{outcome.reason} after {attempt} tries", done=False)
                 return
             delay = outcome.retry_after or backoff_delay(
                 attempt, self.settings.webhook_backoff, BACKOFF_CAP
@@ -275,7 +288,7 @@ class Delivery:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return classify(None, f"{type(exc).__name__}: {exc}".strip(": "))
 
-    async def _dead(self, items: Sequence[Item], reason: str) -> None:
+    async def _dead(self, items: Sequence[Item], reason: str, *, done: bool = True) -> None:
         assert self._producer is not None
         for tp, offset, record in items:
             dead = {"reason": reason, "record": record, "at": time.time()}
@@ -284,7 +297,8 @@ class Delivery:
                 value=encode(dead),
                 key=str(record.get("alert", "")).encode(),
             )
-            self.tracker.done(tp, offset)
+            if done:
+                self.tracker.done(tp, offset)
             self.dead += 1
         log.error("alerts.dead_letters", records=len(items), reason=reason)
 
