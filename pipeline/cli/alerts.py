@@ -74,6 +74,8 @@ def list_(as_json: JsonOption = False) -> None:
     for row in rows:
         delivery = row.get("delivery") or {}
         state = "" if not delivery else ("ok" if delivery.get("ok") else "FAILING")
+        if delivery.get("failures"):
+            state += f" ({delivery['failures']} failed tries in a row)"
         table.add_row(
             *_cells(
                 row["name"], row["query"], ", ".join(row["filters"]), row.get("webhook"),
