@@ -6,7 +6,10 @@ records are not read, its committed offset does not move (so the gap stays visib
 restart), and it is reported in the log (``worker.offset_out_of_retention``), the
 ``newswire_partitions_stopped`` gauge and ``/health/``. Faust resumes every assigned
 partition after a rebalance, so the consumer's ``resume_partitions`` is wrapped to leave
-the stopped ones out.
+the stopped ones out, and the ones still being checked: Faust's recovery may resume them
+before the check (a few Kafka requests) is done, and a partition read in the meantime
+would be read past its gap. Those held back during the check are resumed after it unless
+they have a gap.
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ class RetentionGuard:
         self.settings = settings
         self.find = find
         self.stopped: dict[tuple[str, int], Gap] = {}
+        #: Partitions whose check is in progress, and those Faust asked to resume meanwhile.
+        self.checking: set[tuple[str, int]] = set()
+        self.withheld: set[tuple[str, int]] = set()
         self._wrapped: Any = None
+        self._resume: Callable[[Iterable[Any]], None] | None = None
 
     async def on_assigned(self, consumer: Any, assigned: Iterable[Any]) -> list[Gap]:
         """Check the newly assigned partitions; keep the ones with a gap paused."""
@@ -41,7 +48,13 @@ class RetentionGuard:
         for key in [k for k in self.stopped if TopicPartition(*k) not in tps]:
             del self.stopped[key]  # no longer ours: the new owner reports it
             metrics.PARTITIONS_STOPPED.labels(key[0], str(key[1])).set(0)
-        gaps: list[Gap] = await self.find(self.settings, self.settings.worker_id, tps)
+        checking = {(tp.topic, tp.partition) for tp in tps}
+        self._guard(consumer)  # before the first await: Faust may resume them meanwhile
+        self.checking |= checking
+        try:
+            gaps: list[Gap] = await self.find(self.settings, self.settings.worker_id, tps)
+        finally:
+            self.checking -= checking
         for gap in gaps:
             self.stopped[(gap.topic, gap.partition)] = gap
             metrics.PARTITIONS_STOPPED.labels(gap.topic, str(gap.partition)).set(1)
@@ -52,24 +65,33 @@ class RetentionGuard:
                 remedy="README, 'Recovery: offsets out of retention'",
             )
         if self.stopped:
-            self._guard(consumer)
             consumer.pause_partitions([tp for tp in assigned if self.is_stopped(tp)])
+        held = [tp for tp in assigned if (tp.topic, tp.partition) in self.withheld & checking]
+        self.withheld -= checking
+        resume = [tp for tp in held if not self.is_stopped(tp)]
+        if resume and self._resume is not None:
+            self._resume(resume)
         return gaps
 
     def is_stopped(self, tp: Any) -> bool:
         return (tp.topic, tp.partition) in self.stopped
 
     def _guard(self, consumer: Any) -> None:
-        """Wrap ``consumer.resume_partitions`` (once) to never resume a stopped partition."""
+        """Wrap ``consumer.resume_partitions`` (once) to never resume a stopped partition,
+        nor one being checked (remembered, and resumed after its check)."""
         if self._wrapped is consumer:
             return
         original = consumer.resume_partitions
 
         def resume_partitions(tps: Iterable[Any]) -> None:
-            original({tp for tp in tps if not self.is_stopped(tp)})
+            asked = set(tps)
+            held = {tp for tp in asked if (tp.topic, tp.partition) in self.checking}
+            self.withheld |= {(tp.topic, tp.partition) for tp in held}
+            original({tp for tp in asked - held if not self.is_stopped(tp)})
 
         consumer.resume_partitions = resume_partitions
         self._wrapped = consumer
+        self._resume = original
 
     def health(self) -> dict[str, Any]:
         """The ``/health/`` answer's part: the stopped partitions."""

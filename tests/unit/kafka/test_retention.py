@@ -61,3 +61,20 @@ async def test_the_guard_keeps_a_gap_paused_through_faust_resuming_everything() 
     assert guard.health()["status"] == "degraded"
     await guard.on_assigned(consumer, [b])  # partition 0 moved to another worker
     assert guard.health() == {"status": "ok", "partitions_stopped": []}
+
+
+async def test_a_resume_during_the_check_waits_for_its_answer() -> None:
+    from pipeline.worker.retention_guard import RetentionGuard
+
+    a, b = TopicPartition("raw", 0), TopicPartition("raw", 1)
+    consumer = FakeConsumer()
+
+    async def find(settings: Settings, group: str, tps: Iterable[TopicPartition]) -> list[Gap]:
+        consumer.resume_partitions({a, b})  # Faust's recovery, before the answer came
+        assert consumer.resumed == set()
+        return [Gap("raw", 0, 5, 15)]
+
+    guard = RetentionGuard(Settings(), find)
+    await guard.on_assigned(consumer, [a, b])
+    assert consumer.resumed == {b} and consumer.paused == {a}
+    assert guard.checking == set() and guard.withheld == set()
