@@ -14,6 +14,7 @@ they have a gap.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -37,40 +38,44 @@ class RetentionGuard:
         self.find = find
         self.stopped: dict[tuple[str, int], Gap] = {}
         #: Partitions whose check is in progress, and those Faust asked to resume meanwhile.
-        self.checking: set[tuple[str, int]] = set()
+        self.checking: Counter[tuple[str, int]] = Counter()  # checks in progress per key
         self.withheld: set[tuple[str, int]] = set()
         self._wrapped: Any = None
         self._resume: Callable[[Iterable[Any]], None] | None = None
 
     async def on_assigned(self, consumer: Any, assigned: Iterable[Any]) -> list[Gap]:
         """Check the newly assigned partitions; keep the ones with a gap paused."""
+        assigned = list(assigned)
         tps = [TopicPartition(tp.topic, tp.partition) for tp in assigned]
         for key in [k for k in self.stopped if TopicPartition(*k) not in tps]:
             del self.stopped[key]  # no longer ours: the new owner reports it
             metrics.PARTITIONS_STOPPED.labels(key[0], str(key[1])).set(0)
         checking = {(tp.topic, tp.partition) for tp in tps}
         self._guard(consumer)  # before the first await: Faust may resume them meanwhile
-        self.checking |= checking
+        self.checking.update(checking)
+        gaps: list[Gap] = []
         try:
-            gaps: list[Gap] = await self.find(self.settings, self.settings.worker_id, tps)
-        finally:
-            self.checking -= checking
-        for gap in gaps:
-            self.stopped[(gap.topic, gap.partition)] = gap
-            metrics.PARTITIONS_STOPPED.labels(gap.topic, str(gap.partition)).set(1)
-            log.error(
-                "worker.offset_out_of_retention",
-                **gap.as_json(),
-                action="partition stopped: its committed offset was deleted by retention",
-                remedy="README, 'Recovery: offsets out of retention'",
-            )
-        if self.stopped:
-            consumer.pause_partitions([tp for tp in assigned if self.is_stopped(tp)])
-        held = [tp for tp in assigned if (tp.topic, tp.partition) in self.withheld & checking]
-        self.withheld -= checking
-        resume = [tp for tp in held if not self.is_stopped(tp)]
-        if resume and self._resume is not None:
-            self._resume(resume)
+            gaps = await self.find(self.settings, self.settings.worker_id, tps)
+            for gap in gaps:
+                self.stopped[(gap.topic, gap.partition)] = gap
+                metrics.PARTITIONS_STOPPED.labels(gap.topic, str(gap.partition)).set(1)
+                log.error(
+                    "worker.offset_out_of_retention",
+                    **gap.as_json(),
+                    action="partition stopped: its committed offset was deleted by retention",
+                    remedy="README, 'Recovery: offsets out of retention'",
+                )
+            if self.stopped:
+                consumer.pause_partitions([tp for tp in tps if self.is_stopped(tp)])
+        finally:  # also when the check failed: what Faust resumed meanwhile is resumed
+            self.checking.subtract(checking)
+            self.checking = +self.checking  # drop the keys at zero
+            done = {key for key in checking if key not in self.checking}
+            held = [tp for tp in assigned if (tp.topic, tp.partition) in self.withheld & done]
+            self.withheld -= done
+            resume = [tp for tp in held if not self.is_stopped(tp)]
+            if resume and self._resume is not None:
+                self._resume(resume)
         return gaps
 
     def is_stopped(self, tp: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pytest
 from aiokafka import TopicPartition
 
 from pipeline.kafka.retention import Gap, find_gaps
@@ -77,4 +78,20 @@ async def test_a_resume_during_the_check_waits_for_its_answer() -> None:
     guard = RetentionGuard(Settings(), find)
     await guard.on_assigned(consumer, [a, b])
     assert consumer.resumed == {b} and consumer.paused == {a}
-    assert guard.checking == set() and guard.withheld == set()
+    assert not guard.checking and guard.withheld == set()
+
+
+async def test_a_failed_check_resumes_what_it_held_back() -> None:
+    from pipeline.worker.retention_guard import RetentionGuard
+
+    a = TopicPartition("raw", 0)
+    consumer = FakeConsumer()
+
+    async def find(settings: Settings, group: str, tps: Iterable[TopicPartition]) -> list[Gap]:
+        consumer.resume_partitions({a})
+        raise ConnectionError("broker away")
+
+    guard = RetentionGuard(Settings(), find)
+    with pytest.raises(ConnectionError):
+        await guard.on_assigned(consumer, [a])
+    assert consumer.resumed == {a} and not guard.is_stopped(a)
