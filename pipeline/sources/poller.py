@@ -53,6 +53,9 @@ log = structlog.get_logger(__name__)
 KAFKA_RETRY_SECONDS = 30.0
 #: Polls in flight (fetching, parsing, committing) per fetch place.
 POLLS_PER_FETCH = 4
+#: How often the loop calls the group membership's poll (seconds; max.poll.interval is
+#: minutes, heartbeats have their own task).
+GROUP_POLL_SECONDS = 0.5
 #: How often the loop refreshes the O(feeds) gauges.
 GAUGE_SECONDS = 10.0
 
@@ -245,7 +248,7 @@ class Poller:
         hints: list[float | None] = [parse_max_age(result.headers.get("cache-control"))]
         published: list[RawArticle] = []
         new_count = 0
-        snapshot = state.to_json()
+        snapshot = state.snapshot()
         if result.not_modified:
             outcome = "not_modified"
             metrics.FEED_NOT_MODIFIED.inc()
@@ -374,7 +377,11 @@ class Poller:
             await self._save(feed, state)
 
     async def _commit(
-        self, feed: FeedConfig, state: FeedState, articles: list[RawArticle], snapshot: bytes
+        self,
+        feed: FeedConfig,
+        state: FeedState,
+        articles: list[RawArticle],
+        snapshot: tuple[Any, ...],
     ) -> None:
         """Publish ``articles`` and save ``state``: in one Kafka transaction with an
         atomic store, else publish (waiting for the acks) then save. On failure the
@@ -476,10 +483,14 @@ class Poller:
             self._wakeup.set()
 
         watcher = asyncio.create_task(stopper())
+        group_polled = 0.0
         try:
             while not stop_event.is_set():
-                if group is not None:
+                # The loop turns at every poll's end; the membership's getmany (heartbeats
+                # run in aiokafka's own task) needs calling only now and then.
+                if group is not None and time.monotonic() - group_polled >= GROUP_POLL_SECONDS:
                     await group.poll()
+                    group_polled = time.monotonic()
                 now = self.clock()
                 if group is None or group.ready:
                     self.tick(now)
