@@ -551,6 +551,67 @@ def rebalance(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     return result
 
 
+def cpu_per_poll(args: argparse.Namespace) -> dict[str, Any]:
+    """CPU seconds per poll of the poller itself (in this process, its parse pool
+    included; no Kafka: the memory store, a no-op publish): one round of first polls
+    (every feed answers 200 with 20 new items: parse, select, publish, save) and two of
+    conditional polls (every feed answers 304). The same script runs against an older
+    checkout (``PYTHONPATH``) for a before/after ratio."""
+    from pipeline.logs import configure
+    from pipeline.sources.poller import Poller
+    from pipeline.sources.state import MemoryStateStore
+
+    configure("WARNING", "json")  # to stderr; stdout is the result
+
+    port_base = int(os.environ.get("NEWSWIRE_BENCH_PORT_BASE", "36000"))
+    farm_port, control_port = port_base + 873, port_base + 874
+    hosts = 20
+    farm = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "feed_farm.py"), "--feeds", str(args.cpu_feeds),
+         "--hosts", str(hosts), "--port", str(farm_port), "--control", str(control_port),
+         "--churn", "1000000"],
+        stdout=subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    assert farm.stdout is not None
+    json.loads(farm.stdout.readline())
+    settings = Settings(
+        allow_private_feeds=True, poll_per_host=4, poll_host_gap=0, poller_metrics_port=0,
+        poll_concurrency=args.concurrency,
+    )  # fmt: skip
+    feeds = [FeedConfig(url=feed_url(i, hosts, farm_port)) for i in range(args.cpu_feeds)]
+
+    async def publish(_articles: list[RawArticle]) -> None:
+        return None
+
+    def own_cpu() -> float:
+        return tree_cpu_s(os.getpid()) - tree_cpu_s(farm.pid)
+
+    async def rounds() -> dict[str, Any]:
+        poller = Poller(settings, feeds, publish, MemoryStateStore())
+        out: dict[str, Any] = {"feeds": args.cpu_feeds, "pipeline": str(
+            Path(sys.modules["pipeline"].__file__ or "").parent)}  # fmt: skip
+        try:
+            for name in ("first_polls_200", "unchanged_304", "unchanged_304_again"):
+                cpu, wall = own_cpu(), time.perf_counter()
+                summary = await poller.run_once(respect_backoff=False)
+                cpu, wall = own_cpu() - cpu, time.perf_counter() - wall
+                out[name] = {
+                    "cpu_ms_per_poll": round(1000 * cpu / args.cpu_feeds, 3),
+                    "polls_per_s": round(args.cpu_feeds / wall, 1),
+                    "summary": str(summary)[:200],
+                }
+        finally:
+            await poller.close()
+        out["load_avg_1m"] = round(os.getloadavg()[0], 1)
+        return out
+
+    try:
+        return asyncio.run(rounds())
+    finally:
+        farm.kill()
+        farm.wait()
+
+
 def report(result: dict[str, Any]) -> None:
     for key, value in result.items():
         print(f"{key:32} {value}")
@@ -578,9 +639,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", help="record the poller tree with py-spy (raw folded stacks) to this file"
     )
+    parser.add_argument(
+        "--cpu-only", action="store_true", help="only the in-process CPU per poll rounds"
+    )
+    parser.add_argument("--cpu-feeds", type=int, default=2000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
+    if args.cpu_only:
+        result["cpu_per_poll"] = cpu_per_poll(args)
+        print(json.dumps(result, indent=2) if args.json else result)
+        return 0
     if not args.rebalance_only and not args.list_only:
         result["months_model"] = months_model(args.months_feeds, args.months_polls)
     if not args.months_only:
