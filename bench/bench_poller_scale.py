@@ -328,13 +328,14 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 
         result["list_write_s"] = round(asyncio.run(write_list()), 1)
 
-        async def load_list() -> tuple[float, int]:
-            started = time.perf_counter()
+        async def load_list() -> tuple[float, float, int]:
+            started, cpu = time.perf_counter(), time.process_time()
             listed = await FeedTopic(bootstrap_of(topics), topics).load()
-            return time.perf_counter() - started, len(listed.feeds)
+            return time.perf_counter() - started, time.process_time() - cpu, len(listed.feeds)
 
-        seconds, loaded = asyncio.run(load_list())
+        seconds, cpu_seconds, loaded = asyncio.run(load_list())
         result["list_load_s"] = round(seconds, 1)
+        result["list_load_cpu_s"] = round(cpu_seconds, 1)
         result["list_loaded"] = loaded
         if args.list_only:
             return result
