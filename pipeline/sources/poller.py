@@ -53,9 +53,6 @@ log = structlog.get_logger(__name__)
 KAFKA_RETRY_SECONDS = 30.0
 #: Polls in flight (fetching, parsing, committing) per fetch place.
 POLLS_PER_FETCH = 4
-#: How often the loop calls the group membership's poll (seconds; max.poll.interval is
-#: minutes, heartbeats have their own task).
-GROUP_POLL_SECONDS = 0.5
 #: How often the loop refreshes the O(feeds) gauges.
 GAUGE_SECONDS = 10.0
 
@@ -377,15 +374,11 @@ class Poller:
             await self._save(feed, state)
 
     async def _commit(
-        self,
-        feed: FeedConfig,
-        state: FeedState,
-        articles: list[RawArticle],
-        snapshot: tuple[Any, ...],
+        self, feed: FeedConfig, state: FeedState, articles: list[RawArticle], snap: tuple[Any, ...]
     ) -> None:
         """Publish ``articles`` and save ``state``: in one Kafka transaction with an
         atomic store, else publish (waiting for the acks) then save. On failure the
-        state goes back to ``snapshot`` and the error propagates (the poll failed)."""
+        state goes back to ``snap`` (its snapshot) and the error propagates."""
         try:
             if self._atomic is not None:
                 await self._atomic.commit(state, ((a.id, encode(a)) for a in articles))
@@ -395,7 +388,7 @@ class Poller:
                 await self._save(feed, state)
             state.mark_written()
         except BaseException:
-            state.restore(snapshot)
+            state.restore(snap)
             raise
 
     async def _save(self, feed: FeedConfig, state: FeedState) -> None:
@@ -483,14 +476,10 @@ class Poller:
             self._wakeup.set()
 
         watcher = asyncio.create_task(stopper())
-        group_polled = 0.0
         try:
             while not stop_event.is_set():
-                # The loop turns at every poll's end; the membership's getmany (heartbeats
-                # run in aiokafka's own task) needs calling only now and then.
-                if group is not None and time.monotonic() - group_polled >= GROUP_POLL_SECONDS:
+                if group is not None:
                     await group.poll()
-                    group_polled = time.monotonic()
                 now = self.clock()
                 if group is None or group.ready:
                     self.tick(now)

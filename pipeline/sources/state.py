@@ -42,6 +42,10 @@ SCHEDULE_FIELDS = frozenset(
 )  # fmt: skip
 
 
+#: A state's record field values (:meth:`FeedState.snapshot`).
+Snapshot = tuple[Any, ...]
+
+
 def partition_for(key: str, partitions: int) -> int:
     """The partition (of both poller topics) a feed key belongs to."""
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % partitions
@@ -121,12 +125,12 @@ class FeedState:
         state.mark_written()
         return state
 
-    def snapshot(self) -> tuple[Any, ...]:
+    def snapshot(self) -> Snapshot:
         """The record's field values, for :meth:`restore` (no encoding: every field is
         immutable, so the tuple is a complete copy)."""
         return tuple([getattr(self, name) for name in _RECORD_FIELDS])
 
-    def restore(self, snapshot: bytes | tuple[Any, ...]) -> None:
+    def restore(self, snapshot: bytes | Snapshot) -> None:
         """Go back to a :meth:`snapshot` (or to what ``to_json()`` returned)."""
         if isinstance(snapshot, bytes):
             old = FeedState.from_json(snapshot)
@@ -196,6 +200,7 @@ __all__ = [
     "SCHEDULE_FIELDS",
     "FeedState",
     "MemoryStateStore",
+    "Snapshot",
     "StateStore",
     "partition_for",
     "removed_feeds",
