@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -83,6 +84,36 @@ def tree_rss_mb(pid: int) -> float:
         total += rss.get(p, 0)
         todo.extend(children.get(p, []))
     return total / 1024
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, reaped children included) of ``pid`` and its
+    descendants, from /proc: the poller and its parse pool."""
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        cpu[int(entry.name)] = sum(int(v) for v in fields[11:15]) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu.get(p, 0.0)
+        todo.extend(children.get(p, []))
+    return total
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return float(sum(values) - idle), float(sum(values))
 
 
 def scrape(port: int) -> str:
@@ -297,13 +328,14 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 
         result["list_write_s"] = round(asyncio.run(write_list()), 1)
 
-        async def load_list() -> tuple[float, int]:
-            started = time.perf_counter()
+        async def load_list() -> tuple[float, float, int]:
+            started, cpu = time.perf_counter(), time.process_time()
             listed = await FeedTopic(bootstrap_of(topics), topics).load()
-            return time.perf_counter() - started, len(listed.feeds)
+            return time.perf_counter() - started, time.process_time() - cpu, len(listed.feeds)
 
-        seconds, loaded = asyncio.run(load_list())
+        seconds, cpu_seconds, loaded = asyncio.run(load_list())
         result["list_load_s"] = round(seconds, 1)
+        result["list_load_cpu_s"] = round(cpu_seconds, 1)
         result["list_loaded"] = loaded
         if args.list_only:
             return result
@@ -344,11 +376,55 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         # The intervals count from when the poller had its feeds (coverage windows).
         t0 = assigned_at or time.time()
         end = t0 + args.intervals * args.interval
+        profiler = None
+        if args.profile:
+            profiler = subprocess.Popen(
+                [str(REPO / ".venv" / "bin" / "py-spy"), "record", "--pid", str(poller.pid),
+                 "--subprocesses", "--format", "raw", "--rate", "50", "--nonblocking",
+                 "--duration", str(int(args.intervals * args.interval)), "-o", args.profile],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        # Per interval: the poller tree's CPU seconds per request the farm saw, the
+        # machine's load average and the share of its CPU that other work left idle.
+        marks = [(tree_cpu_s(poller.pid), farm_stats(control_port, windows=0)["requests"],
+                  machine_cpu())]  # fmt: skip
+        loads: list[list[float]] = [[] for _ in range(args.intervals)]
         while time.time() < end:
             time.sleep(2)
             peak = max(peak, tree_rss_mb(poller.pid))
+            window = min(args.intervals - 1, int((time.time() - t0) // args.interval))
+            loads[window].append(os.getloadavg()[0])
+            if len(marks) <= window:
+                marks.append(
+                    (
+                        tree_cpu_s(poller.pid),
+                        farm_stats(control_port, windows=0)["requests"],
+                        machine_cpu(),
+                    )
+                )
             if poller.poll() is not None:
                 raise RuntimeError(f"the poller exited ({poller.returncode}); see {log}")
+        marks.append(
+            (tree_cpu_s(poller.pid), farm_stats(control_port, windows=0)["requests"], machine_cpu())
+        )
+        if profiler is not None:
+            profiler.wait(120)
+        per_interval = []
+        for w, ((cpu_a, req_a, (busy_a, all_a)), (cpu_b, req_b, (busy_b, all_b))) in enumerate(
+            itertools.pairwise(marks)
+        ):
+            polls = req_b - req_a
+            per_interval.append({
+                "requests": polls,
+                "requests_per_s": round(polls / args.interval, 1),
+                "poller_cpu_s": round(cpu_b - cpu_a, 1),
+                "poller_cpu_ms_per_poll": round(1000 * (cpu_b - cpu_a) / max(1, polls), 2),
+                "machine_busy_share": round((busy_b - busy_a) / max(1.0, all_b - all_a), 3),
+                "load_avg_1m_min_max": [round(min(loads[w], default=0), 1),
+                                        round(max(loads[w], default=0), 1)],
+            })  # fmt: skip
+        result["per_interval"] = per_interval
+        result["cpus"] = os.cpu_count()
         result["start_to_assigned_s"] = (
             round(assigned_at - started, 1) if assigned_at is not None else None
         )
@@ -476,6 +552,67 @@ def rebalance(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     return result
 
 
+def cpu_per_poll(args: argparse.Namespace) -> dict[str, Any]:
+    """CPU seconds per poll of the poller itself (in this process, its parse pool
+    included; no Kafka: the memory store, a no-op publish): one round of first polls
+    (every feed answers 200 with 20 new items: parse, select, publish, save) and two of
+    conditional polls (every feed answers 304). The same script runs against an older
+    checkout (``PYTHONPATH``) for a before/after ratio."""
+    from pipeline.logs import configure
+    from pipeline.sources.poller import Poller
+    from pipeline.sources.state import MemoryStateStore
+
+    configure("WARNING", "json")  # to stderr; stdout is the result
+
+    port_base = int(os.environ.get("NEWSWIRE_BENCH_PORT_BASE", "36000"))
+    farm_port, control_port = port_base + 873, port_base + 874
+    hosts = 20
+    farm = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "feed_farm.py"), "--feeds", str(args.cpu_feeds),
+         "--hosts", str(hosts), "--port", str(farm_port), "--control", str(control_port),
+         "--churn", "1000000"],
+        stdout=subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    assert farm.stdout is not None
+    json.loads(farm.stdout.readline())
+    settings = Settings(
+        allow_private_feeds=True, poll_per_host=4, poll_host_gap=0, poller_metrics_port=0,
+        poll_concurrency=args.concurrency,
+    )  # fmt: skip
+    feeds = [FeedConfig(url=feed_url(i, hosts, farm_port)) for i in range(args.cpu_feeds)]
+
+    async def publish(_articles: list[RawArticle]) -> None:
+        return None
+
+    def own_cpu() -> float:
+        return tree_cpu_s(os.getpid()) - tree_cpu_s(farm.pid)
+
+    async def rounds() -> dict[str, Any]:
+        poller = Poller(settings, feeds, publish, MemoryStateStore())
+        out: dict[str, Any] = {"feeds": args.cpu_feeds, "pipeline": str(
+            Path(sys.modules["pipeline"].__file__ or "").parent)}  # fmt: skip
+        try:
+            for name in ("first_polls_200", "unchanged_304", "unchanged_304_again"):
+                cpu, wall = own_cpu(), time.perf_counter()
+                summary = await poller.run_once(respect_backoff=False)
+                cpu, wall = own_cpu() - cpu, time.perf_counter() - wall
+                out[name] = {
+                    "cpu_ms_per_poll": round(1000 * cpu / args.cpu_feeds, 3),
+                    "polls_per_s": round(args.cpu_feeds / wall, 1),
+                    "summary": str(summary)[:200],
+                }
+        finally:
+            await poller.close()
+        out["load_avg_1m"] = round(os.getloadavg()[0], 1)
+        return out
+
+    try:
+        return asyncio.run(rounds())
+    finally:
+        farm.kill()
+        farm.wait()
+
+
 def report(result: dict[str, Any]) -> None:
     for key, value in result.items():
         print(f"{key:32} {value}")
@@ -500,9 +637,20 @@ def main(argv: list[str] | None = None) -> int:
         "--rebalance-only", action="store_true", help="only the group start and rebalance"
     )
     parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
+    parser.add_argument(
+        "--profile", help="record the poller tree with py-spy (raw folded stacks) to this file"
+    )
+    parser.add_argument(
+        "--cpu-only", action="store_true", help="only the in-process CPU per poll rounds"
+    )
+    parser.add_argument("--cpu-feeds", type=int, default=2000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
+    if args.cpu_only:
+        result["cpu_per_poll"] = cpu_per_poll(args)
+        print(json.dumps(result, indent=2) if args.json else result)
+        return 0
     if not args.rebalance_only and not args.list_only:
         result["months_model"] = months_model(args.months_feeds, args.months_polls)
     if not args.months_only:

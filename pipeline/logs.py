@@ -72,7 +72,13 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
     )
     final = [tracebacks] if json_lines else []
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Below the level an event is dropped first, before the time stamp and the rest
+        # (the poller's per-poll debug line costs nothing at INFO).
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

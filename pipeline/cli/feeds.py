@@ -92,7 +92,8 @@ def feeds_status(
     as_json: JsonOption = False,
 ) -> None:
     """Health, last poll, items per day, last new item, failures and next poll of each feed,
-    a page at a time (state read partition by partition)."""
+    a page at a time (at most 4 partitions of the feeds and state topics a page: a page
+    filtered by a rare health may be short, its next cursor goes on)."""
     from pipeline.sources.status import read_feed_status_page
 
     page = asyncio.run(

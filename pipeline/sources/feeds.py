@@ -42,6 +42,11 @@ log = structlog.get_logger(__name__)
 #: Shortest interval a feed entry may ask for (politeness floor), in seconds.
 MIN_ENTRY_INTERVAL = 60.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d|day)?\s*$", re.IGNORECASE)
+#: An http(s) URL of a plain host name or IPv4 address, an optional port and no user
+#: info, whitespace or control characters: valid as is. Anything else takes the full check.
+_PLAIN_URL = re.compile(
+    r"(?i:https?)://[A-Za-z0-9][A-Za-z0-9.-]*(?::([0-9]{1,5}))?(?:[/?#][!-~]*)?"
+)
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400}
 
 
@@ -82,6 +87,9 @@ class FeedConfig(BaseModel):
         if not isinstance(value, str) or not value.strip():
             raise ValueError("url is missing")
         url = value.strip()
+        plain = _PLAIN_URL.fullmatch(url)
+        if plain and (not plain.group(1) or int(plain.group(1)) <= 65535):
+            return url  # the common shape, checked without urlsplit (200,000 at a load)
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https"):
             raise ValueError(f"url {url!r} is not http or https")

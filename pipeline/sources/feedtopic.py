@@ -93,9 +93,9 @@ class FeedTopic:
             fetch_max_bytes=32 * 1024 * 1024,
         )
 
-    async def load(self) -> FeedList:
-        """Every feed of the topic (bad records become ``errors``); remembers where it
-        stopped, for :meth:`follow`."""
+    async def load(self, partitions: Iterable[int] | None = None) -> FeedList:
+        """Every feed of the topic, or of its ``partitions`` only (bad records become
+        ``errors``); remembers where it stopped, for :meth:`follow`."""
         consumer = self._consumer()
         await start_client(consumer, self.bootstrap)
         latest: dict[bytes, bytes | None] = {}
@@ -105,8 +105,9 @@ class FeedTopic:
                 latest[record.key] = record.value
 
         try:
-            parts = sorted(await topic_partitions(consumer, self.topic))
-            tps = [TopicPartition(self.topic, p) for p in parts]
+            available = await topic_partitions(consumer, self.topic)
+            wanted = available if partitions is None else set(partitions) & available
+            tps = [TopicPartition(self.topic, p) for p in sorted(wanted)]
             if tps:
                 await read_to_end(consumer, tps, apply)
                 self.positions = {tp: await consumer.position(tp) for tp in tps}
@@ -114,6 +115,17 @@ class FeedTopic:
             await consumer.stop()
         upserts, _removed, errors = _changes(latest)
         return FeedList(feeds=upserts, errors=errors)
+
+    async def holds_records(self) -> bool:
+        """Whether the topic has ever been written (its end offsets; nothing is read)."""
+        consumer = self._consumer()
+        await start_client(consumer, self.bootstrap)
+        try:
+            parts = await topic_partitions(consumer, self.topic)
+            ends = await consumer.end_offsets([TopicPartition(self.topic, p) for p in parts])
+        finally:
+            await consumer.stop()
+        return any(ends.values())
 
     async def follow(
         self, on_change: ChangeCallback, stop: asyncio.Event, every: float = 10.0

@@ -39,6 +39,8 @@ from pipeline.sources.state import FeedState, partition_for
 log = structlog.get_logger(__name__)
 #: Wait before a failed state load is tried again (seconds).
 LOAD_RETRY_SECONDS = 5.0
+#: Least time between two getmany calls of :meth:`GroupMembership.poll` (seconds).
+GROUP_POLL_SECONDS = 0.5
 
 
 class GroupMember(Protocol):
@@ -71,6 +73,7 @@ class GroupMembership:
         self.loader: asyncio.Task[None] | None = None
         #: Seconds from the last assignment to polling (for /health and benchmarks).
         self.last_take_seconds: float | None = None
+        self._polled_at = 0.0  # monotonic time of the last getmany
 
     def _partition_of(self, key: str) -> int:
         return partition_for(key, self.poller.settings.poller_partitions)
@@ -169,8 +172,13 @@ class GroupMembership:
         await start_client(self.consumer, servers)
 
     async def poll(self) -> None:
-        # Records are not used: calling getmany keeps the membership alive and runs the
-        # rebalance callbacks.
+        """Call getmany now and then (records are not used): ``max.poll.interval`` is
+        minutes and heartbeats have aiokafka's own task, while the poller's loop turns at
+        every poll's end (hundreds of times a second), so most calls return at once."""
+        now = time.monotonic()
+        if now - self._polled_at < GROUP_POLL_SECONDS:
+            return
+        self._polled_at = now
         await self.consumer.getmany(timeout_ms=10, max_records=1)
 
     async def stop(self) -> None:

@@ -245,7 +245,7 @@ class Poller:
         hints: list[float | None] = [parse_max_age(result.headers.get("cache-control"))]
         published: list[RawArticle] = []
         new_count = 0
-        snapshot = state.to_json()
+        snapshot = state.snapshot()
         if result.not_modified:
             outcome = "not_modified"
             metrics.FEED_NOT_MODIFIED.inc()
@@ -374,11 +374,11 @@ class Poller:
             await self._save(feed, state)
 
     async def _commit(
-        self, feed: FeedConfig, state: FeedState, articles: list[RawArticle], snapshot: bytes
+        self, feed: FeedConfig, state: FeedState, articles: list[RawArticle], snap: tuple[Any, ...]
     ) -> None:
         """Publish ``articles`` and save ``state``: in one Kafka transaction with an
         atomic store, else publish (waiting for the acks) then save. On failure the
-        state goes back to ``snapshot`` and the error propagates (the poll failed)."""
+        state goes back to ``snap`` (its snapshot) and the error propagates."""
         try:
             if self._atomic is not None:
                 await self._atomic.commit(state, ((a.id, encode(a)) for a in articles))
@@ -388,7 +388,7 @@ class Poller:
                 await self._save(feed, state)
             state.mark_written()
         except BaseException:
-            state.restore(snapshot)
+            state.restore(snap)
             raise
 
     async def _save(self, feed: FeedConfig, state: FeedState) -> None:

@@ -6,12 +6,15 @@ first). An item whose fingerprint is unknown is new; a known one whose content h
 changed is a *revision* and is published once more (same id, newer ``fetched_at``, which
 the sink's external versioning keeps as the newest); an unchanged one never is.
 
-The memory is bounded by ``cap`` items: the items of the current document come first,
-then those seen before, most recent first. When a document alone has more than ``cap``
-items the newest ``cap`` (by publication date) are kept and ``floor`` becomes the newest
-publication time of those dropped: an unknown item dated at or before the floor is an old
-one forgotten for room, not a new one. (An undated item beyond the cap cannot be told
-apart from a new one; it is published again when the document changes.)
+The memory is bounded by ``cap`` items (``poll_seen_items``), raised for a document that
+shows more items than that to as many as it shows, up to :data:`MAX_ITEMS` (160 items,
+1,920 bytes): every item a feed can still show is remembered, dated or not. The items of
+the current document come first, then those seen before, most recent first. Only when a
+document alone has more than the bound are the newest kept (by publication date), and
+``floor`` becomes the newest publication time of those dropped: an unknown item dated at
+or before the floor is an old one forgotten for room, not a new one. (An undated item of
+a document of more than :data:`MAX_ITEMS` items that falls outside the bound cannot be
+told apart from a new one; it is published again when the document changes.)
 
 Content hash 0 means "not known" (state written before revisions existed): such an item
 takes the hash it has now without being published again, so an upgrade is no storm.
@@ -28,6 +31,8 @@ from pipeline.models import RawArticle
 
 ITEM = struct.Struct(">QI")  # fingerprint, content hash
 ITEM_BYTES = ITEM.size  # 12
+#: Most items remembered for one feed, however many its document shows (~2 KB).
+MAX_ITEMS = 160
 
 
 def fingerprint(article_id: str) -> int:
@@ -94,7 +99,9 @@ def select(articles: Sequence[RawArticle], seen: bytes, floor: float | None, cap
         elif before not in (0, ch):
             publish.append(article)
             revisions += 1
-    cap = max(1, cap)
+    # The whole document is remembered when it fits the hard bound: a long feed's
+    # undated items past ``cap`` would otherwise look new whenever the document changes.
+    cap = max(1, cap, min(len(current), MAX_ITEMS))
     ranked = list(current.items())
     if len(ranked) > cap:
         # Newest first by date; undated items keep their place in the document's order
@@ -119,6 +126,7 @@ def select(articles: Sequence[RawArticle], seen: bytes, floor: float | None, cap
 
 __all__ = [
     "ITEM_BYTES",
+    "MAX_ITEMS",
     "Selection",
     "content_hash",
     "fingerprint",

@@ -25,7 +25,6 @@ import base64
 import binascii
 import hashlib
 import json
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
@@ -41,6 +40,10 @@ SCHEDULE_FIELDS = frozenset(
     {"next_poll_at", "last_poll_at", "interval", "last_outcome", "last_status", "new_items",
      "items_per_day"}
 )  # fmt: skip
+
+
+#: A state's record field values (:meth:`FeedState.snapshot`).
+Snapshot = tuple[Any, ...]
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -94,9 +97,9 @@ class FeedState:
         return json.dumps(self._values(), separators=(",", ":")).encode("utf-8")
 
     def durable_digest(self) -> int:
-        """A digest of everything but the schedule fields."""
-        values = {k: v for k, v in self._values().items() if k not in SCHEDULE_FIELDS}
-        return zlib.crc32(json.dumps(values, separators=(",", ":")).encode("utf-8")) or 1
+        """A digest of everything but the schedule fields: a hash of their values, no
+        encoding (it runs at every poll, a 304 included)."""
+        return hash(tuple([getattr(self, name) for name in _DURABLE_FIELDS])) or 1
 
     def needs_write(self) -> bool:
         """Whether more than the schedule changed since the last write or load."""
@@ -122,15 +125,23 @@ class FeedState:
         state.mark_written()
         return state
 
-    def restore(self, snapshot: bytes) -> None:
-        """Go back to what ``to_json()`` returned as ``snapshot``."""
-        old = FeedState.from_json(snapshot)
-        for name in _RECORD_FIELDS:
-            setattr(self, name, getattr(old, name))
+    def snapshot(self) -> Snapshot:
+        """The record's field values, for :meth:`restore` (no encoding: every field is
+        immutable, so the tuple is a complete copy)."""
+        return tuple([getattr(self, name) for name in _RECORD_FIELDS])
+
+    def restore(self, snapshot: bytes | Snapshot) -> None:
+        """Go back to a :meth:`snapshot` (or to what ``to_json()`` returned)."""
+        if isinstance(snapshot, bytes):
+            old = FeedState.from_json(snapshot)
+            snapshot = old.snapshot()
+        for name, value in zip(_RECORD_FIELDS, snapshot, strict=True):
+            setattr(self, name, value)
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(FeedState) if f.name != "written")
 RECORD_FIELDS = _RECORD_FIELDS  # the fields a state record carries
+_DURABLE_FIELDS = tuple(f for f in _RECORD_FIELDS if f not in SCHEDULE_FIELDS)
 _RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
 
 
@@ -189,6 +200,7 @@ __all__ = [
     "SCHEDULE_FIELDS",
     "FeedState",
     "MemoryStateStore",
+    "Snapshot",
     "StateStore",
     "partition_for",
     "removed_feeds",

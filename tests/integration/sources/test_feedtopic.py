@@ -90,7 +90,12 @@ async def test_feed_list_changes_reach_a_running_poller(
         await _wait(
             "their states written", lambda: all(s.last_poll_at for s in poller.states.values())
         )
-        assert await refresh() == {"one item", "two item"}
+        # last_poll_at is set before the poll's Kafka transaction commits: wait for it.
+        for _attempt in range(120):
+            if await refresh() == {"one item", "two item"}:
+                break
+            await asyncio.sleep(0.5)
+        assert titles() == {"one item", "two item"}
         changed_at = time.monotonic()
         change = await put_feeds(servers, settings, FeedList(feeds=[three]), remove=[two.url])
         assert change.added == [three] and change.removed == [two.url]

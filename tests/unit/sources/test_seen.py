@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pipeline.models import RawArticle
 from pipeline.sources.seen import (
     ITEM_BYTES,
+    MAX_ITEMS,
     content_hash,
     fingerprint,
     from_ids,
@@ -71,12 +72,34 @@ def test_memory_is_bounded_and_keeps_what_the_feed_shows() -> None:
 def test_document_over_the_cap_uses_the_date_floor() -> None:
     doc = [art(i) for i in range(300, 0, -1)]
     first = select(doc, b"", None, 100)
-    assert first.new == 300 and len(unpack(first.seen)) == 100
-    assert first.floor == art(200).published_at.timestamp()  # type: ignore[union-attr]
+    assert first.new == 300 and len(unpack(first.seen)) == MAX_ITEMS
+    dropped = 300 - MAX_ITEMS  # the newest MAX_ITEMS are kept
+    assert first.floor == art(dropped).published_at.timestamp()  # type: ignore[union-attr]
     again = select(doc, first.seen, first.floor, 100)
     assert again.publish == []
     newer = select([art(301), *doc], again.seen, again.floor, 100)
     assert ids(newer.publish) == [art(301).id]
+
+
+def test_undated_items_of_a_long_feed_past_the_cap_are_not_published_again() -> None:
+    # A feed showing 100 undated items, cap 64: the memory grows to the 100 it shows,
+    # so a change of the document (one new item on top) publishes that item only.
+    doc = [art(i, dated=False) for i in range(100, 0, -1)]
+    first = select(doc, b"", None, 64)
+    assert first.new == 100 and len(unpack(first.seen)) == 100
+    changed = [art(101, dated=False), *doc[:-1]]
+    again = select(changed, first.seen, first.floor, 64)
+    assert ids(again.publish) == [art(101).id]
+    assert len(again.seen) <= MAX_ITEMS * ITEM_BYTES
+
+
+def test_memory_never_exceeds_the_hard_bound() -> None:
+    doc = [art(i, dated=False) for i in range(500, 0, -1)]
+    chosen = select(doc, b"", None, 64)
+    assert len(unpack(chosen.seen)) == MAX_ITEMS
+    # The items kept are the document's first (newest) ones.
+    assert fingerprint(art(500).id) in unpack(chosen.seen)
+    assert fingerprint(art(1).id) not in unpack(chosen.seen)
 
 
 def test_items_seen_earlier_fill_the_room_newest_first() -> None:

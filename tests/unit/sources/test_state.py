@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline.models import RawArticle
-from pipeline.sources.seen import ITEM_BYTES, fingerprint, select, unpack
+from pipeline.sources.seen import ITEM_BYTES, MAX_ITEMS, fingerprint, select, unpack
 from pipeline.sources.state import FeedState, MemoryStateStore, partition_for
 
 
@@ -31,9 +31,10 @@ def _articles(n: int, start: int = 0) -> list[RawArticle]:
     ]
 
 
-def _full_state() -> FeedState:
-    """A feed at its worst: long URL, validators and error, a full item memory."""
-    chosen = select(_articles(500), b"", None, cap=64)
+def _full_state(shown: int = 64) -> FeedState:
+    """A feed at its worst: long URL, validators and error, a full item memory (of a
+    document of ``shown`` items)."""
+    chosen = select(_articles(shown), b"", None, cap=64)
     return FeedState(
         key="f" * 32,
         url="https://news.example.org/" + "section/" * 12 + "rss.xml",
@@ -103,6 +104,21 @@ def test_bad_records_raise_value_error() -> None:
     for bad in (b"[]", b'{"v": 2, "key": "k", "url": "u", "seen": "***"}', b"{"):
         with pytest.raises(ValueError):
             FeedState.from_json(bad)
+
+
+def test_long_feed_record_and_memory_stay_bounded() -> None:
+    # A document of 500 items: the memory grows to MAX_ITEMS (160), no further.
+    state = _full_state(500)
+    assert len(unpack(state.seen)) == MAX_ITEMS
+    record = state.to_json()
+    assert len(record) <= 3600, len(record)
+    loaded = FeedState.from_json(record)
+    size = sys.getsizeof(loaded) + sum(
+        sys.getsizeof(getattr(loaded, name))
+        for name in ("key", "url", "fetch_url", "etag", "last_modified", "body_hash",
+                     "last_outcome", "last_error", "seen")
+    )  # fmt: skip
+    assert size <= 3200, size
 
 
 def test_schedule_only_change_needs_no_write() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.sources.feeds import FeedConfig
-from pipeline.sources.state import FeedState, MemoryStateStore
+from pipeline.sources.state import FeedState, MemoryStateStore, partition_for
 from pipeline.sources.status import health_of, status_page
 
 
@@ -62,11 +62,39 @@ async def test_pages_cover_every_feed_once_reading_partition_by_partition() -> N
     assert sorted(seen) == sorted(f.key for f in feeds) and len(seen) == len(set(seen))
 
 
-async def test_filter_by_health() -> None:
+async def test_filter_by_health_reads_a_bounded_number_of_partitions_per_page() -> None:
     feeds = [FeedConfig(url=f"https://f{i}.test/rss") for i in range(100)]
     store = await _store(feeds)
-    page = await status_page(feeds, store, 8, health="disabled", limit=100)
-    assert len(page.rows) == 10 and all(r.disabled_reason for r in page.rows)
-    assert page.next_cursor is None
+    found: list[str] = []
+    cursor = None
+    pages = 0
+    while pages < 10:
+        before = len(store.loads)
+        page = await status_page(
+            feeds, store, 8, health="disabled", limit=100, cursor=cursor, scan=3
+        )
+        pages += 1
+        assert len(store.loads) - before <= 3  # a rare filter never reads everything
+        assert all(r.disabled_reason for r in page.rows)
+        found.extend(r.key for r in page.rows)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == 3  # 8 partitions, 3 a page
+    assert len(found) == 10 and len(set(found)) == 10
     with pytest.raises(ConfigError):
         await status_page(feeds, store, 8, health="sick")
+
+
+async def test_a_page_of_per_partition_feeds_reads_only_its_partitions() -> None:
+    feeds = [FeedConfig(url=f"https://f{i}.test/rss") for i in range(100)]
+    store = await _store(feeds)
+    asked: list[int] = []
+
+    async def feeds_of(part: int) -> list[FeedConfig]:
+        asked.append(part)
+        return [f for f in feeds if partition_for(f.key, 8) == part]
+
+    page = await status_page(feeds_of, store, 8, health="backoff", limit=5)
+    assert len(page.rows) == 5 and {r.health for r in page.rows} == {"backoff"}
+    assert asked == sorted(set(asked)) and len(asked) < 8
