@@ -1,0 +1,243 @@
+"""Records in flight when the worker process died, counted across restarts.
+
+:mod:`pipeline.worker.poison` isolates a record that makes a batch *raise*. A record that
+kills the whole process (a segfault in a native library, the kernel's OOM killer, an
+``os._exit``) leaves no exception to catch: the batch comes back after every restart, and
+counting in memory starts again at zero, so it was a crash loop. Here each stage notes, for
+each partition, which offsets it is working on in a small compacted topic
+(``NEWSWIRE_TOPIC_INFLIGHT``) before the work and clears the note after it. A note still
+set when a worker (this one after a restart, or another after a rebalance) takes the
+partition means the process died with those records in flight: each gets one more
+*suspicion*. A suspect record is then handled alone, so the next death names it exactly;
+one in flight at ``NEWSWIRE_WORKER_CRASH_LIMIT`` deaths goes to the DLQ with that reason
+and the partition goes on. The cost when nothing crashes: two small records per batch and
+partition (one round trip each, sent together).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer
+
+from pipeline.kafka.client import bootstrap, start_client
+from pipeline.kafka.compacted import read_to_end
+from pipeline.kafka.security import client_options
+from pipeline.kafka.topics import wait_partitions
+from pipeline.settings import Settings
+from pipeline.worker.decode import Values
+
+log = structlog.get_logger(__name__)
+
+Value = tuple[bytes | None, dict[str, Any]]
+Send = Callable[[str, str, Sequence[tuple[bytes | None, bytes]]], Awaitable[int]]
+
+
+# ----------------------------------------------------------------------------- pure
+
+
+@dataclass
+class Note:
+    """One stage's note for one partition: offsets in flight, and suspicion counts."""
+
+    inflight: list[int] = field(default_factory=list)
+    suspects: dict[int, int] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {"inflight": ranges(self.inflight), "suspects": self.suspects}, sort_keys=True
+        ).encode("utf-8")
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> Note:
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        return cls(
+            inflight=expand(data.get("inflight") or []),
+            suspects={int(k): int(v) for k, v in (data.get("suspects") or {}).items()},
+        )
+
+    def after_death(self) -> Note:
+        """The note read back after the process died: each offset in flight is suspected
+        once more, and nothing is in flight any longer."""
+        suspects = dict(self.suspects)
+        for offset in self.inflight:
+            suspects[offset] = suspects.get(offset, 0) + 1
+        return Note([], suspects)
+
+
+def ranges(offsets: Iterable[int]) -> list[list[int]]:
+    """Sorted offsets as ``[first, last]`` runs (a batch is mostly one run)."""
+    out: list[list[int]] = []
+    for offset in sorted(set(offsets)):
+        if out and out[-1][1] == offset - 1:
+            out[-1][1] = offset
+        else:
+            out.append([offset, offset])
+    return out
+
+
+def expand(runs: Sequence[Sequence[int]]) -> list[int]:
+    return [o for first, last in runs for o in range(int(first), int(last) + 1)]
+
+
+def note_key(group: str, stage: str, topic: str, partition: int) -> str:
+    return f"{group}|{stage}|{topic}|{partition}"
+
+
+@dataclass
+class Plan:
+    """How to run a batch: ``rest`` together, each of ``alone`` by itself, ``dead`` to the
+    DLQ (each with the number of deaths it was in flight for)."""
+
+    rest: list[Value] = field(default_factory=list)
+    alone: list[Value] = field(default_factory=list)
+    dead: list[tuple[Value, int]] = field(default_factory=list)
+
+    def parts(self) -> list[list[Value]]:
+        return ([self.rest] if self.rest else []) + [[value] for value in self.alone]
+
+
+def plan_batch(values: Values, suspicion: dict[tuple[str, int, int], int], limit: int) -> Plan:
+    """Split a batch by each record's suspicion (``(topic, partition, offset) -> deaths``)."""
+    plan = Plan()
+    for value in values:
+        where = value[1]
+        deaths = suspicion.get((where["topic"], where["partition"], where["offset"]), 0)
+        if deaths >= limit:
+            plan.dead.append((value, deaths))
+        elif deaths:
+            plan.alone.append(value)
+        else:
+            plan.rest.append(value)
+    return plan
+
+
+def by_partition(values: Sequence[Value]) -> dict[tuple[str, int], list[int]]:
+    out: dict[tuple[str, int], list[int]] = {}
+    for _, where in values:
+        out.setdefault((where["topic"], where["partition"]), []).append(where["offset"])
+    return out
+
+
+def death_reason(deaths: int, limit: int) -> str:
+    return (
+        f"the worker process died {deaths} times while this record was being handled "
+        f"(NEWSWIRE_WORKER_CRASH_LIMIT={limit}); no traceback: the process ended without "
+        "raising (killed, out of memory, a crash in native code). Look at the worker's "
+        "last log lines before each restart"
+    )
+
+
+# ------------------------------------------------------------------------------ I/O
+
+
+class CrashLedger:
+    """The notes of this worker's stages, kept in memory and in the compacted topic."""
+
+    def __init__(self, settings: Settings, send: Send) -> None:
+        self.settings = settings
+        #: ``KafkaOutput.send`` in the worker (through Kafka outages); a list in unit tests.
+        self.send = send
+        self.limit = settings.worker_crash_limit
+        self.notes: dict[str, Note] = {}
+        #: Keys whose batch is in progress here: never re-read from the topic meanwhile.
+        self.busy: set[str] = set()
+
+    def _key(self, stage: str, topic: str, partition: int) -> str:
+        return note_key(self.settings.worker_id, stage, topic, partition)
+
+    async def load(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Read the notes of ``partitions`` (just assigned to this worker) from the topic;
+        a note left in flight counts a death of the process that wrote it."""
+        wanted = {
+            self._key(stage, topic, partition)
+            for topic, partition in partitions
+            for stage in ("enrich", "sink", "copies")
+        } - self.busy
+        if not wanted:
+            return
+        found: dict[str, bytes | None] = {}
+        consumer = AIOKafkaConsumer(
+            **client_options(self.settings),
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
+        )
+        await start_client(consumer, bootstrap(self.settings))
+        try:
+            tps = await wait_partitions(consumer, self.settings.topic_inflight)
+
+            def keep(record: Any) -> None:
+                key = record.key.decode("utf-8") if record.key else ""
+                if key in wanted:
+                    found[key] = record.value
+
+            await read_to_end(consumer, tps, keep)
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+        for key, raw in found.items():
+            note = Note.decode(raw)
+            if note.inflight:
+                log.warning(
+                    "worker.died_with_records_in_flight",
+                    note=key,
+                    offsets=ranges(note.inflight),
+                    action="each is handled alone; at the crash limit it goes to the DLQ",
+                )
+            self.notes[key] = note.after_death()
+
+    def plan(self, stage: str, values: Values) -> Plan:
+        suspicion: dict[tuple[str, int, int], int] = {}
+        for (topic, partition), _ in by_partition(values).items():
+            note = self.notes.get(self._key(stage, topic, partition))
+            if note is not None:
+                for offset, deaths in note.suspects.items():
+                    suspicion[(topic, partition, offset)] = deaths
+        return plan_batch(values, suspicion, self.limit)
+
+    async def begin(self, stage: str, part: Sequence[Value]) -> None:
+        """Note ``part``'s offsets as in flight, before any work on them."""
+        records = []
+        for (topic, partition), offsets in by_partition(part).items():
+            key = self._key(stage, topic, partition)
+            note = self.notes.setdefault(key, Note())
+            note.inflight = list(offsets)
+            self.busy.add(key)
+            records.append((key.encode("utf-8"), note.encode()))
+        await self.send(stage, self.settings.topic_inflight, records)
+
+    async def end(self, stage: str, part: Sequence[Value], *, handled: bool = True) -> None:
+        """Clear the note of ``part``: handled records are no longer suspects (a part
+        handed back on a stop keeps its suspicions, and is not counted as a death)."""
+        records = []
+        for (topic, partition), offsets in by_partition(part).items():
+            key = self._key(stage, topic, partition)
+            note = self.notes.setdefault(key, Note())
+            note.inflight = []
+            if handled:
+                for offset in offsets:
+                    note.suspects.pop(offset, None)
+            self.busy.discard(key)
+            records.append((key.encode("utf-8"), note.encode()))
+        await self.send(stage, self.settings.topic_inflight, records)
+
+
+__all__ = [
+    "CrashLedger",
+    "Note",
+    "Plan",
+    "by_partition",
+    "death_reason",
+    "expand",
+    "note_key",
+    "plan_batch",
+    "ranges",
+]
