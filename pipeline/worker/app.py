@@ -192,6 +192,8 @@ def create_app(
         """``handle_isolating`` with the records noted in flight (:mod:`.crashes`): records
         that were in flight when a process died are handled alone, and those at the crash
         limit go to the DLQ, so a record that kills the process cannot loop forever."""
+        # Through Kafka outages like any output; a stop hands the batch back.
+        await worker.output.until_kafka_takes(stage, lambda: ledger.ensure(stage, values))
         plan = ledger.plan(stage, values)
         if plan.dead:
             metrics.WORKER_BAD_INPUT.labels("crash").inc(len(plan.dead))
@@ -307,14 +309,7 @@ def create_app(
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         # Faust paused every assigned partition before this; gaps stay paused.
         await guard.on_assigned(app.consumer, assigned)
-        try:  # the notes of records in flight when a process died (crashes.py)
-            await ledger.load((tp.topic, tp.partition) for tp in assigned)
-        except Exception as exc:
-            log.error(
-                "worker.inflight_notes_unreadable",
-                error=f"{type(exc).__name__}: {exc}",
-                consequence="a record that kills the process is not counted this time",
-            )
+        ledger.forget()  # notes of records in flight are read again before the next batch
 
     @app.page("/health/")
     async def health(web: Any, request: Any) -> Any:

@@ -16,6 +16,7 @@ partition (one round trip each, sent together).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -36,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 Value = tuple[bytes | None, dict[str, Any]]
 Send = Callable[[str, str, Sequence[tuple[bytes | None, bytes]]], Awaitable[int]]
+Read = Callable[[set[str]], Awaitable[dict[str, bytes | None]]]
 
 
 # ----------------------------------------------------------------------------- pure
@@ -138,61 +140,83 @@ def death_reason(deaths: int, limit: int) -> str:
 # ------------------------------------------------------------------------------ I/O
 
 
-class CrashLedger:
-    """The notes of this worker's stages, kept in memory and in the compacted topic."""
+async def read_notes(settings: Settings, keys: set[str]) -> dict[str, bytes | None]:
+    """The latest note of each of ``keys`` in the in-flight topic (absent: none written)."""
+    found: dict[str, bytes | None] = {}
+    consumer = AIOKafkaConsumer(
+        **client_options(settings),
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await start_client(consumer, bootstrap(settings))
+    try:
+        tps = await wait_partitions(consumer, settings.topic_inflight)
 
-    def __init__(self, settings: Settings, send: Send) -> None:
+        def keep(record: Any) -> None:
+            key = record.key.decode("utf-8") if record.key else ""
+            if key in keys:
+                found[key] = record.value
+
+        await read_to_end(consumer, tps, keep)
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+    return found
+
+
+class CrashLedger:
+    """The notes of this worker's stages, kept in memory and in the compacted topic.
+
+    A partition's note is read from the topic before the first batch of it this worker
+    handles after an assignment (:meth:`ensure`), never concurrently with its own batches:
+    a batch noted before the read would look like a death, and one planned before it would
+    overwrite the suspicions the topic holds."""
+
+    def __init__(self, settings: Settings, send: Send, read: Read | None = None) -> None:
         self.settings = settings
         #: ``KafkaOutput.send`` in the worker (through Kafka outages); a list in unit tests.
         self.send = send
+        self.read: Read = read or (lambda keys: read_notes(settings, keys))
         self.limit = settings.worker_crash_limit
         self.notes: dict[str, Note] = {}
-        #: Keys whose batch is in progress here: never re-read from the topic meanwhile.
+        #: Keys whose note in memory is the current one (read since the last assignment).
+        self.loaded: set[str] = set()
+        #: Keys whose batch is in progress here: their note stays as it is on a rebalance.
         self.busy: set[str] = set()
+        self._lock = asyncio.Lock()
 
     def _key(self, stage: str, topic: str, partition: int) -> str:
         return note_key(self.settings.worker_id, stage, topic, partition)
 
-    async def load(self, partitions: Iterable[tuple[str, int]]) -> None:
-        """Read the notes of ``partitions`` (just assigned to this worker) from the topic;
-        a note left in flight counts a death of the process that wrote it."""
-        wanted = {
-            self._key(stage, topic, partition)
-            for topic, partition in partitions
-            for stage in ("enrich", "sink", "copies")
-        } - self.busy
-        if not wanted:
+    def forget(self) -> None:
+        """Partitions were assigned: read the notes again before the next batch of each
+        (another worker may have died with some of them in flight), except those of a
+        batch in progress here."""
+        self.loaded &= self.busy
+
+    async def ensure(self, stage: str, values: Values) -> None:
+        """Read the notes of the batch's partitions, if not read since the assignment; a
+        note left in flight counts a death of the process that wrote it."""
+        keys = {self._key(stage, t, p) for t, p in by_partition(values)}
+        if keys <= self.loaded:
             return
-        found: dict[str, bytes | None] = {}
-        consumer = AIOKafkaConsumer(
-            **client_options(self.settings),
-            enable_auto_commit=False,
-            group_id=None,
-            auto_offset_reset="earliest",
-        )
-        await start_client(consumer, bootstrap(self.settings))
-        try:
-            tps = await wait_partitions(consumer, self.settings.topic_inflight)
-
-            def keep(record: Any) -> None:
-                key = record.key.decode("utf-8") if record.key else ""
-                if key in wanted:
-                    found[key] = record.value
-
-            await read_to_end(consumer, tps, keep)
-        finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-        for key, raw in found.items():
-            note = Note.decode(raw)
-            if note.inflight:
-                log.warning(
-                    "worker.died_with_records_in_flight",
-                    note=key,
-                    offsets=ranges(note.inflight),
-                    action="each is handled alone; at the crash limit it goes to the DLQ",
-                )
-            self.notes[key] = note.after_death()
+        async with self._lock:
+            missing = keys - self.loaded
+            if not missing:
+                return
+            found = await self.read(missing)
+            for key in missing:
+                note = Note.decode(found.get(key))
+                if note.inflight:
+                    log.warning(
+                        "worker.died_with_records_in_flight",
+                        note=key,
+                        offsets=ranges(note.inflight),
+                        action="each is handled alone; at the crash limit it goes to the DLQ",
+                    )
+                self.notes[key] = note.after_death()
+            self.loaded |= missing
 
     def plan(self, stage: str, values: Values) -> Plan:
         suspicion: dict[tuple[str, int, int], int] = {}
@@ -240,4 +264,5 @@ __all__ = [
     "note_key",
     "plan_batch",
     "ranges",
+    "read_notes",
 ]

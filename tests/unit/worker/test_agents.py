@@ -43,12 +43,17 @@ class MemoryNotes:
         self.records += [(topic, key, value) for key, value in records]
         return len(records)
 
+    async def read(self, keys: set[str]) -> dict[str, bytes | None]:
+        latest = {k.decode(): v for _, k, v in self.records if k is not None}
+        return {key: latest[key] for key in keys if key in latest}
+
 
 def _app(
     worker_settings: Settings, notes: MemoryNotes | None = None
 ) -> tuple[Any, RecordingWorker]:
     worker = RecordingWorker(worker_settings)
-    ledger = CrashLedger(worker_settings, (notes or MemoryNotes()).send)
+    notes = notes or MemoryNotes()
+    ledger = CrashLedger(worker_settings, notes.send, notes.read)
     return create_app(worker_settings, worker, ledger), worker
 
 

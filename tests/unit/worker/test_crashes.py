@@ -86,3 +86,50 @@ def test_keys_and_reason() -> None:
     assert note_key("g", "enrich", "raw", 3) == "g|enrich|raw|3"
     reason = death_reason(3, 3)
     assert "died 3 times" in reason and "NEWSWIRE_WORKER_CRASH_LIMIT=3" in reason
+
+
+class TopicDouble:
+    """The in-flight topic in memory: latest value per key, and the reads made."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, bytes] = {}
+        self.reads = 0
+
+    async def send(self, stage: str, topic: str, records: Any) -> int:
+        for key, value in records:
+            self.latest[key.decode()] = value
+        return len(records)
+
+    async def read(self, keys: set[str]) -> dict[str, bytes | None]:
+        self.reads += 1
+        return {k: v for k, v in self.latest.items() if k in keys}
+
+
+async def test_the_ledger_reads_notes_once_per_assignment_and_counts_deaths() -> None:
+    from pipeline.settings import Settings
+    from pipeline.worker.crashes import CrashLedger
+
+    settings = Settings(worker_id="g", worker_crash_limit=2)
+    topic = TopicDouble()
+    batch = [_value(n) for n in range(4)]
+    dying = CrashLedger(settings, topic.send, topic.read)
+    await dying.ensure("enrich", batch)
+    await dying.begin("enrich", batch)  # ... and the process dies here
+    restarted = CrashLedger(settings, topic.send, topic.read)
+    await restarted.ensure("enrich", batch)
+    await restarted.ensure("enrich", batch)  # read once, not per batch
+    assert topic.reads == 2
+    plan = restarted.plan("enrich", batch)
+    assert plan.rest == [] and len(plan.alone) == 4
+    await restarted.begin("enrich", [batch[0]])
+    await restarted.end("enrich", [batch[0]])
+    await restarted.begin("enrich", [batch[1]])  # the killer, alone: dies again
+    third = CrashLedger(settings, topic.send, topic.read)
+    await third.ensure("enrich", batch[1:])
+    plan = third.plan("enrich", batch[1:])
+    assert [(v[1]["offset"], d) for v, d in plan.dead] == [(1, 2)]
+    assert [v[1]["offset"] for v in plan.alone] == [2, 3]
+    # A rebalance: notes are read again, except those of a batch in progress here.
+    await third.begin("enrich", [batch[2]])
+    third.forget()
+    assert third.loaded == {note_key("g", "enrich", "raw", 0)}
