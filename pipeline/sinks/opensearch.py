@@ -31,6 +31,11 @@ def _wrap(exc: Exception) -> SearchBackendError:
 _translated = translate_errors((TransportError,), _wrap)
 
 
+def no_handler(exc: Exception) -> bool:
+    """Whether the node does not serve the path at all (an API it lacks)."""
+    return getattr(exc, "status_code", None) in (400, 404, 405) and "no handler found" in str(exc)
+
+
 class OpenSearchBackend:
     """Thin adapter; request bodies come from the shared templates and query builder."""
 
@@ -193,9 +198,18 @@ class OpenSearchBackend:
         templates = body.get("component_templates", [])
         return dict(templates[0]["component_template"]) if templates else None
 
-    @_translated
     async def open_pit(self, index: str, keep_alive: str) -> str:
-        answer = await self.client.create_pit(index=index, params={"keep_alive": keep_alive})
+        """A point in time (``POST /<index>/_search/point_in_time``, OpenSearch 2.4+: not
+        Elasticsearch's ``_pit``); a node without it gets a clear error, not a 400."""
+        try:
+            answer = await self.client.create_pit(index=index, params={"keep_alive": keep_alive})
+        except TransportError as exc:
+            if no_handler(exc):
+                raise SearchBackendError(
+                    "this OpenSearch node has no point-in-time API (OpenSearch 2.4 or later "
+                    "has it): export and reprocess read through one; upgrade the node"
+                ) from exc
+            raise _wrap(exc) from exc
         return str(answer["pit_id"])
 
     @_translated
