@@ -228,6 +228,7 @@ def create_app(
                 return
             # Records of a stopped partition (out of retention) are neither handled nor
             # acknowledged: its committed offset stays where the gap is.
+            await guard.checked.wait()
             events = [e for e in taken_events if not guard.is_stopped(e.message.tp)]
             if not events:
                 continue

@@ -107,14 +107,20 @@ class Plan:
 
 
 def plan_batch(values: Values, suspicion: dict[tuple[str, int, int], int], limit: int) -> Plan:
-    """Split a batch by each record's suspicion (``(topic, partition, offset) -> deaths``)."""
+    """Split a batch by each record's suspicion (``(topic, partition, offset) -> deaths``).
+
+    A record goes alone from ``limit - 1`` deaths on (at least 1), so one death that was
+    not one (a batch still running on a worker that lost its partition in a rebalance)
+    does not slow the next owner down, while the last death before the limit names the
+    record exactly."""
     plan = Plan()
+    alone_from = max(1, limit - 1)
     for value in values:
         where = value[1]
         deaths = suspicion.get((where["topic"], where["partition"], where["offset"]), 0)
         if deaths >= limit:
             plan.dead.append((value, deaths))
-        elif deaths:
+        elif deaths >= alone_from:
             plan.alone.append(value)
         else:
             plan.rest.append(value)

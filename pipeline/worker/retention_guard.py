@@ -11,6 +11,7 @@ the stopped ones out.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -34,9 +35,21 @@ class RetentionGuard:
         self.find = find
         self.stopped: dict[tuple[str, int], Gap] = {}
         self._wrapped: Any = None
+        #: Set while no check is under way. Faust resumes fetching before the assignment
+        #: handler ends, so a batch taken meanwhile could hold records of a partition about
+        #: to be stopped: the agents wait for this before filtering a batch.
+        self.checked = asyncio.Event()
+        self.checked.set()
 
     async def on_assigned(self, consumer: Any, assigned: Iterable[Any]) -> list[Gap]:
         """Check the newly assigned partitions; keep the ones with a gap paused."""
+        self.checked.clear()
+        try:
+            return await self._check(consumer, assigned)
+        finally:
+            self.checked.set()
+
+    async def _check(self, consumer: Any, assigned: Iterable[Any]) -> list[Gap]:
         tps = [TopicPartition(tp.topic, tp.partition) for tp in assigned]
         for key in [k for k in self.stopped if TopicPartition(*k) not in tps]:
             del self.stopped[key]  # no longer ours: the new owner reports it

@@ -37,12 +37,14 @@ def test_a_note_left_in_flight_adds_one_death_to_each_of_its_records() -> None:
 
 def test_the_plan_runs_suspects_alone_and_dead_letters_at_the_limit() -> None:
     values = [_value(n) for n in range(6)] + [_value(3, partition=1)]
-    suspicion = {("raw", 0, 2): 1, ("raw", 0, 4): 3, ("raw", 1, 3): 2}
+    # Limit 3: one death (it may have been a rebalance) changes nothing; alone from two.
+    suspicion = {("raw", 0, 1): 1, ("raw", 0, 2): 2, ("raw", 0, 4): 3, ("raw", 1, 3): 2}
     plan = plan_batch(values, suspicion, limit=3)
     assert [v[1]["offset"] for v in plan.rest] == [0, 1, 3, 5]
     assert [(v[1]["partition"], v[1]["offset"]) for v in plan.alone] == [(0, 2), (1, 3)]
     assert [(v[1]["offset"], deaths) for v, deaths in plan.dead] == [(4, 3)]
     assert [len(part) for part in plan.parts()] == [4, 1, 1]
+    assert [v[1]["offset"] for v in plan_batch(values, {("raw", 0, 1): 1}, 2).alone] == [1]
     nothing = plan_batch(values, {}, limit=3)
     assert nothing.parts() == [values] and not nothing.dead
 
