@@ -9,6 +9,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
+from pipeline.sinks.backend import SearchBackend
 from pipeline.sinks.engines import open_backend
 from pipeline.sinks.generations import (
     Generation,
@@ -18,6 +19,7 @@ from pipeline.sinks.generations import (
     rollover,
     rollover_conditions,
 )
+from pipeline.sinks.lifecycle import detect
 from pipeline.sinks.snapshots import (
     SnapshotInfo,
     create_snapshot,
@@ -34,9 +36,17 @@ async def index_list(settings: Settings) -> list[Generation]:
         await backend.close()
 
 
+async def _refuse_under_ilm(backend: SearchBackend, settings: Settings, what: str) -> None:
+    """Stand down where the cluster's ILM manages the alias: the two must never both act."""
+    refusal = (await detect(backend, settings)).refusal(what)
+    if refusal:
+        raise ConfigError(refusal)
+
+
 async def index_rollover(settings: Settings, *, now: bool, dry_run: bool) -> RolloverResult:
     backend = open_backend(settings)
     try:
+        await _refuse_under_ilm(backend, settings, "rollover")
         return await rollover(
             backend,
             settings.index_alias,
@@ -56,10 +66,15 @@ async def index_retire(settings: Settings, *, dry_run: bool, empty: bool) -> lis
         )
     backend = open_backend(settings)
     try:
+        retention = settings.index_retention_days
+        if retention is not None and (await detect(backend, settings)).manager == "ilm":
+            if not empty:
+                await _refuse_under_ilm(backend, settings, "deletion past retention")
+            retention = None  # ILM's delete phase does that; --empty still cleans up
         return await retire(
             backend,
             settings.index_alias,
-            settings.index_retention_days,
+            retention,
             dry_run=dry_run,
             empty=empty,
         )

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.settings_index import IndexLifecycleFields
+from pipeline.settings_recovery import WorkerRecoveryFields
 
 #: Secrets that ship in example manifests (deploy/k8s/secret.yaml): a process given one of
 #: them refuses to start, so no deployment runs with a password printed in this repository.
@@ -27,7 +28,7 @@ def is_placeholder(secret: str) -> bool:
 CORENLP_MODEL = "stanford-corenlp-4.5.10 english.all.3class.distsim.crf"
 
 
-class Settings(BaseSettings, IndexLifecycleFields):
+class Settings(BaseSettings, IndexLifecycleFields, WorkerRecoveryFields):
     """Newswire configuration; the README's table is generated from these fields."""
 
     model_config = SettingsConfigDict(env_prefix="NEWSWIRE_", frozen=True, extra="ignore")

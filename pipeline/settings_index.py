@@ -4,6 +4,8 @@ that module stays readable."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -49,6 +51,13 @@ class IndexLifecycleFields(BaseModel):
         description="NEWSWIRE_INDEX_ROLLOVER_CHECK_SECONDS: how often the worker's sink checks "
         "the rollover limits (the core rollover API; `newswire index rollover` does the same "
         "by hand or from cron); 0 = the worker never rolls over.",
+    )
+    index_lifecycle: Literal["auto", "core"] = Field(
+        "auto",
+        description="NEWSWIRE_INDEX_LIFECYCLE: `auto` = where the cluster runs ILM, `setup` "
+        "puts an ILM policy with the rollover limits and retention below and ILM rolls over "
+        "and deletes (the worker's check and `index rollover/retire` stand down); elsewhere "
+        "Newswire does it through the core APIs. `core` = always Newswire, never ILM.",
     )
     index_retention_days: float | None = Field(
         None,

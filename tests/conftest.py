@@ -170,6 +170,7 @@ pytest_plugins = [
     "tests.plugins.pki",
     "tests.plugins.feeds",
     "tests.plugins.kafka_helpers",
+    "tests.plugins.engines",
     "tests.plugins.worker_process",
     "tests.plugins.signatures",
     "tests.plugins.proxy",

@@ -70,6 +70,7 @@ def setup(
         "mapping_added": index.mapping_added if index else {},
         "mapping_conflicts": index.mapping_conflicts if index else {},
         "rolled_over_to": index.rolled_over_to if index else None,
+        "index_lifecycle": index.lifecycle if index else None,
         "kibana_objects": report.kibana_objects,
         "partitions_added": [
             {"topic": c.topic, "before": c.before, "after": c.after} for c in growth.changes

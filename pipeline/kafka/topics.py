@@ -150,9 +150,21 @@ def retention_warning(settings: Settings) -> str | None:
     )
 
 
+def inflight_spec(settings: Settings) -> TopicSpec:
+    """The worker's notes of records in flight (``pipeline/worker/crashes.py``): compacted,
+    one record per stage and partition, so one partition is plenty."""
+    return TopicSpec(settings.topic_inflight, 1, {"cleanup.policy": "compact"})
+
+
 async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the raw, enriched, copies and DLQ topics if missing; returns the ones created."""
-    specs = [*article_specs(settings), copies_spec(settings), dlq_spec(settings)]
+    """Create the raw, enriched, copies, DLQ and in-flight topics if missing; returns the
+    ones created."""
+    specs = [
+        *article_specs(settings),
+        copies_spec(settings),
+        dlq_spec(settings),
+        inflight_spec(settings),
+    ]
     return await create_missing_topics(settings, specs)
 
 
@@ -349,6 +361,7 @@ __all__ = [
     "enforce_topic_configs",
     "ensure_topics",
     "feeds_partitions_problem",
+    "inflight_spec",
     "min_insync_replicas",
     "partition_counts",
     "replica_config",

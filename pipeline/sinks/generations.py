@@ -84,6 +84,43 @@ def placement(hits: Iterable[Mapping[str, Any]]) -> tuple[dict[str, str], list[s
     return where, twice
 
 
+def previous_generation(name: str) -> str | None:
+    """The generation made just before ``name`` (``x-000007`` -> ``x-000006``), by name."""
+    prefix, _, number = name.rpartition("-")
+    if not prefix or not number.isdigit() or int(number) <= 1:
+        return None
+    return f"{prefix}-{int(number) - 1:0{len(number)}d}"
+
+
+def window_duplicates(
+    old: Iterable[Mapping[str, Any]], new: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Delete operations for the copies a rollover window left twice (pure).
+
+    ``old`` and ``new`` are realtime ``mget`` answers for the same ids in the generation
+    before the rollover and in the write index. Of an id found in both, the copy with the
+    lower external version goes (the old generation's on a tie); the delete is conditional
+    on that copy's sequence number, so a revision written meanwhile is never deleted."""
+    found_new = {str(d["_id"]): d for d in new if d.get("found")}
+    out: list[dict[str, Any]] = []
+    for doc in old:
+        twin = found_new.get(str(doc["_id"]))
+        if not doc.get("found") or twin is None:
+            continue
+        loser = doc if int(doc["_version"]) <= int(twin["_version"]) else twin
+        out.append(
+            {
+                "delete": {
+                    "_index": loser["_index"],
+                    "_id": loser["_id"],
+                    "if_seq_no": loser["_seq_no"],
+                    "if_primary_term": loser["_primary_term"],
+                }
+            }
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class Generation:
     """One concrete index behind the alias."""
@@ -244,8 +281,10 @@ __all__ = [
     "list_generations",
     "locate",
     "placement",
+    "previous_generation",
     "retire",
     "retire_candidates",
     "rollover",
     "rollover_conditions",
+    "window_duplicates",
 ]

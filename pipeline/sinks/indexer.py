@@ -17,11 +17,30 @@ from pipeline.models import EnrichedArticle
 from pipeline.settings import Settings
 from pipeline.sinks.backend import RefreshPolicy, SearchBackend
 from pipeline.sinks.bulk import bulk_operations, classify_response, external_version
-from pipeline.sinks.generations import index_settings, locate, rollover
+from pipeline.sinks.generations import (
+    index_settings,
+    locate,
+    previous_generation,
+    rollover,
+    rollover_conditions,
+    window_duplicates,
+)
+from pipeline.sinks.lifecycle import (
+    Lifecycle,
+    detect,
+    install_policy,
+    lifecycle_settings,
+    with_lifecycle,
+)
 from pipeline.sinks.mappings import MappingChanges, evolve_mappings, unmapped_fields
 from pipeline.sinks.templates import AnalysisVariant, first_index, load_templates, templates_dir
 
 log = structlog.get_logger(__name__)
+
+#: Seconds after a change of write index during which the ids a bulk created are looked up
+#: in the generation before (its writes become searchable within one refresh, 1 s by
+#: default; a search-idle shard refreshes at the lookup's search).
+ROLLOVER_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,8 @@ class IndexSetup:
     mapping_conflicts: dict[str, list[str]] = field(default_factory=dict)
     #: The generation a conflicting change of the write index rolled over to.
     rolled_over_to: str | None = None
+    #: Who rolls over and retires: ``ilm`` (the cluster's policy) or ``core`` (Newswire).
+    lifecycle: str = "core"
 
 
 @dataclass
@@ -83,8 +104,15 @@ async def install_index(
         if name == "newswire-settings" and settings is not None:
             body = index_settings(settings, body)
         await backend.put_component_template(name, body)
+    lifecycle = Lifecycle("core")
+    if settings is not None:
+        lifecycle = await detect(backend, settings)
+        if lifecycle.manager == "ilm":
+            await install_policy(backend, settings, rollover_conditions(settings))
     # The template file is written for the default alias; follow the configured one.
     index_template = {**templates.index_template, "index_patterns": [f"{alias}-*"]}
+    if lifecycle.manager == "ilm":
+        index_template = with_lifecycle(index_template, alias)
     await backend.put_index_template(alias, index_template)
     created = None
     changes = MappingChanges()
@@ -112,7 +140,21 @@ async def install_index(
             if "resource_already_exists" not in str(exc):
                 raise
             created = None  # another worker or setup created it a moment ago
-    log.info("index.ready", engine=backend.engine, alias=alias, variant=variant, created=created)
+    if lifecycle.manager == "ilm" and created is None:
+        # The live write index was made before ILM was found: hand it to the policy too
+        # (older generations stay with `index retire`: ILM's rollover step refuses an index
+        # that is no longer the write index).
+        await backend.put_index_settings(
+            await backend.write_index(alias), lifecycle_settings(alias)
+        )
+    log.info(
+        "index.ready",
+        engine=backend.engine,
+        alias=alias,
+        variant=variant,
+        created=created,
+        lifecycle=lifecycle.manager,
+    )
     return IndexSetup(
         backend.engine,
         version,
@@ -122,6 +164,7 @@ async def install_index(
         changes.added,
         changes.conflicts,
         rolled_to,
+        lifecycle.manager,
     )
 
 
@@ -154,6 +197,10 @@ class Indexer:
         self.rollover_conditions = rollover_conditions or {}
         self.rollover_every = rollover_every
         self._next_rollover_check = time.monotonic() + rollover_every
+        #: The write index this indexer's new documents went to last (see _close_window).
+        self._write_index: str | None = None
+        self._previous: str | None = None
+        self._window_ends = 0.0
 
     async def write(
         self, articles: Sequence[EnrichedArticle], *, relocate: bool = False
@@ -174,6 +221,7 @@ class Indexer:
         attempt = 0
         origin = await self._origin(list(pending)) if relocate else {}
         written_to: dict[str, str] = {}
+        fresh: dict[str, str] = {}  # ids the lookup did not find -> where they went
         while pending:
             try:
                 placed = {} if relocate else await locate(self.backend, self.alias, list(pending))
@@ -188,6 +236,8 @@ class Indexer:
             result.indexed += report.indexed
             result.stale += report.stale
             written_to.update(report.written_to)
+            if not relocate:
+                fresh.update({k: v for k, v in report.written_to.items() if k not in placed})
             for item in report.rejected:
                 article = pending[item.doc_id]
                 result.rejected.append((article, f"{item.status} {item.reason}"))
@@ -199,6 +249,7 @@ class Indexer:
                 result.retries += 1
         if origin:
             await self._delete_moved(origin, written_to)
+        await self._close_window(fresh)
         if attempt:
             waited = time.monotonic() - (self._waiting_since or time.monotonic())
             log.info(
@@ -208,6 +259,51 @@ class Indexer:
         STALLED.set(0)
         await self._maybe_roll_over()
         return result
+
+    async def _close_window(self, fresh: dict[str, str]) -> None:
+        """Undo the one duplicate a rollover can make (docs/architecture.md, generations).
+
+        The lookup before a bulk is a search: it cannot see a document written to the old
+        write index after that index's last refresh. A revision of such an article arriving
+        just after a rollover goes to the new write index beside it. So when this
+        indexer's new documents land in another write index than its previous ones (a
+        rollover happened between; on its first bulk, the generation before), the ids it
+        just created are looked up with a realtime ``mget`` in the generation before, for
+        ``ROLLOVER_WINDOW_S`` (several refresh intervals), and of an id found in both the
+        older copy is deleted. Costs nothing between rollovers."""
+        if not fresh:
+            return
+        current = max(fresh.values())
+        if current != self._write_index:  # a rollover since the last bulk, or the first
+            self._previous = self._write_index or previous_generation(current)
+            self._window_ends = time.monotonic() + ROLLOVER_WINDOW_S
+            self._write_index = current
+        previous = self._previous
+        if previous is None or previous >= current or time.monotonic() > self._window_ends:
+            return
+        ids = sorted(doc_id for doc_id, index in fresh.items() if index == current)
+        try:
+            old = await self.backend.mget(previous, ids)
+            deletes = (
+                window_duplicates(old, await self.backend.mget(current, ids))
+                if any(d.get("found") for d in old)
+                else []
+            )
+            if deletes:
+                await self.backend.bulk(deletes, refresh=self.refresh)
+        except SearchBackendError as exc:  # an old generation retired meanwhile, an outage
+            gone = "index_not_found" in str(exc)
+            (log.debug if gone else log.warning)(
+                "index.rollover_window_unchecked", previous=previous, error=str(exc)
+            )
+            return
+        if deletes:
+            log.warning(
+                "index.rollover_window_duplicate_removed",
+                previous=previous,
+                current=current,
+                ids=[d["delete"]["_id"] for d in deletes][:20],
+            )
 
     async def _origin(self, ids: list[str]) -> dict[str, str]:
         """Where ``ids`` live before a relocation (retried like a bulk request)."""

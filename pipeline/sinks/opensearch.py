@@ -31,6 +31,11 @@ def _wrap(exc: Exception) -> SearchBackendError:
 _translated = translate_errors((TransportError,), _wrap)
 
 
+def no_handler(exc: Exception) -> bool:
+    """Whether the node does not serve the path at all (an API it lacks)."""
+    return getattr(exc, "status_code", None) in (400, 404, 405) and "no handler found" in str(exc)
+
+
 class OpenSearchBackend:
     """Thin adapter; request bodies come from the shared templates and query builder."""
 
@@ -144,7 +149,11 @@ class OpenSearchBackend:
     async def index_stats(self, alias: str) -> list[dict[str, Any]]:
         rows = await self.client.cat.indices(
             index=alias,
-            params={"format": "json", "h": "index,docs.count,pri.store.size,creation.date"},
+            params={
+                "format": "json",
+                "h": "index,docs.count,pri.store.size,creation.date",
+                "bytes": "b",  # sizes as integers, as list_generations reads them
+            },
         )
         return [dict(row) for row in rows]
 
@@ -154,7 +163,10 @@ class OpenSearchBackend:
     ) -> dict[str, Any]:
         body = {"conditions": conditions} if conditions else None
         return dict(
-            await self.client.indices.rollover(alias=alias, body=body, params={"dry_run": dry_run})
+            # opensearch-py sends a Python bool as "False", which OpenSearch refuses (400).
+            await self.client.indices.rollover(
+                alias=alias, body=body, params={"dry_run": "true" if dry_run else "false"}
+            )
         )
 
     @_translated
@@ -186,9 +198,18 @@ class OpenSearchBackend:
         templates = body.get("component_templates", [])
         return dict(templates[0]["component_template"]) if templates else None
 
-    @_translated
     async def open_pit(self, index: str, keep_alive: str) -> str:
-        answer = await self.client.create_pit(index=index, params={"keep_alive": keep_alive})
+        """A point in time (``POST /<index>/_search/point_in_time``, OpenSearch 2.4+: not
+        Elasticsearch's ``_pit``); a node without it gets a clear error, not a 400."""
+        try:
+            answer = await self.client.create_pit(index=index, params={"keep_alive": keep_alive})
+        except TransportError as exc:
+            if no_handler(exc):
+                raise SearchBackendError(
+                    "this OpenSearch node has no point-in-time API (OpenSearch 2.4 or later "
+                    "has it): export and reprocess read through one; upgrade the node"
+                ) from exc
+            raise _wrap(exc) from exc
         return str(answer["pit_id"])
 
     @_translated
@@ -233,6 +254,21 @@ class OpenSearchBackend:
     async def list_snapshots(self, repository: str) -> list[dict[str, Any]]:
         answer = await self.client.snapshot.get(repository=repository, snapshot="_all")
         return [dict(s) for s in answer.get("snapshots", [])]
+
+    async def ilm_status(self) -> dict[str, Any] | None:
+        """Always None: OpenSearch has ISM, not ILM (its ``_ilm`` paths do not exist), and
+        Newswire does not manage ISM policies: the core-API path rolls over and retires."""
+        return None
+
+    async def put_ilm_policy(self, name: str, body: dict[str, Any]) -> None:
+        raise SearchBackendError(
+            "opensearch has no ILM (it has ISM): Newswire rolls over and retires generations "
+            "through the core APIs there (newswire index rollover/retire, the worker's check)"
+        )
+
+    @_translated
+    async def put_index_settings(self, index: str, body: dict[str, Any]) -> None:
+        await self.client.indices.put_settings(index=index, body=body)
 
     async def close(self) -> None:
         await self.client.close()

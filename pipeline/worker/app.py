@@ -27,6 +27,7 @@ from pipeline.kafka.client import bootstrap
 from pipeline.kafka.security import faust_broker_options
 from pipeline.settings import Settings
 from pipeline.worker.batches import Worker
+from pipeline.worker.crashes import CrashLedger, death_reason
 from pipeline.worker.decode import Values
 from pipeline.worker.dlq import dlq_record, send_dead_letters
 from pipeline.worker.failstop import fail_stop
@@ -107,9 +108,11 @@ class FaustWorker(faust.Worker):
         configure(self.newswire_settings.log_level, self.newswire_settings.log_format)
 
 
-def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
+def create_app(
+    settings: Settings, worker: Worker | None = None, ledger: CrashLedger | None = None
+) -> faust.App:
     """The Faust app with the topics of docs/architecture.md and the two agents (``worker`` is the
-    work they call; tests pass a stand-in)."""
+    work they call, ``ledger`` the notes of records in flight; tests pass stand-ins)."""
     datadir = settings.home / "worker"
     datadir.mkdir(parents=True, exist_ok=True)  # Faust does not create it
     app = faust.App(
@@ -150,6 +153,14 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
 
     busy: set[str] = set()  # the stages with a batch in progress
     guard = RetentionGuard(settings)  # partitions stopped: offsets out of retention
+
+    # The notes of records in flight, so a record that kills the process is counted.
+    async def send_notes(
+        stage: str, topic: str, records: Sequence[tuple[bytes | None, bytes]]
+    ) -> int:
+        return await worker.output.send(stage, topic, records)
+
+    ledger = ledger or CrashLedger(settings, send_notes)
     idle = asyncio.Event()  # set whenever ``busy`` empties
 
     async def handle_isolating(stage: str, handle: BatchHandler, values: Values) -> int:
@@ -177,6 +188,34 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
             )
         return sum(counts)  # the calls that failed added nothing
 
+    async def handle_noted(stage: str, handle: BatchHandler, values: Values) -> int:
+        """``handle_isolating`` with the records noted in flight (:mod:`.crashes`): records
+        that were in flight when a process died are handled alone, and those at the crash
+        limit go to the DLQ, so a record that kills the process cannot loop forever."""
+        # Through Kafka outages like any output; a stop hands the batch back.
+        await worker.output.until_kafka_takes(stage, lambda: ledger.ensure(stage, values))
+        plan = ledger.plan(stage, values)
+        if plan.dead:
+            metrics.WORKER_BAD_INPUT.labels("crash").inc(len(plan.dead))
+            await send_dead_letters(
+                worker.output,
+                [
+                    dlq_record(value, death_reason(deaths, ledger.limit), stage, **where)
+                    for (value, where), deaths in plan.dead
+                ],
+            )
+            await ledger.end(stage, [value for value, _ in plan.dead])
+        done = 0
+        for part in plan.parts():
+            await ledger.begin(stage, part)
+            try:
+                done += await handle_isolating(stage, handle, part)
+            except HandedBackError:
+                await ledger.end(stage, part, handled=False)
+                raise
+            await ledger.end(stage, part)
+        return done
+
     async def consume(stream: Any, stage: str, handle: BatchHandler) -> None:
         """Micro-batches; each event is acked only once ``handle`` made its output safe.
 
@@ -189,6 +228,7 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
                 return
             # Records of a stopped partition (out of retention) are neither handled nor
             # acknowledged: its committed offset stays where the gap is.
+            await guard.checked.wait()
             events = [e for e in taken_events if not guard.is_stopped(e.message.tp)]
             if not events:
                 continue
@@ -197,7 +237,7 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
             taken = time.time()
             values = [(e.value, _where(e)) for e in events]
             try:
-                done = await handle_isolating(stage, handle, values)
+                done = await handle_noted(stage, handle, values)
             except HandedBackError as exc:
                 log.info(f"{stage}.batch_handed_back", records=len(events), reason=str(exc))
                 return
@@ -270,6 +310,7 @@ def create_app(settings: Settings, worker: Worker | None = None) -> faust.App:
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         # Faust paused every assigned partition before this; gaps stay paused.
         await guard.on_assigned(app.consumer, assigned)
+        ledger.forget()  # notes of records in flight are read again before the next batch
 
     @app.page("/health/")
     async def health(web: Any, request: Any) -> Any:

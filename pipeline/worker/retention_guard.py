@@ -14,6 +14,7 @@ they have a gap.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -42,6 +43,11 @@ class RetentionGuard:
         self.withheld: set[tuple[str, int]] = set()
         self._wrapped: Any = None
         self._resume: Callable[[Iterable[Any]], None] | None = None
+        #: Set while no check is under way; the agents wait for it before filtering a batch,
+        #: so a batch fetched before the pause cannot carry records of a partition about to
+        #: be stopped (defence in depth beside the resume wrapper).
+        self.checked = asyncio.Event()
+        self.checked.set()
 
     async def on_assigned(self, consumer: Any, assigned: Iterable[Any]) -> list[Gap]:
         """Check the newly assigned partitions; keep the ones with a gap paused."""
@@ -51,6 +57,7 @@ class RetentionGuard:
             del self.stopped[key]  # no longer ours: the new owner reports it
             metrics.PARTITIONS_STOPPED.labels(key[0], str(key[1])).set(0)
         checking = {(tp.topic, tp.partition) for tp in tps}
+        self.checked.clear()
         self._guard(consumer)  # before the first await: Faust may resume them meanwhile
         self.checking.update(checking)
         gaps: list[Gap] = []
@@ -76,6 +83,8 @@ class RetentionGuard:
             resume = [tp for tp in held if not self.is_stopped(tp)]
             if resume and self._resume is not None:
                 self._resume(resume)
+            if not self.checking:
+                self.checked.set()
         return gaps
 
     def is_stopped(self, tp: Any) -> bool:

@@ -19,6 +19,7 @@ from pipeline.sinks.backend import SearchBackend
 from pipeline.sinks.engines import open_backend
 from pipeline.sinks.generations import rollover_conditions
 from pipeline.sinks.indexer import Indexer
+from pipeline.sinks.lifecycle import detect
 from pipeline.sinks.mappings import check_index
 from pipeline.worker.after_index import AfterIndex
 from pipeline.worker.decode import Values, decode_batch
@@ -68,6 +69,7 @@ class SinkStage:
                 # Checked, never installed: templates are `newswire setup`'s, so an
                 # operator's changes in the cluster are not overwritten at each start.
                 await check_index(self._backend, self.settings.index_alias, EnrichedArticle)
+                lifecycle = await detect(self._backend, self.settings)
                 break
             except RetryableError as exc:
                 failures += 1
@@ -98,7 +100,10 @@ class SinkStage:
             stopping=self.stopping,
             refresh=self.settings.index_refresh,
             rollover_conditions=rollover_conditions(self.settings),
-            rollover_every=self.settings.index_rollover_check_seconds,
+            # Where the cluster's ILM manages the alias, the worker never rolls it over.
+            rollover_every=(
+                0.0 if lifecycle.manager == "ilm" else self.settings.index_rollover_check_seconds
+            ),
         )
         return self.indexer
 

@@ -30,6 +30,7 @@ def isolated(settings: Settings, name: str, **extra: Any) -> Settings:
             "topic_dlq": f"nwtest.{tag}.dlq",
             "topic_stories": f"nwtest.{tag}.stories",
             "topic_copies": f"nwtest.{tag}.copies",
+            "topic_inflight": f"nwtest.{tag}.inflight",
             "topic_alert_queries": f"nwtest.{tag}.alert-queries",
             "topic_alerts": f"nwtest.{tag}.alerts",
             "topic_alerts_dead": f"nwtest.{tag}.alerts-dead",
@@ -57,7 +58,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "topic_poller_state", "poller_group", "poller_metrics_port", "ner_backend",
         "corenlp_url", "corenlp_port", "worker_buffer", "topic_copies", "topic_alert_queries",
         "topic_alerts", "topic_alerts_dead", "topic_alerts_status", "story_index",
-        "topic_alert_digests", "trend_index",
+        "topic_alert_digests", "trend_index", "topic_inflight", "worker_crash_limit",
     )  # fmt: skip
     env: dict[str, str] = {}
     for name in names:

@@ -3,6 +3,7 @@ engine, ``NEWSWIRE_SEARCH_ENGINE=opensearch``)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -124,7 +125,8 @@ class OpenSearchNode(SearchNode):
         (self.config_dir / "jvm.options").write_text(jvm_options, encoding="utf-8")
         copy_config_file(dist_config / "log4j2.properties", self.config_dir / "log4j2.properties")
         (self.config_dir / "opensearch.yml").write_text(
-            "# Written by newswire; the node's settings are passed as -E options.\n",
+            "# Written by newswire; the node's settings are passed as -E options.\n"
+            f"path.repo: [{json.dumps(str(self.snapshot_dir))}]\n",
             encoding="utf-8",
         )
 

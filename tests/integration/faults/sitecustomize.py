@@ -29,3 +29,17 @@ if os.environ.get("NEWSWIRE_TEST_FAULT") == "enrich-poison":
         return _original_enrich(self, articles)
 
     _enricher.Enricher.enrich = _poisoned  # type: ignore[method-assign]
+
+if os.environ.get("NEWSWIRE_TEST_FAULT") == "enrich-exit":
+    import pipeline.enrich.enricher as _enricher
+
+    _original_enrich_exit = _enricher.Enricher.enrich
+
+    def _killing(self, articles):  # type: ignore[no-untyped-def]
+        # The whole process ends at once, as a native crash or the OOM killer would end
+        # it: no exception, no finally blocks, no offsets committed.
+        if any("KILLER" in (article.title or "") for article in articles):
+            os._exit(86)
+        return _original_enrich_exit(self, articles)
+
+    _enricher.Enricher.enrich = _killing  # type: ignore[method-assign]

@@ -109,3 +109,32 @@ async def test_export_memory_does_not_grow_with_the_number_of_articles(big_index
         assert out.lines == report.written == report.expected
     # 2,000 articles against 12,000: a peak of pages, not of the whole result.
     assert peaks["all"] < 1.5 * peaks["small"], peaks
+
+
+async def test_export_pages_through_a_point_in_time_on_each_engine(engine_settings: Any) -> None:
+    """The point in time and ``search_after`` calls on both engines (OpenSearch names its
+    PIT API differently): pages of 100 across two generations, every article once."""
+    from pipeline.sinks.generations import rollover
+
+    settings = engine_settings("export-pit")
+    backend = open_backend(settings)
+    alias = settings.index_alias
+    try:
+        await install_index(backend, alias, settings)
+        indexer = Indexer(backend, alias, refresh="true")
+        articles = [
+            EnrichedArticle(id=f"p{n:04d}", title=f"A {n}", fetched_at=T0 + timedelta(seconds=n))
+            for n in range(750)
+        ]
+        await indexer.write(articles[:400])
+        await rollover(backend, alias, {}, force=True)
+        await indexer.write(articles[400:])
+        out = io.StringIO()
+        report = await export(backend, alias, article_query(), out, page_size=100)
+        ids = [json.loads(line)["id"] for line in out.getvalue().splitlines()]
+        assert report.written == report.expected == len(ids) == 750
+        assert ids == [a.id for a in articles]
+    finally:
+        for name in await backend.alias_indices(alias):
+            await backend.delete_index(name)
+        await backend.close()

@@ -31,8 +31,8 @@ def _article(n: int, revision: int = 0) -> EnrichedArticle:
 
 
 @pytest.fixture
-async def generations(stack: Any, isolated: Any) -> Any:
-    settings = isolated(stack.settings, "gen", opensearch_url=None)
+async def generations(engine_settings: Any) -> Any:
+    settings = engine_settings("gen")
     backend = open_backend(settings)
     await install_index(backend, settings.index_alias, settings)
     yield settings, backend
@@ -126,3 +126,33 @@ async def test_retire_deletes_whole_old_generations_only(generations: Any) -> No
     assert len(gens) == 2 and doomed[0].name not in {g.name for g in gens}
     await backend.refresh(alias)
     assert await backend.count(alias) == 1
+
+
+async def test_a_revision_in_the_rollover_window_leaves_no_second_copy(generations: Any) -> None:
+    """The lookup before a bulk is a search and cannot see documents written to the old
+    write index since its last refresh; a revision of one of them right after a rollover
+    went to the new write index beside it. The indexer now finds such twins with a realtime
+    ``mget`` and deletes the older copy: through the indexer that wrote before the rollover,
+    and through a new one (a restarted worker: its first bulk)."""
+    settings, backend = generations
+    alias = settings.index_alias
+    first = await backend.write_index(alias)
+    # Never refreshed on its own: what is written there stays invisible to the lookup, as
+    # it is for up to a refresh interval on a live cluster.
+    await backend.put_index_settings(first, {"index": {"refresh_interval": "-1"}})
+    writer = Indexer(backend, alias)
+    await writer.write([_article(1), _article(2), _article(3, revision=2)])
+    assert (await backend.search(first, {"query": {"match_all": {}}}))["hits"]["hits"] == []
+    await backend.rollover(alias, {})  # another process rolls over, no refresh in between
+    await writer.write([_article(1, revision=1)])
+    restarted = Indexer(backend, alias)
+    await restarted.write([_article(2, revision=1)])
+    # An older revision arriving in the window: the newer copy in the old generation stays.
+    await restarted.write([_article(3, revision=1)])
+    await backend.refresh(alias)
+    assert await _duplicate_ids(backend, alias) == []
+    assert await backend.count(alias) == 3
+    where = await _where(backend, alias, ["a00001", "a00002", "a00003"])
+    assert where["a00001"][1] == "article 1 revision 1"
+    assert where["a00002"][1] == "article 2 revision 1"
+    assert where["a00003"] == (first, "article 3 revision 2")

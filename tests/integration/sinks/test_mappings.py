@@ -26,7 +26,8 @@ T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
 async def _install_old_release(backend: SearchBackend, alias: str, drop: str) -> None:
     """The templates and first index as an older release left them: without ``drop``."""
-    templates = load_templates("standard")
+    # The analysis the node has, as setup picks it (OpenSearch has English, the local ES not).
+    templates = load_templates("english" if await backend.has_analyzer("english") else "standard")
     for name, body in templates.components.items():
         body = copy.deepcopy(body)
         if name == "newswire-mappings":
@@ -39,8 +40,8 @@ async def _install_old_release(backend: SearchBackend, alias: str, drop: str) ->
 
 
 @pytest.fixture
-async def old_index(stack: Any, isolated: Any) -> Any:
-    settings = isolated(stack.settings, "mapping", opensearch_url=None)
+async def old_index(engine_settings: Any) -> Any:
+    settings = engine_settings("mapping")
     backend = open_backend(settings)
     await _install_old_release(backend, settings.index_alias, drop="enrichment_version")
     yield settings, backend

@@ -18,11 +18,12 @@ from pipeline.sinks.snapshots import create_snapshot, list_snapshots, restore_sn
 pytestmark = pytest.mark.integration
 
 
-async def test_snapshot_create_and_restore_every_generation(stack: Any, isolated: Any) -> None:
-    if stack.local is None:
+async def test_snapshot_create_and_restore_every_generation(engine_settings: Any) -> None:
+    node_dir = engine_settings.snapshot_dir
+    if node_dir is None:
         pytest.skip("needs the local node: its path.repo is known (set up by the stack)")
-    location = str(stack.settings.home.resolve() / "elasticsearch" / "snapshots" / "test")
-    settings = isolated(stack.settings, "snap", opensearch_url=None, snapshot_location=location)
+    location = str(node_dir / "snapshots" / "test")
+    settings = engine_settings("snap", snapshot_location=location)
     alias = settings.index_alias
     backend = open_backend(settings)
     try:

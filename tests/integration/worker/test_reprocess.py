@@ -137,3 +137,39 @@ async def test_relocate_moves_every_article_to_the_write_index(
     assert counts[rolled.new_index] == OLD and sum(counts.values()) == OLD
     stale = {"query": {"term": {"enrichment_version": "ev-old"}}}
     assert await backend.count(alias, stale) == (0 if reenrich else OLD)
+
+
+async def test_reprocess_and_relocate_on_each_engine(
+    engine_settings: Any, corenlp_url: str
+) -> None:
+    """The reprocess calls (point in time, ``search_after``, writes to the generation that
+    holds each id, relocation with deletes) on Elasticsearch and on OpenSearch."""
+    settings = engine_settings("reproc-engine", corenlp_url=corenlp_url)
+    alias = settings.index_alias
+    backend = open_backend(settings)
+    try:
+        await install_index(backend, alias, settings)
+        indexer = Indexer(backend, alias, refresh="true")
+        await indexer.write([_old(n) for n in range(100)])
+        await rollover(backend, alias, {}, force=True)
+        await indexer.write([_old(n) for n in range(100, 200)])
+        enricher = Enricher(recogniser=make_recogniser(settings))
+        report = await Reprocessor(backend, alias, enricher, page_size=40).run(
+            Selection(stale=True)
+        )
+        assert report.done == report.rewritten == 200 and report.failed == []
+        stale = {"bool": {"must_not": [{"term": {"enrichment_version": enricher.version}}]}}
+        assert await _count(backend, alias, stale) == 0
+        assert await _count(backend, alias, {"term": {"entities.person": "John Kerry"}}) == 200
+        rolled = await rollover(backend, alias, {}, force=True)
+        moved = await Reprocessor(backend, alias, enricher, page_size=40).run(
+            Selection(relocate=True, reenrich=False)
+        )
+        assert moved.done == 200
+        await backend.refresh(alias)
+        counts = {g: await backend.count(g) for g in await backend.alias_indices(alias)}
+        assert counts[rolled.new_index] == 200 and sum(counts.values()) == 200
+    finally:
+        for name in await backend.alias_indices(alias):
+            await backend.delete_index(name)
+        await backend.close()

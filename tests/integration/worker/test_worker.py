@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -357,6 +358,61 @@ async def test_a_poison_record_goes_to_the_dlq_and_its_batch_goes_on(
     assert "worker.batch_failing" in worker.tail()
 
 
+async def test_a_record_that_kills_the_process_ends_in_the_dlq_after_the_crash_limit(
+    worker_settings: Settings, worker: WorkerProcess, wait_for: Any, read_topic: Any
+) -> None:
+    """A record whose enrichment ends the whole process (``os._exit``: nothing to catch):
+    the test restarts the worker each time it dies, as a supervisor would. The records in
+    flight at each death are counted in the in-flight topic, across the restarts; suspects
+    are then handled alone, and the killer goes to the DLQ at the crash limit with the
+    reason; every other article is indexed and the last worker stays up."""
+    articles = [
+        RawArticle(
+            id=f"crash-{n}",
+            title="KILLER story" if n == 6 else f"Story {n}",
+            body=f"Body of story number {n}.",
+        )
+        for n in range(12)
+    ]
+    await run_setup(worker_settings)
+    producer = make_producer(worker_settings)
+    await producer.start()
+    try:
+        await publish_raw(producer, worker_settings.topic_raw, articles)
+    finally:
+        await producer.stop()
+    faults = str(REPO / "tests" / "integration" / "faults")
+    env = {
+        "PYTHONPATH": os.pathsep.join([faults, os.environ.get("PYTHONPATH", "")]),
+        "NEWSWIRE_TEST_FAULT": "enrich-exit",
+    }
+    worker.start(**env)
+    healthy = [a.id for a in articles if a.id != "crash-6"]
+    limit = worker_settings.worker_crash_limit
+    deaths: list[int | None] = []
+
+    async def settled() -> bool:
+        if not worker.alive():
+            assert worker.process is not None
+            deaths.append(worker.process.returncode)
+            assert len(deaths) <= limit, worker.tail()
+            worker.start(**env)  # the supervisor's restart, on the same batch
+            return False
+        return await _count(worker_settings, healthy) == len(healthy)
+
+    await wait_for(settled, 400, "every other article to be indexed across the restarts")
+    assert deaths == [86] * limit, (deaths, worker.tail())  # each death was the killer's
+    assert worker_settings.kafka_bootstrap is not None
+    dead = await read_topic(worker_settings.kafka_bootstrap, worker_settings.topic_dlq, 1)
+    assert [d["key"] for d in dead] == ["crash-6"]
+    assert dead[0]["stage"] == "enrich" and dead[0]["original"]["id"] == "crash-6"
+    assert f"died {limit} times" in dead[0]["reason"]
+    assert await _count(worker_settings, ["crash-6"]) == 0
+    assert "worker.died_with_records_in_flight" in worker.tail()
+    await asyncio.sleep(3)  # the last worker goes on: no further death
+    assert worker.alive(), worker.tail()
+
+
 async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
     stack: Any,
     tmp_path: Path,
@@ -368,7 +424,6 @@ async def test_corenlp_outage_waits_and_indexes_nothing_without_entities(
 ) -> None:
     """The worker starts while its CoreNLP server is down: nothing is indexed, the batch is
     retried; once the server runs the article is indexed, with its entities."""
-    import asyncio
     import time
 
     from workshop.stack.corenlp import CoreNLPServer

@@ -11,8 +11,10 @@ from pipeline.sinks.generations import (
     index_settings,
     locate_query,
     placement,
+    previous_generation,
     retire_candidates,
     rollover_conditions,
+    window_duplicates,
 )
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -92,3 +94,42 @@ def test_empty_old_generations_go_with_empty_only() -> None:
     empty = [Generation("e1", False, 0, 0, None, None), *generations]
     assert [g.name for g in retire_candidates(empty, NOW, None, empty=True)] == ["e1"]
     assert retire_candidates(empty, NOW, None) == []
+
+
+def test_previous_generation_by_name() -> None:
+    assert previous_generation("news-articles-000007") == "news-articles-000006"
+    assert previous_generation("news-articles-000010") == "news-articles-000009"
+    assert previous_generation("news-articles-000001") is None
+    assert previous_generation("plain") is None
+
+
+def _got(index: str, doc_id: str, version: int, seq: int = 1) -> dict[str, object]:
+    return {
+        "_index": index,
+        "_id": doc_id,
+        "found": True,
+        "_version": version,
+        "_seq_no": seq,
+        "_primary_term": 1,
+    }
+
+
+def test_window_duplicates_delete_the_older_copy_conditionally() -> None:
+    old = [
+        _got("g1", "a", 100, seq=5),  # older than its twin: goes
+        _got("g1", "b", 300, seq=6),  # newer than its twin: the twin goes
+        _got("g1", "c", 200, seq=7),  # a tie: the old generation's goes
+        {"_index": "g1", "_id": "d", "found": False},
+    ]
+    new = [
+        _got("g2", "a", 200, seq=1),
+        _got("g2", "b", 250, seq=2),
+        _got("g2", "c", 200, seq=3),
+        _got("g2", "d", 100, seq=4),  # only in the write index: no duplicate
+    ]
+    assert window_duplicates(old, new) == [
+        {"delete": {"_index": "g1", "_id": "a", "if_seq_no": 5, "if_primary_term": 1}},
+        {"delete": {"_index": "g2", "_id": "b", "if_seq_no": 2, "if_primary_term": 1}},
+        {"delete": {"_index": "g1", "_id": "c", "if_seq_no": 7, "if_primary_term": 1}},
+    ]
+    assert window_duplicates([], new) == []

@@ -11,6 +11,7 @@ import pytest
 from pipeline.settings import Settings
 from pipeline.worker.app import create_app
 from pipeline.worker.batches import Worker
+from pipeline.worker.crashes import CrashLedger, Note
 
 
 class RecordingWorker(Worker):
@@ -30,15 +31,37 @@ class RecordingWorker(Worker):
         return len(values)
 
 
-def _app(worker_settings: Settings) -> tuple[Any, RecordingWorker]:
+class MemoryNotes:
+    """The in-flight notes the agents write, kept in a list instead of the Kafka topic."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes | None, bytes]] = []
+
+    async def send(
+        self, stage: str, topic: str, records: Sequence[tuple[bytes | None, bytes]]
+    ) -> int:
+        self.records += [(topic, key, value) for key, value in records]
+        return len(records)
+
+    async def read(self, keys: set[str]) -> dict[str, bytes | None]:
+        latest = {k.decode(): v for _, k, v in self.records if k is not None}
+        return {key: latest[key] for key in keys if key in latest}
+
+
+def _app(
+    worker_settings: Settings, notes: MemoryNotes | None = None
+) -> tuple[Any, RecordingWorker]:
     worker = RecordingWorker(worker_settings)
-    return create_app(worker_settings, worker), worker
+    notes = notes or MemoryNotes()
+    ledger = CrashLedger(worker_settings, notes.send, notes.read)
+    return create_app(worker_settings, worker, ledger), worker
 
 
 @pytest.mark.parametrize("name", ["enrich", "sink"])
 async def test_agents_hand_over_micro_batches_in_order(name: str) -> None:
     settings = Settings(kafka_bootstrap="127.0.0.1:1", batch_size=3, batch_seconds=0.05)
-    app, worker = _app(settings)
+    notes = MemoryNotes()
+    app, worker = _app(settings, notes)
     mine, other = (
         (worker.enriched, worker.indexed) if name == "enrich" else (worker.indexed, worker.enriched)
     )
@@ -53,6 +76,11 @@ async def test_agents_hand_over_micro_batches_in_order(name: str) -> None:
     assert flat == [f"v{n}".encode() for n in range(7)]
     assert all(len(batch) <= 3 for batch in mine)
     assert other == []
+    # Each batch was noted in flight before its work and cleared after it.
+    written = [Note.decode(value) for _, _, value in notes.records]
+    assert len(written) == 2 * len(mine)
+    assert [bool(n.inflight) for n in written] == [True, False] * len(mine)
+    assert {topic for topic, _, _ in notes.records} == {settings.topic_inflight}
 
 
 class FlakyRecogniser:

@@ -1,0 +1,274 @@
+"""Records in flight when the worker process died, counted across restarts.
+
+:mod:`pipeline.worker.poison` isolates a record that makes a batch *raise*. A record that
+kills the whole process (a segfault in a native library, the kernel's OOM killer, an
+``os._exit``) leaves no exception to catch: the batch comes back after every restart, and
+counting in memory starts again at zero, so it was a crash loop. Here each stage notes, for
+each partition, which offsets it is working on in a small compacted topic
+(``NEWSWIRE_TOPIC_INFLIGHT``) before the work and clears the note after it. A note still
+set when a worker (this one after a restart, or another after a rebalance) takes the
+partition means the process died with those records in flight: each gets one more
+*suspicion*. A suspect record is then handled alone, so the next death names it exactly;
+one in flight at ``NEWSWIRE_WORKER_CRASH_LIMIT`` deaths goes to the DLQ with that reason
+and the partition goes on. The cost when nothing crashes: two small records per batch and
+partition (one round trip each, sent together).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer
+
+from pipeline.kafka.client import bootstrap, start_client
+from pipeline.kafka.compacted import read_to_end
+from pipeline.kafka.security import client_options
+from pipeline.kafka.topics import wait_partitions
+from pipeline.settings import Settings
+from pipeline.worker.decode import Values
+
+log = structlog.get_logger(__name__)
+
+Value = tuple[bytes | None, dict[str, Any]]
+Send = Callable[[str, str, Sequence[tuple[bytes | None, bytes]]], Awaitable[int]]
+Read = Callable[[set[str]], Awaitable[dict[str, bytes | None]]]
+
+
+# ----------------------------------------------------------------------------- pure
+
+
+@dataclass
+class Note:
+    """One stage's note for one partition: offsets in flight, and suspicion counts."""
+
+    inflight: list[int] = field(default_factory=list)
+    suspects: dict[int, int] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {"inflight": ranges(self.inflight), "suspects": self.suspects}, sort_keys=True
+        ).encode("utf-8")
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> Note:
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        return cls(
+            inflight=expand(data.get("inflight") or []),
+            suspects={int(k): int(v) for k, v in (data.get("suspects") or {}).items()},
+        )
+
+    def after_death(self) -> Note:
+        """The note read back after the process died: each offset in flight is suspected
+        once more, and nothing is in flight any longer."""
+        suspects = dict(self.suspects)
+        for offset in self.inflight:
+            suspects[offset] = suspects.get(offset, 0) + 1
+        return Note([], suspects)
+
+
+def ranges(offsets: Iterable[int]) -> list[list[int]]:
+    """Sorted offsets as ``[first, last]`` runs (a batch is mostly one run)."""
+    out: list[list[int]] = []
+    for offset in sorted(set(offsets)):
+        if out and out[-1][1] == offset - 1:
+            out[-1][1] = offset
+        else:
+            out.append([offset, offset])
+    return out
+
+
+def expand(runs: Sequence[Sequence[int]]) -> list[int]:
+    return [o for first, last in runs for o in range(int(first), int(last) + 1)]
+
+
+def note_key(group: str, stage: str, topic: str, partition: int) -> str:
+    return f"{group}|{stage}|{topic}|{partition}"
+
+
+@dataclass
+class Plan:
+    """How to run a batch: ``rest`` together, each of ``alone`` by itself, ``dead`` to the
+    DLQ (each with the number of deaths it was in flight for)."""
+
+    rest: list[Value] = field(default_factory=list)
+    alone: list[Value] = field(default_factory=list)
+    dead: list[tuple[Value, int]] = field(default_factory=list)
+
+    def parts(self) -> list[list[Value]]:
+        return ([self.rest] if self.rest else []) + [[value] for value in self.alone]
+
+
+def plan_batch(values: Values, suspicion: dict[tuple[str, int, int], int], limit: int) -> Plan:
+    """Split a batch by each record's suspicion (``(topic, partition, offset) -> deaths``).
+
+    A record goes alone from ``limit - 1`` deaths on (at least 1), so one death that was
+    not one (a batch still running on a worker that lost its partition in a rebalance)
+    does not slow the next owner down, while the last death before the limit names the
+    record exactly."""
+    plan = Plan()
+    alone_from = max(1, limit - 1)
+    for value in values:
+        where = value[1]
+        deaths = suspicion.get((where["topic"], where["partition"], where["offset"]), 0)
+        if deaths >= limit:
+            plan.dead.append((value, deaths))
+        elif deaths >= alone_from:
+            plan.alone.append(value)
+        else:
+            plan.rest.append(value)
+    return plan
+
+
+def by_partition(values: Sequence[Value]) -> dict[tuple[str, int], list[int]]:
+    out: dict[tuple[str, int], list[int]] = {}
+    for _, where in values:
+        out.setdefault((where["topic"], where["partition"]), []).append(where["offset"])
+    return out
+
+
+def death_reason(deaths: int, limit: int) -> str:
+    return (
+        f"the worker process died {deaths} times while this record was being handled "
+        f"(NEWSWIRE_WORKER_CRASH_LIMIT={limit}); no traceback: the process ended without "
+        "raising (killed, out of memory, a crash in native code). Look at the worker's "
+        "last log lines before each restart"
+    )
+
+
+# ------------------------------------------------------------------------------ I/O
+
+
+async def read_notes(settings: Settings, keys: set[str]) -> dict[str, bytes | None]:
+    """The latest note of each of ``keys`` in the in-flight topic (absent: none written)."""
+    found: dict[str, bytes | None] = {}
+    consumer = AIOKafkaConsumer(
+        **client_options(settings),
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await start_client(consumer, bootstrap(settings))
+    try:
+        tps = await wait_partitions(consumer, settings.topic_inflight)
+
+        def keep(record: Any) -> None:
+            key = record.key.decode("utf-8") if record.key else ""
+            if key in keys:
+                found[key] = record.value
+
+        await read_to_end(consumer, tps, keep)
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+    return found
+
+
+class CrashLedger:
+    """The notes of this worker's stages, kept in memory and in the compacted topic.
+
+    A partition's note is read from the topic before the first batch of it this worker
+    handles after an assignment (:meth:`ensure`), never concurrently with its own batches:
+    a batch noted before the read would look like a death, and one planned before it would
+    overwrite the suspicions the topic holds."""
+
+    def __init__(self, settings: Settings, send: Send, read: Read | None = None) -> None:
+        self.settings = settings
+        #: ``KafkaOutput.send`` in the worker (through Kafka outages); a list in unit tests.
+        self.send = send
+        self.read: Read = read or (lambda keys: read_notes(settings, keys))
+        self.limit = settings.worker_crash_limit
+        self.notes: dict[str, Note] = {}
+        #: Keys whose note in memory is the current one (read since the last assignment).
+        self.loaded: set[str] = set()
+        #: Keys whose batch is in progress here: their note stays as it is on a rebalance.
+        self.busy: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    def _key(self, stage: str, topic: str, partition: int) -> str:
+        return note_key(self.settings.worker_id, stage, topic, partition)
+
+    def forget(self) -> None:
+        """Partitions were assigned: read the notes again before the next batch of each
+        (another worker may have died with some of them in flight), except those of a
+        batch in progress here."""
+        self.loaded &= self.busy
+
+    async def ensure(self, stage: str, values: Values) -> None:
+        """Read the notes of the batch's partitions, if not read since the assignment; a
+        note left in flight counts a death of the process that wrote it."""
+        keys = {self._key(stage, t, p) for t, p in by_partition(values)}
+        if keys <= self.loaded:
+            return
+        async with self._lock:
+            missing = keys - self.loaded
+            if not missing:
+                return
+            found = await self.read(missing)
+            for key in missing:
+                note = Note.decode(found.get(key))
+                if note.inflight:
+                    log.warning(
+                        "worker.died_with_records_in_flight",
+                        note=key,
+                        offsets=ranges(note.inflight),
+                        action="each is handled alone; at the crash limit it goes to the DLQ",
+                    )
+                self.notes[key] = note.after_death()
+            self.loaded |= missing
+
+    def plan(self, stage: str, values: Values) -> Plan:
+        suspicion: dict[tuple[str, int, int], int] = {}
+        for (topic, partition), _ in by_partition(values).items():
+            note = self.notes.get(self._key(stage, topic, partition))
+            if note is not None:
+                for offset, deaths in note.suspects.items():
+                    suspicion[(topic, partition, offset)] = deaths
+        return plan_batch(values, suspicion, self.limit)
+
+    async def begin(self, stage: str, part: Sequence[Value]) -> None:
+        """Note ``part``'s offsets as in flight, before any work on them."""
+        records = []
+        for (topic, partition), offsets in by_partition(part).items():
+            key = self._key(stage, topic, partition)
+            note = self.notes.setdefault(key, Note())
+            note.inflight = list(offsets)
+            self.busy.add(key)
+            records.append((key.encode("utf-8"), note.encode()))
+        await self.send(stage, self.settings.topic_inflight, records)
+
+    async def end(self, stage: str, part: Sequence[Value], *, handled: bool = True) -> None:
+        """Clear the note of ``part``: handled records are no longer suspects (a part
+        handed back on a stop keeps its suspicions, and is not counted as a death)."""
+        records = []
+        for (topic, partition), offsets in by_partition(part).items():
+            key = self._key(stage, topic, partition)
+            note = self.notes.setdefault(key, Note())
+            note.inflight = []
+            if handled:
+                for offset in offsets:
+                    note.suspects.pop(offset, None)
+            self.busy.discard(key)
+            records.append((key.encode("utf-8"), note.encode()))
+        await self.send(stage, self.settings.topic_inflight, records)
+
+
+__all__ = [
+    "CrashLedger",
+    "Note",
+    "Plan",
+    "by_partition",
+    "death_reason",
+    "expand",
+    "note_key",
+    "plan_batch",
+    "ranges",
+    "read_notes",
+]
