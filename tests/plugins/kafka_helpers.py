@@ -55,6 +55,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "topic_poller_state", "poller_group", "poller_metrics_port", "ner_backend",
         "corenlp_url", "corenlp_port", "worker_buffer", "topic_copies", "topic_alert_queries",
         "topic_alerts", "topic_alerts_dead", "topic_alerts_status", "story_index",
+        "topic_replication", "topic_min_insync_replicas", "index_replicas",
     )  # fmt: skip
     env: dict[str, str] = {}
     for name in names:

@@ -123,3 +123,19 @@ def record_nodes(home: Path, nodes: int) -> None:
 
 def forget_nodes(home: Path) -> None:
     (home.expanduser().resolve() / NODES_FILE).unlink(missing_ok=True)
+
+
+def client_settings(settings: Settings, nodes: int) -> Settings:
+    """``settings`` as a client of the cluster: every broker and node listed, and what
+    ``setup`` gives Newswire's topics and index there (RF 3, min ISR 2, one replica)."""
+    layout = cluster_ports(settings, nodes)
+    replication = min(CLUSTER_REPLICATION, nodes)
+    return settings.model_copy(
+        update={
+            "kafka_bootstrap": ",".join(f"{HOST}:{node.kafka}" for node in layout),
+            "elasticsearch_url": ",".join(f"http://{HOST}:{node.search}" for node in layout),
+            "topic_replication": replication,
+            "topic_min_insync_replicas": min(CLUSTER_MIN_INSYNC, max(1, replication - 1)),
+            "index_replicas": min(1, nodes - 1),
+        }
+    )
