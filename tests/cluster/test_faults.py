@@ -49,6 +49,7 @@ async def start_flow(
         cluster.settings, name, batch_size=16, batch_seconds=0.5, topic_partitions=6
     )
     await run_setup(settings)
+    assert await tools.replica_counts(settings, settings.topic_raw) == {3}
     started = [tools.worker_process(settings, tmp_path / f"worker-{n}.log") for n in range(workers)]
     for worker in started:
         worker.start()
@@ -57,6 +58,7 @@ async def start_flow(
     )
     feed.start()
     await tools.wait_indexed(settings, started[0], BEFORE_FAULT, LIMIT_S, "the first articles", 1)
+    assert tools.index_replicas(settings, settings.index_alias) == {1}
     return settings, started, feed
 
 
@@ -111,6 +113,8 @@ def tools(
     under_replicated: Any,
     primary_nodes: Any,
     cluster_health: Any,
+    replica_counts: Any,
+    index_replicas: Any,
 ) -> Any:
     """The shared helpers in one namespace (each is a plugin fixture)."""
     return SimpleNamespace(**locals())
@@ -123,7 +127,7 @@ async def test_sigkill_of_the_raw_topics_leader_mid_ingest(
     led = await tools.leaders(settings, settings.topic_raw)
     victim, partitions_led = led.most_common(1)[0]
     fault = time.monotonic()
-    await asyncio.to_thread(cluster.local.kill, cluster.broker_name(victim))
+    assert await asyncio.to_thread(cluster.local.kill, cluster.broker_name(victim))
     resumed_s = await resumed_after(settings, fault, tools, workers)
     restart_s = round(await asyncio.to_thread(cluster.up), 1)
     await finish(
@@ -143,7 +147,7 @@ async def test_sigkill_of_the_node_holding_the_primary_mid_ingest(
     assert holders, "no primary shard found behind the alias"
     victim = cluster.search_name(holders[0])
     fault = time.monotonic()
-    await asyncio.to_thread(cluster.local.kill, victim)
+    assert await asyncio.to_thread(cluster.local.kill, victim)
     resumed_s = await resumed_after(settings, fault, tools, workers)
     restart_s = round(await asyncio.to_thread(cluster.up), 1)
     await finish(

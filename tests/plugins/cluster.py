@@ -180,6 +180,23 @@ async def under_replicated(settings: Settings) -> int:
         await admin.close()
 
 
+async def replica_counts(settings: Settings, topic: str) -> set[int]:
+    """The replication factors of ``topic``'s partitions (one value when set up evenly)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        return {len(p.get("replicas", [])) for p in described.get("partitions", [])}
+    finally:
+        await admin.close()
+
+
+def index_replicas(settings: Settings, index: str) -> set[int]:
+    """``number_of_replicas`` of each index behind ``index`` (an alias)."""
+    found = _first_answer(settings, f"/{index}/_settings/index.number_of_replicas", {})
+    return {int(v["settings"]["index"]["number_of_replicas"]) for v in found.values()}
+
+
 def primary_nodes(settings: Settings, index: str) -> list[str]:
     """Names of the Elasticsearch nodes holding ``index``'s primary shards (alias works)."""
     shards = _first_answer(
@@ -216,3 +233,5 @@ leaders_fixture = session_fixture_of(leaders)
 under_replicated_fixture = session_fixture_of(under_replicated)
 primary_nodes_fixture = session_fixture_of(primary_nodes)
 cluster_health_fixture = session_fixture_of(cluster_health)
+replica_counts_fixture = session_fixture_of(replica_counts)
+index_replicas_fixture = session_fixture_of(index_replicas)
