@@ -65,8 +65,8 @@ def status_table(status: Any) -> Table:
 
 
 def status_json(status: Any) -> dict[str, Any]:
-    """The engine and versions first, then one entry per server."""
-    names = {s.name for s in status.services}
+    """The engine and versions first, then one entry per server (a cluster's numbered)."""
+    names = {s.name.rsplit("-", 1)[0] if s.name[-1:].isdigit() else s.name for s in status.services}
     return {
         "home": str(status.home),
         "healthy": status.healthy,

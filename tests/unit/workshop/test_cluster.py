@@ -162,3 +162,18 @@ def test_a_secure_listener_is_refused_on_a_cluster(tmp_path: Path) -> None:
     secure = SecureListener(port=19099, keystore=tmp_path, truststore=tmp_path)
     with pytest.raises(StackError, match="SASL_SSL"):
         LocalStack(_settings(tmp_path), nodes=3, kafka_secure=secure)
+
+
+def test_status_json_of_a_cluster_names_both_versions(tmp_path: Path) -> None:
+    from pipeline.cli.local import status_json
+
+    def service(name: str, version: str) -> ServiceStatus:
+        return ServiceStatus(name, True, True, 1, version, "e", 1, tmp_path, "ok")
+
+    names = ("kafka-1", "kafka-2", "elasticsearch-1", "elasticsearch-2")
+    status = StackStatus(
+        tmp_path, tuple(service(n, "4.1.1" if "kafka" in n else "9.5.3") for n in names)
+    )
+    data = status_json(status)
+    assert (data["kafka_version"], data["search_version"]) == ("4.1.1", "9.5.3")
+    assert [s["service"] for s in data["services"]] == list(names)
