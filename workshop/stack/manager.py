@@ -232,15 +232,30 @@ class LocalStack:
                 node(s, self.home, search_version, m)
                 for s, m in zip(each, search_members(layout), strict=True)
             )
-        #: The first broker and search node (the only ones of a one-node stack).
-        self.kafka = self.kafkas[0]
-        self.search = self.searches[0]
         self.services = tuple(services)
         self.stack_file = self.home / STACK_FILE
         # the entity recogniser's server, unless another one is configured or spaCy is used
         self.corenlp: CoreNLPServer | None = None
         if settings.ner_backend == "corenlp" and not settings.corenlp_url:
             self.corenlp = CoreNLPServer(settings, self.home, self.dist_dir, self._say)
+
+    @property
+    def kafka(self) -> KafkaServer:
+        """The first broker (the only one of a one-node stack)."""
+        return self.kafkas[0]
+
+    @kafka.setter
+    def kafka(self, server: KafkaServer) -> None:
+        self.kafkas = (server, *self.kafkas[1:])
+
+    @property
+    def search(self) -> SearchNode:
+        """The first search node; assigning one (a test's own node class) replaces it."""
+        return self.searches[0]
+
+    @search.setter
+    def search(self, node: SearchNode) -> None:
+        self.searches = (node, *self.searches[1:])
 
     @property
     def servers(self) -> tuple[Server, ...]:

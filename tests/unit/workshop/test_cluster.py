@@ -177,3 +177,15 @@ def test_status_json_of_a_cluster_names_both_versions(tmp_path: Path) -> None:
     data = status_json(status)
     assert (data["kafka_version"], data["search_version"]) == ("4.1.1", "9.5.3")
     assert [s["service"] for s in data["services"]] == list(names)
+
+
+def test_a_replaced_search_node_is_the_one_started(tmp_path: Path) -> None:
+    """A test's own node class (security on) assigned to ``stack.search`` is what starts."""
+    from workshop.stack.elasticsearch import ElasticsearchNode
+
+    class Secured(ElasticsearchNode):
+        pass
+
+    stack = LocalStack(_settings(tmp_path), services=("search",))
+    stack.search = Secured(stack.settings, stack.home, "9.5.3")
+    assert [type(s) for s in stack.servers] == [Secured]
