@@ -11,7 +11,7 @@ BENCH_LATENCY_ARGS ?=
 BENCH_POLLER_SCALE_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration eval bench lint format docs iptc-terms train-topics stack-up stack-down clean
+.PHONY: help install run test test-unit test-cluster test-integration eval bench lint format docs iptc-terms train-topics stack-up stack-down clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ test: $(STAMP) ## All tests: unit, integration (real Kafka + search engine), e2e
 test-unit: $(STAMP) ## Unit tests only (no servers)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
+test-cluster: $(STAMP) ## Fault tests on a local cluster (3 KRaft brokers, 3 Elasticsearch nodes); not in `make test`
+	$(BIN)/python -m pytest --cluster tests/cluster $(PYTEST_ARGS)
+
 eval: $(STAMP) ## Enrichment quality on ../shared/eval (entity F1, topic accuracy)
 	$(BIN)/python -m workshop.evaluation
 
@@ -48,6 +51,7 @@ bench: $(STAMP) ## Benchmarks (ratios against baselines run in the same process;
 	$(BIN)/python bench/bench_corenlp_replicas.py
 	$(BIN)/python bench/bench_reprocess.py
 	$(BIN)/python bench/bench_alerts.py
+	$(BIN)/python bench/bench_cluster.py
 
 lint: $(STAMP) ## ruff (lint + format check), mypy, and the import contracts (layering, no cycles)
 	$(BIN)/ruff check .

@@ -176,7 +176,26 @@ pytest_plugins = [
     "tests.plugins.proxy",
     "tests.plugins.alerts_corpus",
     "tests.plugins.trends_corpus",
+    "tests.plugins.cluster",
 ]
+
+#: The cluster suite (three brokers, three nodes) runs only with --cluster: `make test-cluster`.
+CLUSTER_TESTS = Path(__file__).resolve().parent / "cluster"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--cluster",
+        action="store_true",
+        help="collect tests/cluster/ (a local cluster of 3 brokers and 3 search nodes)",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave tests/cluster/ out of every run without --cluster (`make test` stays as it was)."""
+    if collection_path.is_relative_to(CLUSTER_TESTS) and not config.getoption("cluster"):
+        return True
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:

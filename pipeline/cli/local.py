@@ -32,11 +32,15 @@ def _require_workshop() -> None:
         raise ConfigError(NOT_INSTALLED) from None
 
 
-def _stack(config: Settings) -> Any:
+def _stack(config: Settings, nodes: int | None = None) -> Any:
+    """The local stack of ``config.home``: ``nodes`` brokers and search nodes, or as many
+    as ``stack up --nodes`` last started there."""
     _require_workshop()
     from workshop.stack import LocalStack
+    from workshop.stack.cluster import recorded_nodes
 
-    return LocalStack(config, progress=lambda line: err.print(f"[dim]{line}[/dim]"))
+    count = nodes if nodes is not None else recorded_nodes(config.home)
+    return LocalStack(config, progress=lambda line: err.print(f"[dim]{line}[/dim]"), nodes=count)
 
 
 def status_table(status: Any) -> Table:
@@ -61,8 +65,8 @@ def status_table(status: Any) -> Table:
 
 
 def status_json(status: Any) -> dict[str, Any]:
-    """The engine and versions first, then one entry per server."""
-    names = {s.name for s in status.services}
+    """The engine and versions first, then one entry per server (a cluster's numbered)."""
+    names = {s.name.rsplit("-", 1)[0] if s.name[-1:].isdigit() else s.name for s in status.services}
     return {
         "home": str(status.home),
         "healthy": status.healthy,
@@ -85,10 +89,36 @@ def status_json(status: Any) -> dict[str, Any]:
 
 
 @stack_app.command("up")
-def stack_up(as_json: JsonOption = False) -> None:
+def stack_up(
+    as_json: JsonOption = False,
+    nodes: Annotated[
+        int,
+        typer.Option(
+            "--nodes",
+            min=1,
+            max=9,
+            help="Brokers and search nodes: 3 runs a local cluster (KRaft quorum of 3, "
+            "topics RF 3 / min ISR 2, three Elasticsearch nodes); stop the stack to change it.",
+        ),
+    ] = 1,
+) -> None:
     """Start Apache Kafka and Elasticsearch (or OpenSearch); Maven downloads them once."""
-    status = _stack(load_settings(local_endpoints=False)).up()
+    _check_nodes(load_settings(local_endpoints=False), nodes)
+    status = _stack(load_settings(local_endpoints=False), nodes).up()
     print_json(status_json(status)) if as_json else out.print(status_table(status))
+
+
+def _check_nodes(config: Settings, nodes: int) -> None:
+    """Refuse to start N nodes over a running stack of another size (its servers would be
+    left out of ``stack down``)."""
+    _require_workshop()
+    from workshop.stack.cluster import recorded_nodes
+
+    running = recorded_nodes(config.home)
+    if running != nodes and any(s.running for s in _stack(config, running).status().services):
+        raise ConfigError(
+            f"a {running}-node stack runs in {config.home}: `newswire stack down` first"
+        )
 
 
 @stack_app.command("down")

@@ -59,6 +59,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "corenlp_url", "corenlp_port", "worker_buffer", "topic_copies", "topic_alert_queries",
         "topic_alerts", "topic_alerts_dead", "topic_alerts_status", "story_index",
         "topic_alert_digests", "trend_index", "topic_inflight", "worker_crash_limit",
+        "topic_replication", "topic_min_insync_replicas", "index_replicas",
     )  # fmt: skip
     env: dict[str, str] = {}
     for name in names:

@@ -7,9 +7,9 @@ import pytest
 
 # Session fixtures that start (or connect to) real servers.
 SERVER_FIXTURES = frozenset(
-    {"stack", "opensearch", "corenlp_url", "secure_kafka", "restartable_broker"}
+    {"stack", "opensearch", "corenlp_url", "secure_kafka", "restartable_broker", "cluster"}
 )
-SERVER_MARKERS = ("integration", "e2e", "eval")
+SERVER_MARKERS = ("integration", "e2e", "eval", "cluster")
 
 
 def unmarked_server_tests(items: list[pytest.Item]) -> list[str]:
@@ -26,6 +26,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     unmarked = unmarked_server_tests(items)
     if unmarked:
         raise pytest.UsageError(
-            "tests that start servers must be marked integration, e2e or eval: "
+            "tests that start servers must be marked integration, e2e, eval or cluster: "
             + ", ".join(unmarked)
         )

@@ -80,6 +80,17 @@ class SecureListener:
 
 
 @dataclass(frozen=True)
+class ClusterMember:
+    """This broker's place in a local cluster: its node id, the static quorum voters, and
+    the replication its default and internal topics get."""
+
+    node_id: int
+    voters: str
+    replication: int
+    min_insync: int
+
+
+@dataclass(frozen=True)
 class KafkaConfig:
     """Everything server.properties depends on."""
 
@@ -91,20 +102,32 @@ class KafkaConfig:
     num_partitions: int = 4
     internal_topic_partitions: int = 4
     secure: SecureListener | None = None
+    #: ``controller.quorum.voters`` of a cluster (``1@host:port,2@...``); None = one node.
+    voters: str | None = None
+    #: Default and internal topics' replication factor and min ISR (1 and 1 for one node).
+    replication: int = 1
+    min_insync: int = 1
 
 
 def render_server_properties(cfg: KafkaConfig) -> str:
-    """server.properties for a single node that is broker and KRaft controller at once
-    (with ``cfg.secure``, also a SASL_SSL listener)."""
+    """server.properties for a node that is broker and KRaft controller at once: alone
+    (``--standalone`` quorum), or one of a cluster's voters with ``cfg.voters`` (with
+    ``cfg.secure``, also a SASL_SSL listener)."""
     listeners = f"PLAINTEXT://{cfg.host}:{cfg.port},CONTROLLER://{cfg.host}:{cfg.controller_port}"
     protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
     if cfg.secure is not None:
         listeners += f",SASL_SSL://{cfg.host}:{cfg.secure.port}"
         protocols += ",SASL_SSL:SASL_SSL"
+    quorum = (
+        ("controller.quorum.voters", cfg.voters)
+        if cfg.voters
+        else ("controller.quorum.bootstrap.servers", f"{cfg.host}:{cfg.controller_port}")
+    )
+    rf, isr = cfg.replication, cfg.min_insync
     props: list[tuple[str, object]] = [
         ("process.roles", "broker,controller"),
         ("node.id", cfg.node_id),
-        ("controller.quorum.bootstrap.servers", f"{cfg.host}:{cfg.controller_port}"),
+        quorum,
         ("listeners", listeners),
         ("advertised.listeners", listeners),
         ("controller.listener.names", "CONTROLLER"),
@@ -112,16 +135,16 @@ def render_server_properties(cfg: KafkaConfig) -> str:
         ("listener.security.protocol.map", protocols),
         ("log.dirs", cfg.data_dir),
         ("num.partitions", cfg.num_partitions),
-        ("default.replication.factor", 1),
-        ("min.insync.replicas", 1),
+        ("default.replication.factor", rf),
+        ("min.insync.replicas", isr),
         ("auto.create.topics.enable", "true"),
-        ("offsets.topic.replication.factor", 1),
+        ("offsets.topic.replication.factor", rf),
         ("offsets.topic.num.partitions", cfg.internal_topic_partitions),
-        ("transaction.state.log.replication.factor", 1),
-        ("transaction.state.log.min.isr", 1),
+        ("transaction.state.log.replication.factor", rf),
+        ("transaction.state.log.min.isr", isr),
         ("transaction.state.log.num.partitions", cfg.internal_topic_partitions),
-        ("share.coordinator.state.topic.replication.factor", 1),
-        ("share.coordinator.state.topic.min.isr", 1),
+        ("share.coordinator.state.topic.replication.factor", rf),
+        ("share.coordinator.state.topic.min.isr", isr),
         ("share.coordinator.state.topic.num.partitions", cfg.internal_topic_partitions),
         ("group.initial.rebalance.delay.ms", 0),
         ("num.network.threads", 2),
@@ -258,23 +281,28 @@ class KafkaServer:
         home: Path,
         version: str,
         secure: SecureListener | None = None,
+        member: ClusterMember | None = None,
     ) -> None:
         self.settings = settings
         self.secure = secure
+        self.member = member
         self.home = home
         self.version = version
         self.port = settings.kafka_port
         self.controller_port = settings.kafka_controller_port
-        self.base = home / "kafka"
+        self.node_id = member.node_id if member else NODE_ID
+        # One node keeps the historical names (kafka, kafka.pid); a cluster's are numbered.
+        self.name = f"{NAME}-{self.node_id}" if member else NAME
+        self.base = home / self.name
         self.data_dir = self.base / "data"
         self.properties_file = self.base / "server.properties"
         self.log4j_file = self.base / "log4j2.properties"
-        self.cluster_id_file = self.base / "cluster.id"
+        self.cluster_id_file = (home / "kafka-cluster.id") if member else self.base / "cluster.id"
         self.format_file = self.base / "formatted.json"
-        self.logs_dir = home / "logs" / "kafka"
+        self.logs_dir = home / "logs" / self.name
         self.log_file = self.logs_dir / "server.log"
-        self.out_file = home / "logs" / "kafka.out"
-        self.pid_file = home / "run" / "kafka.pid"
+        self.out_file = home / "logs" / f"{self.name}.out"
+        self.pid_file = home / "run" / f"{self.name}.pid"
 
     @property
     def bootstrap(self) -> str:
@@ -295,6 +323,10 @@ class KafkaServer:
             data_dir=self.data_dir,
             num_partitions=self.settings.topic_partitions,
             secure=self.secure,
+            node_id=self.node_id,
+            voters=self.member.voters if self.member else None,
+            replication=self.member.replication if self.member else 1,
+            min_insync=self.member.min_insync if self.member else 1,
         )
 
     def write_config(self) -> None:
@@ -318,7 +350,8 @@ class KafkaServer:
         return (self.data_dir / "meta.properties").is_file()
 
     def format_storage(self, jdk: Jdk, artifacts: Artifacts) -> None:
-        """Format the log dir once (``--standalone``: this node is the only voter)."""
+        """Format the log dir once (``--standalone`` when this node is the only voter; a
+        cluster's voters are static, ``controller.quorum.voters``, formatted without it)."""
         if self.is_formatted():
             self._check_format_matches()
             return
@@ -334,7 +367,7 @@ class KafkaServer:
             self.cluster_id(),
             "-c",
             str(self.properties_file),
-            "--standalone",
+            *(() if self.member else ("--standalone",)),
             "--ignore-formatted",
         ]
         for user in self.secure.users if self.secure else ():
@@ -351,7 +384,7 @@ class KafkaServer:
                 "formatting Kafka storage failed:\n" + "\n".join(output), self.log_file
             )
         self.format_file.write_text(
-            json.dumps({"controller_port": self.controller_port, "node_id": NODE_ID}) + "\n",
+            json.dumps({"controller_port": self.controller_port, "node_id": self.node_id}) + "\n",
             encoding="utf-8",
         )
         log.info("kafka storage formatted", data=str(self.data_dir))

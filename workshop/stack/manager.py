@@ -15,6 +15,14 @@ import structlog
 from pipeline.endpoints import LocalEndpoints, remove_endpoints, write_endpoints
 from pipeline.errors import StackError
 from pipeline.settings import Settings
+from workshop.stack.cluster import (
+    cluster_ports,
+    forget_nodes,
+    kafka_members,
+    node_settings,
+    record_nodes,
+    search_members,
+)
 from workshop.stack.corenlp import CoreNLPServer
 from workshop.stack.elasticsearch import ElasticsearchNode
 from workshop.stack.java import Jdk, find_jdk
@@ -114,18 +122,23 @@ class StackStatus:
 
     @property
     def kafka(self) -> ServiceStatus:
-        return self._get("kafka")
+        """The broker (a cluster's first)."""
+        for service in self.services:
+            if _engine_of(service.name) == "kafka":
+                return service
+        raise KeyError("kafka")
 
     @property
     def search(self) -> ServiceStatus:
+        """The search node (a cluster's first)."""
         for service in self.services:
-            if service.name in SEARCH_ENGINES:
+            if _engine_of(service.name) in SEARCH_ENGINES:
                 return service
         raise KeyError("search")
 
     @property
     def search_engine(self) -> str | None:
-        names = [s.name for s in self.services if s.name in SEARCH_ENGINES]
+        names = [e for s in self.services if (e := _engine_of(s.name)) in SEARCH_ENGINES]
         return names[0] if names else None
 
     @property
@@ -150,6 +163,12 @@ class StackStatus:
             "healthy": self.healthy,
             "services": [s.to_dict() for s in self.services],
         }
+
+
+def _engine_of(name: str) -> str:
+    """``kafka`` of ``kafka-2``, ``elasticsearch`` of ``elasticsearch`` (a service's kind)."""
+    head, _, tail = name.rpartition("-")
+    return head if head and tail.isdigit() else name
 
 
 def _failure(server: Server, what: str, since: dict[Path, int] | None = None) -> StackError:
@@ -181,6 +200,7 @@ class LocalStack:
         pom: Path | None = None,
         services: Sequence[ServiceName] = ("kafka", "search", "corenlp"),
         kafka_secure: SecureListener | None = None,
+        nodes: int = 1,
     ) -> None:
         self.settings = settings
         self.home = settings.home.expanduser().resolve()
@@ -190,13 +210,28 @@ class LocalStack:
         self._versions: StackVersions | None = None
         self._log_offsets: dict[Path, int] = {}
         versions = self._read_versions_quietly()
-        self.kafka = KafkaServer(
-            settings, self.home, versions.kafka if versions else "unknown", kafka_secure
-        )
+        kafka_version = versions.kafka if versions else "unknown"
         node = SEARCH_NODES[settings.search_engine]
-        self.search: SearchNode = node(
-            settings, self.home, getattr(versions, node.component) if versions else "unknown"
-        )
+        search_version = getattr(versions, node.component) if versions else "unknown"
+        self.nodes = nodes
+        if nodes == 1:
+            self.kafkas: tuple[KafkaServer, ...] = (
+                KafkaServer(settings, self.home, kafka_version, kafka_secure),
+            )
+            self.searches: tuple[SearchNode, ...] = (node(settings, self.home, search_version),)
+        else:
+            if kafka_secure is not None:
+                raise StackError("a local cluster has no SASL_SSL listener (one node only)")
+            layout = cluster_ports(settings, nodes)
+            each = [node_settings(settings, ports) for ports in layout]
+            self.kafkas = tuple(
+                KafkaServer(s, self.home, kafka_version, member=m)
+                for s, m in zip(each, kafka_members(layout), strict=True)
+            )
+            self.searches = tuple(
+                node(s, self.home, search_version, m)
+                for s, m in zip(each, search_members(layout), strict=True)
+            )
         self.services = tuple(services)
         self.stack_file = self.home / STACK_FILE
         # the entity recogniser's server, unless another one is configured or spaCy is used
@@ -205,13 +240,31 @@ class LocalStack:
             self.corenlp = CoreNLPServer(settings, self.home, self.dist_dir, self._say)
 
     @property
+    def kafka(self) -> KafkaServer:
+        """The first broker (the only one of a one-node stack)."""
+        return self.kafkas[0]
+
+    @kafka.setter
+    def kafka(self, server: KafkaServer) -> None:
+        self.kafkas = (server, *self.kafkas[1:])
+
+    @property
+    def search(self) -> SearchNode:
+        """The first search node; assigning one (a test's own node class) replaces it."""
+        return self.searches[0]
+
+    @search.setter
+    def search(self, node: SearchNode) -> None:
+        self.searches = (node, *self.searches[1:])
+
+    @property
     def servers(self) -> tuple[Server, ...]:
-        chosen: dict[ServiceName, Server | None] = {
-            "kafka": self.kafka,
-            "search": self.search,
-            "corenlp": self.corenlp,
+        chosen: dict[ServiceName, Sequence[Server]] = {
+            "kafka": self.kafkas,
+            "search": self.searches,
+            "corenlp": (self.corenlp,) if self.corenlp else (),
         }
-        return tuple(server for name in self.services if (server := chosen[name]) is not None)
+        return tuple(server for name in self.services for server in chosen[name])
 
     @property
     def components(self) -> tuple[Component, ...]:
@@ -316,15 +369,16 @@ class LocalStack:
                 continue
             remove_pid(server.pid_file)
             self._check_ports_free(server)
-            if server is self.search:
+            if isinstance(server, SearchNode):
                 run_as = ensure_system_user()
             jdk = jdks[server.name]
             self._say(f"starting {server.name} {server.version} on Java {jdk.version}")
-            pid = server.start(jdk, artifacts, run_as if server is self.search else None)
+            pid = server.start(jdk, artifacts, run_as if isinstance(server, SearchNode) else None)
             write_pid(server.pid_file, pid)
             log.info("server started", service=server.name, pid=pid, log=str(server.log_file))
             waiting[server.name] = (server, pid)
 
+        record_nodes(self.home, self.nodes)
         self._wait_healthy(list(waiting.values()), timeout)
         status = self.status()
         self._write_stack_file(status, extras)
@@ -335,12 +389,12 @@ class LocalStack:
 
     def _check_ports_free(self, server: Server) -> None:
         ports = [server.port]
-        if server is self.kafka:
-            ports.append(self.kafka.controller_port)
-            if self.kafka.secure is not None:
-                ports.append(self.kafka.secure.port)
-        if server is self.search:
-            ports.append(self.search.transport_port)
+        if isinstance(server, KafkaServer):
+            ports.append(server.controller_port)
+            if server.secure is not None:
+                ports.append(server.secure.port)
+        if isinstance(server, SearchNode):
+            ports.append(server.transport_port)
         for port in ports:
             if port_open(port):
                 raise StackError(
@@ -384,12 +438,16 @@ class LocalStack:
 
     def _write_stack_file(self, status: StackStatus, extras: list[str]) -> None:
         running = {s.name for s in status.services}
+        # A cluster's endpoints are lists (comma-separated), as the settings take them.
+        brokers = ",".join(k.bootstrap for k in self.kafkas if k.name in running)
+        urls = ",".join(n.url for n in self.searches if n.name in running)
         data = {
-            "kafka_bootstrap": self.kafka.bootstrap if "kafka" in running else None,
-            "search_url": self.search.url if self.search.name in running else None,
-            "search_engine": self.search.name if self.search.name in running else None,
-            "search_version": status.search.version if self.search.name in running else None,
-            "kafka_version": status.kafka.version if "kafka" in running else None,
+            "kafka_bootstrap": brokers or None,
+            "search_url": urls or None,
+            "search_engine": self.search.engine if urls else None,
+            "search_version": status.search.version if urls else None,
+            "kafka_version": status.kafka.version if brokers else None,
+            "nodes": self.nodes,
             "search_extensions": extras,
             "corenlp_url": self.corenlp.url if self.corenlp and "corenlp" in running else None,
             "pids": {s.name: s.pid for s in status.services},
@@ -422,6 +480,33 @@ class LocalStack:
             if wait_exit([pid], 10.0, marker):
                 raise StackError(f"{server.name} (pid {pid}) survived SIGKILL")
 
+    def server(self, name: str) -> Server:
+        """The server called ``name`` (``kafka-2``, ``elasticsearch-3``, ``kafka``)."""
+        for server in self.servers:
+            if server.name == name:
+                return server
+        raise StackError(f"no server {name!r} in this stack")
+
+    def kill(self, name: str) -> int | None:
+        """SIGKILL one server's whole process group (a crash, for fault tests); its pid."""
+        server = self.server(name)
+        pid = self._pid(server)
+        if pid is not None:
+            signal_process(pid, signal.SIGKILL, group=True)
+            signal_process(pid, signal.SIGKILL)
+            if wait_exit([pid], 30.0, server.marker_for()):
+                raise StackError(f"{name} (pid {pid}) survived SIGKILL")
+        return pid
+
+    def stop_one(self, name: str) -> None:
+        """Stop one server cleanly (SIGTERM, bounded wait): a rolling restart's step; ``up``
+        starts it again."""
+        server = self.server(name)
+        pid = self._pid(server)
+        if pid is not None:
+            self._stop(server, pid)
+        remove_pid(server.pid_file)
+
     def down(self) -> None:
         """SIGTERM both servers, wait (bounded), SIGKILL stragglers, remove pid files.
 
@@ -441,6 +526,7 @@ class LocalStack:
             remove_pid(server.pid_file)
         self.stack_file.unlink(missing_ok=True)
         remove_endpoints(self.home)
+        forget_nodes(self.home)
         if targets:
             log.info("local stack down", seconds=round(time.monotonic() - start, 1))
 
@@ -466,9 +552,18 @@ def local_endpoints(settings: Settings) -> dict[str, Any] | None:
         "corenlp": "corenlp_url",
     }
     services = [name for name, key in keys.items() if data.get(key)]
-    stack = LocalStack(settings, services=services)
-    for name, server in zip(services, stack.servers, strict=True):
-        alive = is_alive(read_pid(server.pid_file), server.marker_for())
-        if not (alive and port_open(server.port)):
+    nodes = data.get("nodes") if isinstance(data.get("nodes"), int) else 1
+    stack = LocalStack(settings, services=services, nodes=nodes or 1)
+    members: dict[ServiceName, Sequence[Server]] = {
+        "kafka": stack.kafkas,
+        "search": stack.searches,
+        "corenlp": (stack.corenlp,) if stack.corenlp else (),
+    }
+    for name in services:
+        # A cluster's endpoint list stays while any of its nodes runs (clients skip the rest).
+        if members[name] and not any(
+            is_alive(read_pid(server.pid_file), server.marker_for()) and port_open(server.port)
+            for server in members[name]
+        ):
             data[keys[name]] = None
     return data if any(data.get(key) for key in keys.values()) else None

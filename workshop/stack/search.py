@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,14 +25,38 @@ STOP_TIMEOUT = 30.0
 START_TIMEOUT = 180.0
 
 
+@dataclass(frozen=True)
+class SearchMember:
+    """This node's place in a local cluster: its name, every node's name (the first
+    election's ``cluster.initial_master_nodes``) and transport address (seed hosts)."""
+
+    node_name: str
+    node_names: tuple[str, ...]
+    seed_hosts: tuple[str, ...]
+
+
 def node_settings(
-    *, http_port: int, transport_port: int, data_dir: Path, logs_dir: Path
+    *,
+    http_port: int,
+    transport_port: int,
+    data_dir: Path,
+    logs_dir: Path,
+    member: SearchMember | None = None,
 ) -> dict[str, str]:
-    """The -E settings both engines take for a one-node loopback cluster."""
+    """The -E settings both engines take for a loopback node: alone (``single-node``
+    discovery), or one of a cluster's master-eligible nodes with ``member``."""
+    discovery = (
+        {
+            "node.name": member.node_name,
+            "discovery.seed_hosts": ",".join(member.seed_hosts),
+            "cluster.initial_master_nodes": ",".join(member.node_names),
+        }
+        if member
+        else {"node.name": CLUSTER_NAME, "discovery.type": "single-node"}
+    )
     return {
         "cluster.name": CLUSTER_NAME,
-        "node.name": CLUSTER_NAME,
-        "discovery.type": "single-node",
+        **discovery,
         "network.host": "127.0.0.1",
         "http.port": str(http_port),
         "transport.port": str(transport_port),
@@ -63,12 +88,20 @@ class SearchNode:
     stop_timeout = STOP_TIMEOUT
     start_timeout = START_TIMEOUT
 
-    def __init__(self, settings: Settings, home: Path, version: str) -> None:
+    def __init__(
+        self, settings: Settings, home: Path, version: str, member: SearchMember | None = None
+    ) -> None:
         self.settings = settings
         self.home = home
         self.version = version
+        self.member = member
+        #: The engine's name (``name`` is the node's: numbered in a cluster).
+        self.engine: str = self.name
         self.port = settings.search_port
         self.transport_port = settings.search_transport_port
+        # One node keeps the engine's name; a cluster's nodes are numbered (elasticsearch-2).
+        if member is not None:
+            self.name = f"{self.name}-{member.node_name.rsplit('-', 1)[-1]}"
         self.base = home / self.name
         self.config_dir = self.base / "config"
         self.data_dir = self.base / "data"
@@ -111,7 +144,7 @@ class SearchNode:
     # -- shared ----------------------------------------------------------------------
 
     def executable(self, artifacts: Artifacts) -> Path:
-        return self.distribution(artifacts) / "bin" / self.name
+        return self.distribution(artifacts) / "bin" / self.engine
 
     def write_config(self, artifacts: Artifacts, run_as: RunAs | None) -> None:
         for d in (
@@ -136,6 +169,7 @@ class SearchNode:
             transport_port=self.transport_port,
             data_dir=self.data_dir,
             logs_dir=self.logs_dir,
+            member=self.member,
         )
         return [
             str(self.executable(artifacts)),
@@ -152,7 +186,7 @@ class SearchNode:
     def start(self, jdk: Jdk, artifacts: Artifacts, run_as: RunAs | None = None) -> int:
         """Write config and start the node detached as ``run_as``; return its pid."""
         if not self.executable(artifacts).is_file():
-            raise StackError(f"no {self.name} distribution in {self.distribution(artifacts)}")
+            raise StackError(f"no {self.engine} distribution in {self.distribution(artifacts)}")
         self.write_config(artifacts, run_as)
         return start_detached(
             self.argv(artifacts),
