@@ -582,6 +582,56 @@ def test_the_writer_can_write_and_roll_over_but_not_delete(where: str) -> None:
     # manage (first index's alias, rollover) on the alias name only: DELETE needs concrete
     # index names, which this grants nothing destructive on; writes and reads go to the alias
     assert indices[("newswire-articles",)] == {"manage", "write", "read", "view_index_metadata"}
+    # the stories and trends indices are written, never deleted; only the story table's day
+    # indices (derived data of the window, dropped by the workers) may be deleted
+    assert not indices[("newswire-stories", "newswire-trends")] & {"manage", "delete_index"}
+    assert "delete_index" in indices[("newswire-story-table-*",)]
+    for names, privileges in indices.items():
+        if any(name.startswith("newswire-articles") for name in names):
+            assert not privileges & {"delete_index", "all"}, names
+
+
+def _role_bodies(script: str) -> dict[str, Any]:
+    import json
+
+    return {
+        name: json.loads(script.split(f"/_security/role/{name} '", 1)[1].split("'", 1)[0])
+        for name in ("newswire_setup", "newswire_writer", "newswire_reader")
+    }
+
+
+def test_compose_and_k8s_ship_the_same_roles() -> None:
+    """One set of roles: the two users scripts must not drift apart."""
+    compose = " ".join(_service("elasticsearch-init")["command"]).replace("$$", "$")
+    assert _role_bodies(compose) == _role_bodies(_init_script())
+
+
+def test_every_index_newswire_writes_is_in_the_roles() -> None:
+    """A new index (stories, trends, the story table) must be granted, or a secured cluster
+    refuses the worker."""
+    from pipeline.settings import Settings
+
+    settings = Settings()
+    roles = _role_bodies(_init_script())
+
+    def granted(role: str, index: str, privilege: str) -> bool:
+        from fnmatch import fnmatchcase
+
+        return any(
+            privilege in entry["privileges"]
+            and any(fnmatchcase(index, pattern) for pattern in entry["names"])
+            for entry in roles[role]["indices"]
+        )
+
+    for index in (
+        settings.story_index,
+        settings.trend_index,
+        f"{settings.story_table_index}-20261203",
+    ):
+        assert granted("newswire_writer", index, "write"), index
+        assert granted("newswire_setup", index, "manage"), index
+    for index in (settings.story_index, settings.trend_index):
+        assert granted("newswire_reader", index, "read"), index
 
 
 def test_k8s_cluster_defaults_replicate_and_do_not_refresh_per_bulk() -> None:

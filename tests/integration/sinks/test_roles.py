@@ -1,5 +1,6 @@
 """The shipped Elasticsearch roles on a real node with security on: the writer installs the
-index, writes and rolls over but cannot delete an index; the reader only reads.
+index, writes and rolls over but cannot delete an article index, writes the stories and
+trends indices and keeps the story table's day indices; the reader only reads.
 
 The roles are read from the users script of ``deploy/k8s/setup-job.yaml`` (the same bodies
 as docker-compose.yml's ``elasticsearch-init``), so this tests what ships; the node is the
@@ -68,11 +69,23 @@ def test_the_shipped_roles_hold_on_a_secured_node(secure_search: Any) -> None:
         # (a wildcard is answered "acknowledged" over an empty set; the check below counts)
         for target in (f"{ALIAS}-*", ALIAS):
             assert writer.delete(f"/{target}").status_code in (200, 400, 403, 404), target
+        # the stories and trends indices: written, not deleted; the story table's day
+        # indices (derived, the window's days): created and dropped by the worker
+        for index in ("newswire-stories", "newswire-trends"):
+            put = writer.put(f"/{index}/_doc/s1", json={"n": 1})
+            assert put.status_code in (200, 201), put.text
+            assert writer.delete(f"/{index}").status_code == 403, index
+        day = "newswire-story-table-20261203"
+        assert writer.put(f"/{day}/_doc/a1", json={"n": 1}).status_code in (200, 201)
+        assert writer.delete(f"/{day}").status_code == 200
     with _as(secure_search, "newswire_reader") as reader:
         found = reader.get(f"/{ALIAS}/_search", params={"q": "kerry"})
         assert found.status_code == 200 and found.json()["hits"]["total"]["value"] >= 1
         assert reader.put(f"/{ALIAS}/_doc/r1", json={"title": "x"}).status_code == 403
         assert reader.delete(f"/{ALIAS}-000001").status_code == 403
+        for index in ("newswire-stories", "newswire-trends"):
+            assert reader.get(f"/{index}/_search").status_code == 200, index
+            assert reader.put(f"/{index}/_doc/r1", json={"n": 1}).status_code == 403, index
     with httpx.Client(base_url=secure_search.url, auth=secure_search.admin, timeout=30) as admin:
         indices = admin.get(f"/_cat/indices/{ALIAS}-*", params={"format": "json"}).json()
         assert {i["index"] for i in indices} == {f"{ALIAS}-000001", f"{ALIAS}-000002"}
