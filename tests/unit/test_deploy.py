@@ -582,6 +582,8 @@ def test_the_writer_can_write_and_roll_over_but_not_delete(where: str) -> None:
     # manage (first index's alias, rollover) on the alias name only: DELETE needs concrete
     # index names, which this grants nothing destructive on; writes and reads go to the alias
     assert indices[("newswire-articles",)] == {"manage", "write", "read", "view_index_metadata"}
+    # the story table's day indices, deleted by the workers after the story window
+    assert {"create_index", "write", "read", "delete_index"} <= indices[("newswire-story-table-*",)]
 
 
 def test_k8s_cluster_defaults_replicate_and_do_not_refresh_per_bulk() -> None:

@@ -1,5 +1,6 @@
 """The shipped Elasticsearch roles on a real node with security on: the writer installs the
-index, writes and rolls over but cannot delete an index; the reader only reads.
+index, writes and rolls over but cannot delete an article index (only the story table's day
+indices); the reader only reads.
 
 The roles are read from the users script of ``deploy/k8s/setup-job.yaml`` (the same bodies
 as docker-compose.yml's ``elasticsearch-init``), so this tests what ships; the node is the
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from pipeline.provision import install_story_table
 from pipeline.sinks.elasticsearch import ElasticsearchBackend
 from pipeline.sinks.indexer import IndexSetup, install_index
 
@@ -33,6 +35,20 @@ async def _install_as(node: Any, user: str) -> IndexSetup:
     backend = ElasticsearchBackend(settings, node.url)
     try:
         return await install_index(backend, ALIAS)
+    finally:
+        await backend.client.close()
+
+
+async def _install_story_table(node: Any, user: str) -> None:
+    settings = node.settings.model_copy(
+        update={
+            "elasticsearch_username": user,
+            "elasticsearch_password": SecretStr(node.passwords[user]),
+        }
+    )
+    backend = ElasticsearchBackend(settings, node.url)
+    try:
+        await install_story_table(backend, settings)
     finally:
         await backend.client.close()
 
@@ -68,6 +84,17 @@ def test_the_shipped_roles_hold_on_a_secured_node(secure_search: Any) -> None:
         # (a wildcard is answered "acknowledged" over an empty set; the check below counts)
         for target in (f"{ALIAS}-*", ALIAS):
             assert writer.delete(f"/{target}").status_code in (200, 400, 403, 404), target
+    # the story table: the writer reads its template, writes its day indices and deletes
+    # them once past the window (issue 18), and nothing of the articles
+    asyncio.run(_install_story_table(secure_search, "newswire_setup"))
+    with _as(secure_search, "newswire_writer") as writer:
+        assert writer.get("/_index_template/newswire-story-table").status_code == 200
+        day = "newswire-story-table-20200101"
+        written = writer.put(f"/{day}/_doc/a1", json={"c": "a1", "n": True, "t": 0})
+        assert written.status_code in (200, 201), written.text
+        listed = writer.get("/_cat/indices/newswire-story-table-*", params={"format": "json"})
+        assert listed.status_code == 200 and [i["index"] for i in listed.json()] == [day]
+        assert writer.delete(f"/{day}").status_code == 200
     with _as(secure_search, "newswire_reader") as reader:
         found = reader.get(f"/{ALIAS}/_search", params={"q": "kerry"})
         assert found.status_code == 200 and found.json()["hits"]["total"]["value"] >= 1
