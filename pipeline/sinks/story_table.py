@@ -1,23 +1,24 @@
-"""The story table kept in the search engine, so a worker's memory does not grow with the
-world's volume (issue 18): one small document per article in ``<prefix>-YYYYMMDD`` indices,
-looked up per batch.
+"""The story table kept in the search engine, shared by every worker, so a worker's memory
+does not grow with the world's volume (issue 18): one small document per article in
+``<prefix>-YYYYMMDD`` indices, looked up once per batch.
 
-Why not split the in-memory table by partition: articles are partitioned by id, and near
+Why not split an in-memory table by partition: articles are partitioned by id, and near
 duplicates of a story have different ids, so they would land in different workers' shares
 and never meet. A shared engine lets every worker see every article of the window.
 
 Per article (:func:`story_doc`): ``c`` cluster id, ``n`` founded it, ``b`` its 64 LSH band
-keys (keyword, 16 hex digits), ``f`` fingerprint, ``s`` signature (base64, founders only:
-candidates are checked against founders), ``t`` time. A batch costs two requests
-(:meth:`SearchStoryStore.prefetch`): one ``msearch`` with, per article, the clusters of the
-members sharing most of its bands (collapse on ``c``) and, per fingerprint, the ids having
-it; then one search for the founders of those clusters. The synchronous
-:class:`~pipeline.enrich.dedup.StoryStore` calls then answer from that view plus a small
-in-memory index of this worker's own writes of the last ``grace`` seconds (not yet
-searchable: the indices refresh every second), and :meth:`SearchStoryStore.flush`
-bulk-writes what the batch remembered. Expiry: indices are per day; searches filter on
-``t`` >= now - window, and :meth:`SearchStoryStore.expired_indices` names the whole
-indices past the window (deleting them is not wired yet).
+keys (keyword, 16 hex digits; not in ``_source``), ``f`` fingerprint, ``s`` signature
+(base64, founders only: candidates are checked against founders), ``t`` time. A batch costs
+two requests (:meth:`SearchStoryStore.prefetch`): one ``msearch`` with, per article, the
+clusters of the members sharing most of its bands (at least ``MIN_SHARED_BANDS``; collapse
+on ``c``) and, per fingerprint, the earliest articles having it; then one search for the
+founders of those clusters. The synchronous :class:`~pipeline.enrich.dedup.StoryStore` calls
+then answer from that view plus a small in-memory index of this worker's own writes of the
+last ``grace`` seconds (not yet searchable: the indices refresh every second), with clusters
+founded twice at once folded into the earliest (:func:`fold_twins`), and
+:meth:`SearchStoryStore.flush` bulk-writes what the batch remembered. Expiry: searches
+filter on ``t`` >= now - window, and :meth:`SearchStoryStore.expire` deletes the day indices
+past the window.
 
 Memory per worker: the batch's view and the grace index, bounded by batch size and write
 rate, never by the window's volume.
