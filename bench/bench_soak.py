@@ -16,11 +16,13 @@ story come seconds to hours later, and the workers must not be compared while on
 batches behind another.
 
 Each worker samples its RSS every 10,000 articles and writes its verdicts (id, kind,
-original, cluster) to a file; quality is counted over all of them at the end: near
-duplicates given their original's cluster, exact copies dropped, distinct articles merged
-into another cluster (wrongly). What a worker holds is its batch's view and the grace index
-of its own last seconds of writes, so its RSS should stay flat and be the same whatever the
-number of workers.
+original, cluster, when its batch was looked up and written) to a file; quality is counted
+over all of them at the end: near duplicates given their original's cluster, exact copies
+dropped, distinct articles merged into another cluster (wrongly); a derived article whose
+original was not yet written and searchable when it was looked up (a worker ran ahead of
+another by more than the lag) is counted apart with its original. What a worker holds is
+its batch's view and the grace index of its own last seconds of writes, so its RSS should
+stay flat and be the same whatever the number of workers.
 
 Elasticsearch: one local node (``workshop.stack.LocalStack``, search only) under
 ``.newswire/bench-soak`` on ports ``NEWSWIRE_BENCH_PORT_BASE`` + 850/860 (default
@@ -174,6 +176,7 @@ async def one_worker(args: argparse.Namespace) -> dict[str, Any]:
             if not batch:
                 continue
             began = time.monotonic()
+            looked_up = time.time()
             while True:
                 try:
                     result = await story_batch([a for a, _, _ in batch], store)
@@ -184,9 +187,13 @@ async def one_worker(args: argparse.Namespace) -> dict[str, Any]:
                     print(f"retry: {exc}", file=sys.stderr, flush=True)
                     await asyncio.sleep(1.0)
             story_seconds += time.monotonic() - began
+            written = time.time()
             clusters = {a.id: c for (a, _), c in zip(result.kept, result.clusters, strict=True)}
             for article, kind, origin in batch:
-                out.write(f"{article.id} {kind} {origin or '-'} {clusters.get(article.id, '-')}\n")
+                out.write(
+                    f"{article.id} {kind} {origin or '-'} {clusters.get(article.id, '-')} "
+                    f"{looked_up:.3f} {written:.3f}\n"
+                )
             done += len(batch)
             if done % SAMPLE_EVERY == 0 or position >= args.articles:
                 rss, _ = rss_mb()
@@ -220,23 +227,43 @@ def slope(samples: list[dict[str, float]], since: int) -> float | None:
     return cov / var * SAMPLE_EVERY
 
 
+#: Seconds after its batch was written that an original is surely searchable (refresh 1 s).
+VISIBLE_AFTER = 1.5
+
+
 def quality(paths: list[Path]) -> dict[str, int]:
-    """Counts over every worker's verdicts ("id kind origin cluster" lines)."""
+    """Counts over every worker's verdicts ("id kind origin cluster looked-up written"
+    lines). A near duplicate or copy whose original's batch was not yet written and
+    searchable when its own batch was looked up (workers drift apart: one may run ahead of
+    another by more than ``--lag`` articles of the stream) is counted apart, as
+    ``out_of_order``, and so is an original handled after one of its derived articles: the
+    story table sees arrival order, and the later article rightly joins the earlier."""
     cluster: dict[str, str] = {}
+    times: dict[str, tuple[float, float]] = {}
     rows: list[tuple[str, str, str]] = []
     for path in paths:
         with path.open(encoding="utf-8") as lines:
             for line in lines:
-                article, kind, origin, found = line.split()
+                article, kind, origin, found, looked_up, written = line.split()
                 cluster[article] = found
+                times[article] = (float(looked_up), float(written))
                 rows.append((article, kind, origin))
+    late = {
+        article
+        for article, kind, origin in rows
+        if kind != "unique"
+        and (origin not in times or times[origin][1] + VISIBLE_AFTER > times[article][0])
+    }
+    late_origins = {origin for article, _, origin in rows if article in late}
     q = dict.fromkeys(
         ("near_duplicates", "near_joined_original", "exact_copies", "exact_copies_dropped",
-         "unique", "unique_merged", "origin_dropped"), 0,
+         "unique", "unique_merged", "origin_dropped", "out_of_order"), 0,
     )  # fmt: skip
     for article, kind, origin in rows:
         found = cluster[article]
-        if kind == "copy":
+        if article in late or article in late_origins:
+            q["out_of_order"] += 1
+        elif kind == "copy":
             q["exact_copies"] += 1
             q["exact_copies_dropped"] += found == "-"
         elif found == "-":
@@ -312,6 +339,7 @@ def report(summary: dict[str, Any]) -> None:
         print(f"  exact copies dropped: {q['exact_copies_dropped']:,} of {q['exact_copies']:,}")
         print(f"  distinct articles merged into another's cluster: {q['unique_merged']:,} of "
               f"{q['unique']:,}")  # fmt: skip
+        print(f"  set apart (original not yet searchable when looked up): {q['out_of_order']:,}")
         for n, r in enumerate(run["per_worker"]):
             growth = r["rss_growth_per_10k_mb"]
             grows = "n/a" if growth is None else f"{growth:+.2f} MiB per 10k articles"
