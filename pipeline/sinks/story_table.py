@@ -121,6 +121,7 @@ def candidates_body(
     return {
         "size": size,
         "_source": ["c"],
+        "track_total_hits": False,  # only the best hits are read: no counting
         "collapse": {"field": "c"},
         "query": {
             "bool": {
@@ -141,6 +142,7 @@ def duplicates_body(fp: str, cutoff_ms: int) -> dict[str, Any]:
     return {
         "size": 2,
         "_source": ["c"],
+        "track_total_hits": False,
         "sort": [{"t": "asc"}],
         "query": {"bool": {"filter": [{"term": {"f": fp}}, {"range": {"t": {"gte": cutoff_ms}}}]}},
     }
