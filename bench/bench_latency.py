@@ -663,7 +663,7 @@ def stage_breakdown(
         if raw is None or sink is None:
             continue
         add("1 produced -> enrich batch taken", article.produced, raw.get("t_taken"))
-        add("2 taken -> NLP started (decode, story table)", raw.get("t_taken"), raw.get("t_nlp_started"))
+        add("2 taken -> NLP started (story path)", raw.get("t_taken"), raw.get("t_nlp_started"))
         add("3 NLP (CoreNLP + enrichment)", raw.get("t_nlp_started"), raw.get("t_nlp_done"))
         add("4 NLP done -> enriched acked by Kafka", raw.get("t_nlp_done"), raw.get("t_sent"))
         add("5 enriched -> sink batch taken", raw.get("t_sent"), sink.get("t_taken"))
