@@ -86,11 +86,21 @@ class EnrichStage:
         articles = [self._capped(article, where) for article, _, where in decoded]
         stories = await self._stories_until_done(articles)
         articles = [article for article, _ in stories.kept]
+        # The batch's story documents are written while it is enriched (one round trip off
+        # the latency), and must be before anything of it is published.
+        written = asyncio.ensure_future(self._flush_until_done())
         enriched: list[EnrichedArticle] = []
+        try:
+            results: list[Enrichment] = []
+            if articles:
+                marks["nlp_started"] = time.time()
+                results = await self._enrich_until_done(articles)
+                marks["nlp_done"] = time.time()
+            await written
+        except BaseException:
+            written.cancel()
+            raise
         if articles:
-            marks["nlp_started"] = time.time()
-            results = await self._enrich_until_done(articles)
-            marks["nlp_done"] = time.time()
             now = utcnow()
             for article, enrichment, cluster_id in zip(
                 articles, results, stories.clusters, strict=True
@@ -147,7 +157,7 @@ class EnrichStage:
                         )
                     self._template_checked = True
                 with metrics.STORY_TABLE_SECONDS.time():
-                    return await story_batch(articles, store)
+                    return await story_batch(articles, store, flush=False)
             except RetryableError as exc:
                 store.discard()
                 failures += 1
@@ -163,6 +173,28 @@ class EnrichStage:
                 if not await stop_requested_within(self.stopping, wait):
                     continue
                 raise HandedBackError("enrich", "the story table (search engine)") from exc
+
+    async def _flush_until_done(self) -> None:
+        """Write the batch's story documents; while the engine is unreachable, wait and
+        retry (what failed stays pending); a stop request hands the batch back."""
+        store = self.stories.start()
+        failures = 0
+        while True:
+            try:
+                await store.flush()
+                return
+            except RetryableError as exc:
+                failures += 1
+                delay = backoff_delay(failures, STORY_RETRY_FIRST, STORY_RETRY_CAP)
+                metrics.STORY_TABLE_RETRIES.inc()
+                log.warning("enrich.story_table_unavailable", error=str(exc), retry_in=delay)
+                if not await stop_requested_within(self.stopping, delay):
+                    continue
+                store.discard()
+                raise HandedBackError("enrich", "the story table (search engine)") from exc
+            except Exception:
+                store.discard()  # a refused write is not left to fail every later batch
+                raise
 
     async def _enrich_until_done(self, articles: list[RawArticle]) -> list[Enrichment]:
         """Enrich in the NLP threads; while the recogniser is unavailable, wait and retry.

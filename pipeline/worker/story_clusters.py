@@ -94,19 +94,23 @@ class StoryBatch:
     copies: list[tuple[RawArticle, str, str]]
 
 
-async def story_batch(articles: Sequence[RawArticle], store: SearchStoryStore) -> StoryBatch:
+async def story_batch(
+    articles: Sequence[RawArticle], store: SearchStoryStore, *, flush: bool = True
+) -> StoryBatch:
     """The worker's story path for one batch: ask the engine about the batch (one msearch
     and one search), drop exact duplicates, assign clusters, write the batch's records
-    (one bulk request). Run before enrichment, so another worker's next lookup sees the
-    batch one refresh (1 s) later; what a failed round wrote is written again by the retry
-    (same ids) and nothing of the batch is acknowledged before it succeeds."""
+    (one bulk request; with ``flush`` False the caller flushes, e.g. while it enriches).
+    Run before enrichment, so another worker's next lookup sees the batch one refresh (1 s)
+    after the write; what a failed round wrote is written again by the retry (same ids) and
+    nothing of the batch is acknowledged before it succeeds."""
     keys = [story_keys(article) for article in articles]
     await store.prefetch([sig for _, sig in keys], [fp for fp, _ in keys])
     signatures = {article.id: sig for article, (_, sig) in zip(articles, keys, strict=True)}
     copies: list[tuple[RawArticle, str, str | None]] = []
     kept = drop_duplicates(articles, store, copies, [fp for fp, _ in keys])
     clusters = assign_clusters(kept, store, signatures)
-    await store.flush()
+    if flush:
+        await store.flush()
     return StoryBatch(kept, clusters, copy_clusters(copies, kept, clusters))
 
 
