@@ -174,9 +174,10 @@ async def test_worker_started_while_search_engine_down_waits_then_catches_up(
             "started-while-search-down", sent, ids, count,
             outage_s=round(back_at - down_at - restart_s, 1), node_restart_s=round(restart_s, 1),
             recover_s=round(recover_s, 1),
-            wait_log_lines=log_text.count("sink.search_unavailable"),
+            wait_log_lines=log_text.count("enrich.story_table_unavailable"),
         )  # fmt: skip
-        assert "sink.search_available" in log_text
+        # The enrich agent waited (the sink had nothing to write until it went on).
+        assert "enrich.story_table_unavailable" in log_text
         assert "worker.fail_stop" not in log_text
     finally:
         worker.stop()
