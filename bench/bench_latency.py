@@ -130,7 +130,7 @@ def isolated(settings: Settings, name: str, **extra: Any) -> Settings:
             "topic_raw": f"nwbench.{tag}.raw",
             "topic_enriched": f"nwbench.{tag}.enriched",
             "topic_dlq": f"nwbench.{tag}.dlq",
-            "topic_stories": f"nwbench.{tag}.stories",
+            "story_table_index": f"nwbench-{tag}-story-table",
             "worker_id": f"nwbench-{tag}",
             **extra,
         }
@@ -139,7 +139,7 @@ def isolated(settings: Settings, name: str, **extra: Any) -> Settings:
 
 WORKER_ENV = (
     "kafka_bootstrap", "elasticsearch_url", "index_alias", "topic_raw", "topic_enriched",
-    "topic_dlq", "topic_stories", "worker_id", "topic_partitions", "corenlp_port",
+    "topic_dlq", "story_table_index", "worker_id", "topic_partitions", "corenlp_port",
 )  # fmt: skip
 
 
@@ -607,11 +607,11 @@ class Bench:
         with contextlib.suppress(Exception):
             async with httpx.AsyncClient(timeout=30) as client:
                 await client.delete(f"{settings.elasticsearch_url}/{settings.index_alias}-*")
+                await client.delete(f"{settings.elasticsearch_url}/{settings.story_table_index}-*")
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
         with contextlib.suppress(Exception):
             await admin.start()
-            topics = [settings.topic_raw, settings.topic_enriched, settings.topic_stories,
-                      settings.topic_dlq]  # fmt: skip
+            topics = [settings.topic_raw, settings.topic_enriched, settings.topic_dlq]
             await admin.delete_topics(topics)
         with contextlib.suppress(Exception):
             await admin.close()
@@ -663,7 +663,7 @@ def stage_breakdown(
         if raw is None or sink is None:
             continue
         add("1 produced -> enrich batch taken", article.produced, raw.get("t_taken"))
-        add("2 taken -> NLP started (decode, dedup)", raw.get("t_taken"), raw.get("t_nlp_started"))
+        add("2 taken -> NLP started (story path)", raw.get("t_taken"), raw.get("t_nlp_started"))
         add("3 NLP (CoreNLP + enrichment)", raw.get("t_nlp_started"), raw.get("t_nlp_done"))
         add("4 NLP done -> enriched acked by Kafka", raw.get("t_nlp_done"), raw.get("t_sent"))
         add("5 enriched -> sink batch taken", raw.get("t_sent"), sink.get("t_taken"))

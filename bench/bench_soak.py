@@ -1,31 +1,34 @@
-"""Soak benchmark of the story table (``make bench``): worker memory over 200,000 articles.
+"""Soak of the story table (``make bench``): worker memory and clustering quality over
+200,000 articles, with 1 and with 3 worker processes sharing the story table in the
+search engine (``pipeline/sinks/story_table.py``).
 
-What runs, in this one process (the "worker"):
+What runs in each worker process, per batch: the worker's story path as
+``EnrichStage.run`` runs it, :func:`pipeline.worker.story_clusters.story_batch` (one
+msearch and one search against the shared table, exact duplicates dropped, clusters
+assigned, one bulk write). The articles are *not* enriched (that is CPU, not the memory
+under test). One deterministic stream of synthetic articles (a Zipf-like vocabulary; 10 %
+near duplicates: 5-20 % of an earlier article's words changed; 5 % exact copies: same text,
+other case and spacing, another id) is dealt out to the workers round-robin, as a topic's
+partitions would be: with 3 workers, two thirds of the near duplicates and copies meet an
+original another process handled. A near duplicate or copy derives from one of the 5,000
+most recent originals but not from the newest ``--lag`` (2,000): in a feed the copies of a
+story come seconds to hours later, and the workers must not be compared while one is a few
+batches behind another.
 
-- the worker's NLP model: ``EnrichStage.enricher()`` with ``NEWSWIRE_NER_BACKEND=spacy`` (the
-  in-process recogniser: spaCy's model, the lingua language detector, the alias and topic
-  tables), warmed on a few articles, so the RSS figures include it. The soak articles are
-  *not* enriched (that is CPU, not the memory under test, and would take hours);
-- per batch, the worker's story path as ``EnrichStage.run`` runs it:
-  ``drop_duplicates`` (exact duplicates, against the table and the batch), then
-  ``assign_clusters`` (MinHash signature, LSH lookups, remember), then
-  ``StoryTable.flush`` to real Kafka (acks=all); the table's follow loop reads the topic
-  meanwhile, as in a worker;
-- generated articles: texts drawn from a synthetic vocabulary (Zipf-like), with a share of
-  near duplicates (5-20 % of an earlier article's words changed) and of exact copies
-  (same text, other case and spacing, another id) of recent articles.
+Each worker samples its RSS every 10,000 articles and writes its verdicts (id, kind,
+original, cluster, when its batch was looked up and written) to a file; quality is counted
+over all of them at the end: near duplicates given their original's cluster, exact copies
+dropped, distinct articles merged into another cluster (wrongly); a derived article whose
+original was not yet written and searchable when it was looked up (a worker ran ahead of
+another by more than the lag) is counted apart with its original. What a worker holds is
+its batch's view and the grace index of its own last seconds of writes, so its RSS should
+stay flat and be the same whatever the number of workers.
 
-Kafka: a local broker (``workshop.stack.LocalStack``, Kafka only) under
-``.newswire/bench`` on ports ``NEWSWIRE_TEST_PORT_BASE`` + 800/801 (default 29800/29801),
-stopped at the end unless it was already running; ``--bootstrap`` uses another broker.
+Elasticsearch: one local node (``workshop.stack.LocalStack``, search only) under
+``.newswire/bench-soak`` on ports ``NEWSWIRE_BENCH_PORT_BASE`` + 850/860 (default
+36850/36860), stopped at the end unless it was already running; ``--url`` uses another.
 
-Prints, every 10,000 articles: RSS, table entries and estimated table MiB; then the RSS
-growth per 10,000 articles before and after the bound is reached, peak RSS against the
-1.0 GB goal, the estimate for the default bound, clustering quality (near duplicates
-given their original's cluster, exact copies dropped, distinct articles merged into
-another cluster) and the time a restart takes to load the table.
-
-    .venv/bin/python bench/bench_soak.py [--articles 200000] [--max-entries 50000] [--json]
+    .venv/bin/python bench/bench_soak.py [--articles 200000] [--workers 1 3] [--json]
 """
 
 from __future__ import annotations
@@ -36,30 +39,31 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("NEWSWIRE_NER_BACKEND", "spacy")
 
 import structlog  # noqa: E402
 
-from pipeline.enrich.stories import StoryIndex  # noqa: E402
-from pipeline.kafka.stories import StoryTable  # noqa: E402
+from pipeline.errors import RetryableError  # noqa: E402
 from pipeline.models import RawArticle, Source  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
-from pipeline.worker.batches import Worker  # noqa: E402
-from pipeline.worker.story_clusters import assign_clusters, drop_duplicates  # noqa: E402
+from pipeline.sinks.elasticsearch import ElasticsearchBackend  # noqa: E402
+from pipeline.sinks.story_table import SearchStoryStore  # noqa: E402
+from pipeline.worker.story_clusters import story_batch  # noqa: E402
 
-RSS_GOAL_MB = 1000.0  # "at most 1.0 GB"
 SAMPLE_EVERY = 10_000
-BENCH_HOME = REPO / ".newswire" / "bench"
+#: RSS samples before this many articles (per worker) are warm-up.
+WARM_UP = 20_000
+HOME = REPO / ".newswire" / "bench-soak"
 DIST = REPO / ".newswire" / "dist"
 
 
@@ -76,7 +80,9 @@ def rss_mb() -> tuple[float, float]:
 class Articles:
     """Deterministic synthetic news: unique stories, near duplicates, exact copies."""
 
-    def __init__(self, seed: int, near_share: float, copy_share: float, recent: int) -> None:
+    def __init__(
+        self, seed: int, near_share: float, copy_share: float, recent: int, lag: int
+    ) -> None:
         self.rng = random.Random(seed)
         syllables = [c + v for c in "bcdfghjklmnprstvwz" for v in ("a", "e", "i", "o", "u", "ai")]
         vocabulary: set[str] = set()
@@ -84,16 +90,15 @@ class Articles:
             vocabulary.add("".join(self.rng.choices(syllables, k=self.rng.randint(2, 4))))
         self.words = sorted(vocabulary)
         self.rng.shuffle(self.words)
-        weights = [1.0 / (rank + 50) for rank in range(len(self.words))]
         total = 0.0
         self.cumulative = []
-        for weight in weights:
-            total += weight
+        for rank in range(len(self.words)):
+            total += 1.0 / (rank + 50)
             self.cumulative.append(total)
         self.near_share = near_share
         self.copy_share = copy_share
-        self.recent: deque[RawArticle] = deque(maxlen=recent)  # kept originals to copy
-        self.count = 0
+        self.lag = lag
+        self.recent: deque[RawArticle] = deque(maxlen=recent + lag)  # originals to derive from
 
     def _text(self, n: int) -> str:
         return " ".join(self.rng.choices(self.words, cum_weights=self.cumulative, k=n))
@@ -112,215 +117,101 @@ class Articles:
                 words.insert(i, self.rng.choices(self.words, cum_weights=self.cumulative)[0])
         return " ".join(words)
 
+    def _origin(self) -> RawArticle | None:
+        older = len(self.recent) - self.lag
+        return self.recent[self.rng.randrange(older)] if older > 0 else None
+
     def next(self) -> tuple[RawArticle, str, str | None]:
         """An article, its kind ("unique", "near", "copy") and the id it derives from."""
-        self.count += 1
         article_id = uuid.UUID(int=self.rng.getrandbits(128)).hex
         roll = self.rng.random()
-        if self.recent and roll < self.copy_share:
-            original = self.rng.choice(self.recent)
-            body = "  ".join(original.body.upper().split()) if original.body else None
+        origin = self._origin()
+        if origin is not None and roll < self.copy_share:
+            body = "  ".join(origin.body.upper().split()) if origin.body else None
             copy = RawArticle(
-                id=article_id, title=original.title, body=body, source=Source(name="copier")
+                id=article_id, title=origin.title, body=body, source=Source(name="copier")
             )
-            return copy, "copy", original.id
-        if self.recent and roll < self.copy_share + self.near_share:
-            original = self.rng.choice(self.recent)
+            return copy, "copy", origin.id
+        if origin is not None and roll < self.copy_share + self.near_share:
             near = RawArticle(
                 id=article_id,
-                title=self._mutate(original.title or ""),
-                body=self._mutate(original.body or ""),
+                title=self._mutate(origin.title or ""),
+                body=self._mutate(origin.body or ""),
                 source=Source(name="rewriter"),
             )
-            return near, "near", original.id
+            self.recent.append(near)
+            return near, "near", origin.id
         article = RawArticle(
             id=article_id,
             title=self._text(self.rng.randint(6, 12)),
             body=self._text(self.rng.randint(80, 260)),
             source=Source(name="wire"),
         )
+        self.recent.append(article)
         return article, "unique", None
 
-    def keep(self, article: RawArticle) -> None:
-        self.recent.append(article)
 
-
-@dataclass
-class Quality:
-    near: int = 0
-    near_joined: int = 0
-    copies: int = 0
-    copies_dropped: int = 0
-    unique: int = 0
-    unique_merged: int = 0
-    clusters: dict[str, str] = field(default_factory=dict)  # id -> cluster (recent only)
-
-
-def bench_settings(args: argparse.Namespace) -> Settings:
-    base = int(os.environ.get("NEWSWIRE_TEST_PORT_BASE", "29000"))
-    port = base + 800
-    return Settings(
-        home=BENCH_HOME,
-        kafka_port=port,
-        kafka_controller_port=port + 1,
-        kafka_heap="512m",
-        kafka_bootstrap=args.bootstrap or f"127.0.0.1:{port}",
-        topic_stories=f"bench.stories.{uuid.uuid4().hex[:8]}",
-        topic_partitions=4,
-        story_table_max_entries=args.max_entries,
-        ner_backend="spacy",
-    )
-
-
-async def delete_topic(settings: Settings) -> None:
-    """Delete the run's stories topic: each run writes ~170 MB of its own."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    from pipeline.kafka.client import bootstrap, start_client
-    from pipeline.kafka.security import client_options
-
-    admin = AIOKafkaAdminClient(**client_options(settings, bootstrap(settings)))
-    await start_client(admin, bootstrap(settings))
-    try:
-        await admin.delete_topics([settings.topic_stories])
-    finally:
-        await admin.close()
-
-
-def warm_model(worker: Worker) -> float:
-    """Load and use the worker's NLP model; returns the seconds it took."""
-    started = time.monotonic()
-    sample = RawArticle(
-        id="warm",
-        title="Kerry meets Putin in Moscow over Syria peace plan",
-        body="John Kerry, the US Secretary of State, arrived in Moscow on Tuesday for a "
-        "meeting with President Vladimir Putin and Foreign Minister Sergei Lavrov. " * 4,
-    )
-    results = worker.enrich_stage.enricher().enrich([sample])
-    assert results[0].entities.person, "the NLP model found no person: is it loaded?"
-    return time.monotonic() - started
-
-
-async def soak(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    worker = Worker(settings)
-    model_seconds = warm_model(worker)
-    rss_model, _ = rss_mb()
-    await worker.start()
-    stories = await worker.enrich_stage.stories.start()
-    assert worker.output.producer is not None
+async def one_worker(args: argparse.Namespace) -> dict[str, Any]:
+    """Worker ``args.index`` of ``args.of``: the story path over its share of the stream."""
+    backend = ElasticsearchBackend(Settings(), args.url)
+    store = SearchStoryStore(backend, args.prefix, window_seconds=7 * 86_400)
+    gen = Articles(args.seed, args.near_share, args.copy_share, 5000, args.lag)
     rss_start, _ = rss_mb()
-    # originals are recent enough to be held (the measure is clustering, not eviction)
-    recent = min(5000, max(100, args.max_entries // 2))
-    gen = Articles(args.seed, args.near_share, args.copy_share, recent)
-    quality = Quality()
-    samples: list[dict[str, float]] = [
-        {"articles": 0, "rss_mb": rss_start, "entries": 0, "table_mb": 0.0, "seconds": 0.0}
-    ]
+    samples = [{"articles": 0, "rss_mb": rss_start, "seconds": 0.0}]
     started = time.monotonic()
-    bound_reached_at: int | None = None
+    story_seconds = 0.0
+    retries = 0
     done = 0
-    while done < args.articles:
-        # batches end on the sampling points, so samples fall every 10,000 articles
-        size = min(args.batch, args.articles - done, SAMPLE_EVERY - done % SAMPLE_EVERY)
-        batch = [gen.next() for _ in range(size)]
-        articles = [article for article, _, _ in batch]
-        kept = drop_duplicates(articles, stories)
-        clusters = dict(zip((a.id for a, _ in kept), assign_clusters(kept, stories), strict=True))
-        await stories.flush(worker.output.producer)
-        for article, kind, origin in batch:
-            cluster = clusters.get(article.id)
-            if kind == "copy":
-                quality.copies += 1
-                quality.copies_dropped += cluster is None
+    position = 0  # in the whole stream
+    with Path(args.out).open("w", encoding="utf-8") as out:  # noqa: ASYNC230 (a bench)
+        while position < args.articles:
+            batch: list[tuple[RawArticle, str, str | None]] = []
+            while len(batch) < args.batch and position < args.articles:
+                item = gen.next()
+                if position % args.of == args.index:
+                    batch.append(item)
+                position += 1
+                if (done + len(batch)) % SAMPLE_EVERY == 0 and batch:
+                    break  # samples fall every 10,000 articles of this worker
+            if not batch:
                 continue
-            if cluster is None:
-                continue  # a generated text that happens to equal another: rare
-            gen.keep(article)
-            quality.clusters[article.id] = cluster
-            if kind == "near":
-                quality.near += 1
-                quality.near_joined += (
-                    origin is not None and quality.clusters.get(origin) == cluster
+            began = time.monotonic()
+            looked_up = time.time()
+            while True:
+                try:
+                    result = await story_batch([a for a, _, _ in batch], store)
+                    break
+                except RetryableError as exc:  # as the worker does (it backs off)
+                    store.discard()
+                    retries += 1
+                    print(f"retry: {exc}", file=sys.stderr, flush=True)
+                    await asyncio.sleep(1.0)
+            story_seconds += time.monotonic() - began
+            written = time.time()
+            clusters = {a.id: c for (a, _), c in zip(result.kept, result.clusters, strict=True)}
+            for article, kind, origin in batch:
+                out.write(
+                    f"{article.id} {kind} {origin or '-'} {clusters.get(article.id, '-')} "
+                    f"{looked_up:.3f} {written:.3f}\n"
                 )
-            else:
-                quality.unique += 1
-                quality.unique_merged += cluster != article.id
-        if len(quality.clusters) > 20_000:  # only recent originals are copied
-            for key in list(quality.clusters)[:10_000]:
-                del quality.clusters[key]
-        done += size
-        index_full = len(stories.index) >= stories.index.capacity
-        if bound_reached_at is None and (index_full or stories.index.evicted["bound"]):
-            bound_reached_at = done
-        if done % SAMPLE_EVERY == 0 or done == args.articles:
-            await asyncio.sleep(0)  # let the follow loop run
-            rss, _ = rss_mb()
-            samples.append(
-                {
-                    "articles": done,
-                    "rss_mb": rss,
-                    "entries": len(stories.index),
-                    "table_mb": stories.index.nbytes() / 2**20,
-                    "seconds": time.monotonic() - started,
-                }
-            )
-            if not args.json:
-                s = samples[-1]
-                print(
-                    f"{done:>9,} articles  RSS {s['rss_mb']:7.1f} MiB  "
-                    f"table {s['entries']:>8,} entries {s['table_mb']:6.1f} MiB  "
-                    f"{s['seconds']:6.0f} s",
-                    flush=True,
+            done += len(batch)
+            if done % SAMPLE_EVERY == 0 or position >= args.articles:
+                rss, _ = rss_mb()
+                samples.append(
+                    {"articles": done, "rss_mb": rss, "seconds": time.monotonic() - started}
                 )
-    elapsed = time.monotonic() - started
-    _, peak_soak = rss_mb()
-    index = stories.index
-    per_entry = index.nbytes() / max(1, len(index))
-    capacity, evicted = index.capacity, dict(index.evicted)
-    await worker.stop()
-    del stories, index  # the restarted table below replaces it, as in a new process
-
-    # restart: a new table loads the topic's tail (at most the bound)
-    window = settings.story_window_days * 86_400
-    restarted = StoryTable(
-        settings, settings.topic_stories, StoryIndex(args.max_entries, ttl_seconds=window)
-    )
-    load_started = time.monotonic()
-    await restarted.start()
-    load_seconds = time.monotonic() - load_started
-    loaded, loaded_entries = restarted.loaded, len(restarted.index)
-    await restarted.stop()
-    await delete_topic(settings)
-
+                print(f"worker {args.index}/{args.of}: {samples[-1]}", file=sys.stderr, flush=True)
+    await backend.close()
     _, peak = rss_mb()
     return {
-        "articles": args.articles,
-        "batch": args.batch,
-        "max_entries": capacity,
-        "seconds": round(elapsed, 1),
-        "articles_per_s": round(args.articles / elapsed),
-        "model_load_seconds": round(model_seconds, 1),
-        "rss_after_model_mb": round(rss_model, 1),
+        "articles": done,
+        "seconds": round(time.monotonic() - started, 1),
+        "story_seconds": round(story_seconds, 1),
         "rss_start_mb": round(rss_start, 1),
-        "peak_rss_mb": round(peak_soak, 1),
-        "peak_rss_with_restart_mb": round(peak, 1),
-        "bound_reached_at": bound_reached_at,
-        "table_bytes_per_entry": round(per_entry),
+        "peak_rss_mb": round(peak, 1),
         "samples": samples,
-        "quality": {
-            "near_duplicates": quality.near,
-            "near_joined_original": quality.near_joined,
-            "exact_copies": quality.copies,
-            "exact_copies_dropped": quality.copies_dropped,
-            "unique": quality.unique,
-            "unique_merged": quality.unique_merged,
-        },
-        "restart": {
-            "records_read": loaded,
-            "entries": loaded_entries,
-            "seconds": round(load_seconds, 2),
-        },
-        "evicted": evicted,
+        "unprefetched": store.unprefetched,
+        "retries": retries,
     }
 
 
@@ -336,79 +227,127 @@ def slope(samples: list[dict[str, float]], since: int) -> float | None:
     return cov / var * SAMPLE_EVERY
 
 
-def report(result: dict[str, Any], default_entries: int) -> None:
-    samples = result["samples"]
-    cap = result["max_entries"]
-    print()
-    print(f"{'articles':>9} {'RSS MiB':>8} {'+/10k':>7} {'entries':>9} {'table MiB':>9}")
-    previous = None
-    for s in samples:
-        delta = "" if previous is None else f"{s['rss_mb'] - previous:+7.1f}"
-        print(
-            f"{s['articles']:>9,} {s['rss_mb']:8.1f} {delta:>7} {s['entries']:>9,} "
-            f"{s['table_mb']:9.1f}"
+#: Seconds after its batch was written that an original is surely searchable (refresh 1 s).
+VISIBLE_AFTER = 1.5
+
+
+def quality(paths: list[Path]) -> dict[str, int]:
+    """Counts over every worker's verdicts ("id kind origin cluster looked-up written"
+    lines). A near duplicate or copy whose original's batch was not yet written and
+    searchable when its own batch was looked up (workers drift apart: one may run ahead of
+    another by more than ``--lag`` articles of the stream) is counted apart, as
+    ``out_of_order``, and so is an original handled after one of its derived articles: the
+    story table sees arrival order, and the later article rightly joins the earlier."""
+    cluster: dict[str, str] = {}
+    times: dict[str, tuple[float, float]] = {}
+    rows: list[tuple[str, str, str]] = []
+    for path in paths:
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                article, kind, origin, found, looked_up, written = line.split()
+                cluster[article] = found
+                times[article] = (float(looked_up), float(written))
+                rows.append((article, kind, origin))
+    late = {
+        article
+        for article, kind, origin in rows
+        if kind != "unique"
+        and (origin not in times or times[origin][1] + VISIBLE_AFTER > times[article][0])
+    }
+    late_origins = {origin for article, _, origin in rows if article in late}
+    q = dict.fromkeys(
+        ("near_duplicates", "near_joined_original", "exact_copies", "exact_copies_dropped",
+         "unique", "unique_merged", "origin_dropped", "out_of_order"), 0,
+    )  # fmt: skip
+    for article, kind, origin in rows:
+        found = cluster[article]
+        if article in late or article in late_origins:
+            q["out_of_order"] += 1
+        elif kind == "copy":
+            q["exact_copies"] += 1
+            q["exact_copies_dropped"] += found == "-"
+        elif found == "-":
+            q["origin_dropped"] += 1  # a generated text equal to another: rare
+        elif kind == "near":
+            q["near_duplicates"] += 1
+            q["near_joined_original"] += cluster.get(origin) == found
+        else:
+            q["unique"] += 1
+            q["unique_merged"] += found != article
+    return q
+
+
+def run_workers(args: argparse.Namespace, url: str, workers: int, folder: Path) -> dict[str, Any]:
+    """``workers`` processes dealt one stream of ``args.articles``, sharing one story table."""
+    prefix = f"bench-story-table-{uuid.uuid4().hex[:8]}"
+    asyncio.run(install(url, prefix))
+    outs = [folder / f"w{workers}-{n}.txt" for n in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable, __file__, "--worker", "--url", url, "--prefix", prefix,
+                "--articles", str(args.articles), "--seed", str(args.seed), "--batch",
+                str(args.batch), "--index", str(n), "--of", str(workers), "--out", str(out),
+                "--lag", str(args.lag), "--near-share", str(args.near_share),
+                "--copy-share", str(args.copy_share),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        previous = s["rss_mb"]
-    # warm-up: until the table is full, plus one generation for the first drops
-    warm = (result["bound_reached_at"] or result["articles"]) + cap // 8
-    before = slope(samples, 0)
-    filling = [s for s in samples if s["articles"] <= (result["bound_reached_at"] or 0)]
-    fill_slope = slope(filling, 0) if len(filling) >= 3 else before
-    after = slope(samples, warm)
-    q = result["quality"]
-    peak = result["peak_rss_mb"]
-    per_entry = result["table_bytes_per_entry"]
-    default_mb = default_entries * per_entry / 2**20
-    fill_mb_per_entry = None
-    if fill_slope is not None:
-        fill_mb_per_entry = fill_slope / SAMPLE_EVERY
-    print()
-    bound = result["bound_reached_at"]
-    bound_text = f"{cap:,} entries, " + (
-        f"reached at {bound:,} articles" if bound else "not reached"
-    )
-    filling_text = "n/a" if fill_slope is None else f"{fill_slope:+.1f} MiB per 10k articles"
-    after_text = (
-        "n/a (too few samples)"
-        if after is None
-        else f"{after:+.1f} MiB per 10k articles (from {warm:,} articles)"
-    )
-    flat = "n/a"
-    if after is not None and fill_slope is not None:
-        flat = "yes" if abs(after) <= max(1.0, 0.1 * abs(fill_slope)) else "NO"
-    entry_text = f"{per_entry} B estimated"
-    if fill_mb_per_entry is not None:
-        entry_text += f", {fill_mb_per_entry * 2**20:.0f} B of RSS while filling"
-    restart = result["restart"]
-    rows = [
-        ("articles", f"{result['articles']:,} in {result['seconds']:.0f} s "
-         f"({result['articles_per_s']:,}/s, batches of {result['batch']})"),
-        ("table bound (bench)", bound_text),
-        ("RSS after the NLP model", f"{result['rss_after_model_mb']:.0f} MiB "
-         f"(loaded in {result['model_load_seconds']:.0f} s)"),
-        ("RSS with Kafka clients", f"{result['rss_start_mb']:.0f} MiB"),
-        ("RSS growth while filling", filling_text),
-        ("RSS growth after warm-up", after_text),
-        ("slope flattens", flat),
-        ("peak RSS", f"{peak:.0f} MiB, goal <= {RSS_GOAL_MB:.0f} "
-         f"{'ok' if peak <= RSS_GOAL_MB else 'MISSED'}"),
-        ("peak RSS with restart", f"{result['peak_rss_with_restart_mb']:.0f} MiB (a second table "
-         "loaded in the same process)"),
-        ("table memory per entry", entry_text),
-        ("default bound", f"{default_entries:,} entries -> ~{default_mb:.0f} MiB table, "
-         f"~{result['rss_start_mb'] + default_mb:.0f} MiB worker"),
-        ("near duplicates", f"{q['near_joined_original']:,} of {q['near_duplicates']:,} got their "
-         f"original's cluster ({q['near_joined_original'] / max(1, q['near_duplicates']):.1%})"),
-        ("exact copies", f"{q['exact_copies_dropped']:,} of {q['exact_copies']:,} dropped "
-         f"({q['exact_copies_dropped'] / max(1, q['exact_copies']):.1%})"),
-        ("distinct articles merged", f"{q['unique_merged']:,} of {q['unique']:,} "
-         f"({q['unique_merged'] / max(1, q['unique']):.2%}) joined another cluster"),
-        ("restart load", f"{restart['records_read']:,} records -> "
-         f"{restart['entries']:,} entries in {restart['seconds']:.1f} s"),
-        ("evicted", ", ".join(f"{k} {v:,}" for k, v in result["evicted"].items())),
+        for n, out in enumerate(outs)
     ]  # fmt: skip
-    for name, value in rows:
-        print(f"{name:<26} {value}")
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"a worker failed ({proc.returncode})")
+        results.append(json.loads(out))
+    q = quality(outs)
+    for path in outs:
+        path.unlink()
+    for r in results:
+        r["rss_growth_per_10k_mb"] = slope(r["samples"], WARM_UP)
+        r["rss_end_mb"] = round(r["samples"][-1]["rss_mb"], 1)
+    return {
+        "workers": workers,
+        "articles_per_s": round(
+            sum(r["articles"] for r in results) / max(r["seconds"] for r in results)
+        ),
+        "near_joined_share": round(q["near_joined_original"] / max(1, q["near_duplicates"]), 5),
+        "copies_dropped_share": round(q["exact_copies_dropped"] / max(1, q["exact_copies"]), 5),
+        "quality": q,
+        "per_worker": results,
+    }
+
+
+async def install(url: str, prefix: str) -> None:
+    """The story table's index template (what ``newswire setup`` puts)."""
+    backend = ElasticsearchBackend(Settings(), url)
+    try:
+        await SearchStoryStore(backend, prefix, window_seconds=7 * 86_400).install()
+    finally:
+        await backend.close()
+
+
+def report(summary: dict[str, Any]) -> None:
+    print(f"\n{summary['articles']:,} articles, batches of {summary['batch']}")
+    for run in summary["runs"].values():
+        q = run["quality"]
+        print(f"\n{run['workers']} worker(s): {run['articles_per_s']} articles/s in all")
+        print(f"  near duplicates given their original's cluster: {q['near_joined_original']:,} "
+              f"of {q['near_duplicates']:,} ({run['near_joined_share']:.3%})")  # fmt: skip
+        print(f"  exact copies dropped: {q['exact_copies_dropped']:,} of {q['exact_copies']:,}")
+        print(f"  distinct articles merged into another's cluster: {q['unique_merged']:,} of "
+              f"{q['unique']:,}")  # fmt: skip
+        print(f"  set apart (original not yet searchable when looked up): {q['out_of_order']:,}")
+        for n, r in enumerate(run["per_worker"]):
+            growth = r["rss_growth_per_10k_mb"]
+            grows = "n/a" if growth is None else f"{growth:+.2f} MiB per 10k articles"
+            print(f"  worker {n}: {r['articles']:,} articles in {r['seconds']:.0f} s "
+                  f"(story path {r['story_seconds']:.0f} s); RSS {r['rss_start_mb']:.0f} -> "
+                  f"{r['rss_end_mb']:.0f} MiB, peak {r['peak_rss_mb']:.0f}; after "
+                  f"{WARM_UP:,}: {grows}")  # fmt: skip
+            print("    RSS every 10k: " + " ".join(f"{s['rss_mb']:.0f}" for s in r["samples"]))
 
 
 def _terminated(signum: int, _frame: object) -> None:
@@ -418,39 +357,57 @@ def _terminated(signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, default=200_000)
-    parser.add_argument("--max-entries", type=int, default=50_000, help="the bench's bound")
-    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--near-share", type=float, default=0.10)
     parser.add_argument("--copy-share", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=20261130)
-    parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    structlog.configure(
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(30),
+    parser.add_argument("--lag", type=int, default=2000, help="newest originals not derived from")
+    parser.add_argument("--seed", type=int, default=20261203)
+    parser.add_argument("--url", help="use this Elasticsearch instead of starting one")
+    parser.add_argument(
+        "--port-base", type=int, default=int(os.environ.get("NEWSWIRE_BENCH_PORT_BASE", "36000"))
     )
-    settings = bench_settings(args)
-    signal.signal(signal.SIGTERM, _terminated)  # so a killed run still stops its broker
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--prefix", help=argparse.SUPPRESS)
+    parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--of", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    if args.worker:
+        print(json.dumps(asyncio.run(one_worker(args))))
+        return 0
+    signal.signal(signal.SIGTERM, _terminated)  # so a killed run still stops its node
     local = None
     started_here = False
-    if not args.bootstrap:
+    url = args.url
+    if url is None:
         from workshop.stack import LocalStack
 
-        local = LocalStack(settings, dist_dir=DIST, services=("kafka",))
+        base = args.port_base
+        settings = Settings(
+            home=HOME,
+            search_port=base + 850,
+            search_transport_port=base + 860,
+            search_heap="768m",
+            elasticsearch_url=f"http://127.0.0.1:{base + 850}",
+        )
+        local = LocalStack(settings, dist_dir=DIST, services=("search",))
         started_here = not local.status().healthy
-        if started_here:
-            print(f"starting Kafka on {settings.kafka_bootstrap} ({BENCH_HOME})", file=sys.stderr)
-        local.up()
+        url = local.up().search.endpoint
+    summary: dict[str, Any] = {"articles": args.articles, "batch": args.batch, "runs": {}}
     try:
-        result = asyncio.run(soak(args, settings))
+        with tempfile.TemporaryDirectory(prefix="soak-") as folder:
+            for n in args.workers:
+                summary["runs"][n] = run_workers(args, url, n, Path(folder))
+                if not args.json:
+                    report({**summary, "runs": {n: summary["runs"][n]}})
     finally:
         if local is not None and started_here:
             local.down()
     if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        report(result, Settings.model_fields["story_table_max_entries"].default)
+        print(json.dumps(summary, indent=2))
     return 0
 
 

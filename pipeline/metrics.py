@@ -156,17 +156,18 @@ INDEX_STALLED = Gauge(
     "newswire_index_stalled",
     "1 while a bulk write has failed more than NEWSWIRE_MAX_RETRIES times in a row.",
 )
-STORY_TABLE_ENTRIES = Gauge(
-    "newswire_story_table_entries",
-    "Articles held by the worker's story table (bounded by NEWSWIRE_STORY_TABLE_MAX_ENTRIES).",
+STORY_TABLE_SECONDS = Histogram(
+    "newswire_story_table_seconds",
+    "Time of one batch's story-table round trip (lookups, clustering, write) in the engine.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-STORY_TABLE_BYTES = Gauge(
-    "newswire_story_table_bytes", "Estimated memory of the worker's story table."
+STORY_TABLE_RETRIES = Counter(
+    "newswire_story_table_retries_total",
+    "Story-table round trips retried while the search engine was unreachable.",
 )
-STORY_TABLE_EVICTED = Counter(
-    "newswire_story_table_evicted_total",
-    "Story table entries dropped, by reason (bound: the capacity, expired: the window).",
-    ["reason"],
+STORY_TABLE_EXPIRED = Counter(
+    "newswire_story_table_expired_indices_total",
+    "Story-table day indices deleted once older than NEWSWIRE_STORY_WINDOW_DAYS.",
 )
 ENRICH_SECONDS = Histogram(
     "newswire_enrich_batch_seconds",

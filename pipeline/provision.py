@@ -23,13 +23,14 @@ from pipeline.kafka.topics import (
     replica_config,
     replication_problem,
     retention_warning,
-    stories_spec,
 )
 from pipeline.search.trends import install_trends_index
 from pipeline.settings import Settings
+from pipeline.sinks.backend import SearchBackend
 from pipeline.sinks.engines import open_backend
 from pipeline.sinks.indexer import IndexSetup, install_index
 from pipeline.sinks.stories import install_stories_index
+from pipeline.sinks.story_table import SearchStoryStore
 from pipeline.sources.repartition import migrate_poller_state
 
 log = structlog.get_logger(__name__)
@@ -40,8 +41,7 @@ class SetupReport:
     """What setup created or found."""
 
     topics_created: list[str] = field(default_factory=list)
-    #: Existing topics whose configuration setup changed (DLQ retention, the story
-    #: window), and how.
+    #: Existing topics whose configuration setup changed (e.g. DLQ retention), and how.
     topics_configured: dict[str, dict[str, str]] = field(default_factory=dict)
     index: IndexSetup | None = None
     kibana_objects: int | None = None
@@ -86,7 +86,6 @@ async def run_setup(
             *article_specs(settings),
             copies_spec(settings),
             dlq_spec(settings),
-            stories_spec(settings),
         )
     ] + [
         TopicSpec(topic, settings.poller_partitions, replicas) for topic in poller_topics(settings)
@@ -99,6 +98,7 @@ async def run_setup(
         report.index = await install_index(backend, settings.index_alias, settings)
         await install_stories_index(backend, settings.story_index)
         await install_trends_index(backend, settings.trend_index)
+        await install_story_table(backend, settings)
     finally:
         await backend.close()
     if settings.kibana_url:
@@ -108,9 +108,20 @@ async def run_setup(
     return report
 
 
+async def install_story_table(backend: SearchBackend, settings: Settings) -> None:
+    """The index template of the story table's day indices (put again by every setup: it
+    carries the mapping this version looks up)."""
+    store = SearchStoryStore(
+        backend, settings.story_table_index, window_seconds=settings.story_window_days * 86400
+    )
+    await store.install()
+
+
 def article_topics(settings: Settings) -> list[str]:
-    """The topics keyed by article id (``NEWSWIRE_TOPIC_PARTITIONS``)."""
-    return [settings.topic_raw, settings.topic_enriched, settings.topic_dlq, settings.topic_stories]
+    """The topics keyed by article id (``NEWSWIRE_TOPIC_PARTITIONS``). The story table is
+    not among them: it lives in the search engine, shared by every worker, so more
+    partitions change nothing for it."""
+    return [settings.topic_raw, settings.topic_enriched, settings.topic_dlq, settings.topic_copies]
 
 
 def poller_topics(settings: Settings) -> list[str]:

@@ -141,10 +141,6 @@ class Settings(BaseSettings, IndexLifecycleFields, WorkerRecoveryFields):
     topic_raw: str = Field("newswire.articles.raw", description="NEWSWIRE_TOPIC_RAW")
     topic_enriched: str = Field("newswire.articles.enriched", description="NEWSWIRE_TOPIC_ENRICHED")
     topic_dlq: str = Field("newswire.articles.dlq", description="NEWSWIRE_TOPIC_DLQ")
-    topic_stories: str = Field(
-        "newswire.stories",
-        description="NEWSWIRE_TOPIC_STORIES: compacted topic of duplicate and story-cluster keys.",
-    )
     topic_copies: str = Field(
         "newswire.articles.copies",
         description="NEWSWIRE_TOPIC_COPIES: exact copies dropped before enrichment, for their "
@@ -236,15 +232,14 @@ class Settings(BaseSettings, IndexLifecycleFields, WorkerRecoveryFields):
         7.0,
         gt=0,
         description="NEWSWIRE_STORY_WINDOW_DAYS: how long duplicate fingerprints and story "
-        "clusters are remembered (and kept on the stories topic: its `retention.ms`).",
+        "clusters are remembered: the story table's day indices older than this are deleted "
+        "by the workers.",
     )
-    story_table_max_entries: int = Field(
-        150_000,
-        ge=1,
-        description="NEWSWIRE_STORY_TABLE_MAX_ENTRIES: most articles the story table holds "
-        "in each worker, oldest dropped first (about 1.5 KiB each: 150,000 is about 220 MiB); "
-        "a restart reads at most this many records. Give it at least articles per day x "
-        "NEWSWIRE_STORY_WINDOW_DAYS, or the window is shorter in effect.",
+    story_table_index: str = Field(
+        "newswire-story-table",
+        description="NEWSWIRE_STORY_TABLE_INDEX: prefix of the story table's day indices "
+        "(`<prefix>-YYYYMMDD`, one small document per article of the window, shared by every "
+        "worker: what a worker holds does not grow with the volume).",
     )
     worker_session_timeout: float = Field(
         20.0,

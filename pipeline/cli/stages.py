@@ -24,7 +24,7 @@ def setup(
         typer.Option(
             "--partitions",
             min=1,
-            help="Raise the article topics (raw, enriched, DLQ, stories) to N partitions; "
+            help="Raise the article topics (raw, enriched, DLQ, copies) to N partitions; "
             "then set NEWSWIRE_TOPIC_PARTITIONS=N for the workers.",
         ),
     ] = None,

@@ -6,10 +6,10 @@
   over content-word shingles, banded into LSH keys (:func:`band_keys`: 64 bands of 2
   rows, each band one 64-bit integer). The store that remembers articles is a
   :class:`StoryStore`: the bounded in-memory :class:`pipeline.enrich.stories.StoryIndex`
-  (tests, the CLI), or the worker's :class:`pipeline.kafka.compacted.StoryTable`, which
-  replicates it across workers. A candidate cluster (one sharing a band with the new
-  article) is accepted only when the estimated Jaccard similarity with the signature of
-  the article that founded it reaches the threshold.
+  (tests, the CLI), or the worker's :class:`pipeline.sinks.story_table.SearchStoryStore`,
+  shared by every worker in the search engine. A candidate cluster (one sharing a band
+  with the new article) is accepted only when the estimated Jaccard similarity with the
+  signature of the article that founded it reaches the threshold.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ Signature = npt.NDArray[np.uint32]
 BandKeys = npt.NDArray[np.uint64]
 
 # One random 64-bit value per band, XORed into the band's two rows so that equal rows in
-# different bands give different keys. Band keys never leave the process (records carry
-# the signature), but a fixed seed keeps them reproducible.
+# different bands give different keys. The seed is fixed: band keys are stored in the
+# story table and looked up by every worker, so every process and version must agree.
 _BAND_SALTS: BandKeys = np.random.default_rng(20240602).integers(
     0, np.iinfo(np.uint64).max, size=BANDS, dtype=np.uint64, endpoint=True
 )

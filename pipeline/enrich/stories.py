@@ -1,5 +1,8 @@
-"""The story index: the articles the worker remembers to drop exact duplicates and
-cluster stories, in memory bounded by an entry count. Pure: no I/O.
+"""The story index: articles remembered in memory, bounded by an entry count, to drop
+exact duplicates and cluster stories. Pure: no I/O. The worker's story table lives in the
+search engine (:mod:`pipeline.sinks.story_table`), which keeps only its own writes of the
+last seconds in one of these (not yet searchable there); ``newswire enrich`` and the
+tests use it whole.
 
 One *entry* per article given a cluster (:class:`~pipeline.enrich.dedup.StoryRecord`):
 article id, cluster id, MinHash signature, fingerprint, write time. Entries live in at
@@ -7,8 +10,7 @@ most ``GENERATIONS`` generations of ``capacity // GENERATIONS`` entries, in writ
 A generation keeps its entries in flat numpy arrays and its lookups (LSH band key ->
 entry, fingerprint -> entry) as sorted ``uint64`` arrays searched with
 ``np.searchsorted``, plus a small dict of the keys added since the last merge
-(``MERGE_EVERY`` entries). About 1.5 KiB per entry (bench/bench_soak.py measures it),
-where the key-per-band table it replaces took tens of KiB.
+(``MERGE_EVERY`` entries). About 1.5 KiB per entry.
 
 Eviction is oldest-first and incremental: when the newest generation is full and
 ``GENERATIONS`` exist, the oldest is dropped whole (a few array frees, plus one dict
@@ -24,8 +26,6 @@ key-value table did when the founder's signature key expired).
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import sys
 import time
@@ -45,9 +45,6 @@ log = structlog.get_logger(__name__)
 GENERATIONS = 8
 #: Entries whose lookup keys wait in a dict before they are merged into the sorted arrays.
 MERGE_EVERY = 512
-#: Key prefix of the records on the stories topic (one record per article).
-RECORD_PREFIX = "a:"
-RECORD_VERSION = 2
 #: Rough CPython cost of a dict item with an int key (the recent-keys dicts, founders).
 _DICT_ITEM_BYTES = 100
 
@@ -385,50 +382,9 @@ class StoryIndex:
         return count
 
 
-def encode_record(record: StoryRecord) -> tuple[bytes, bytes]:
-    """The (key, value) of an article's record on the stories topic: key ``a:<id>`` (so
-    compaction keeps an article's latest record), value ASCII JSON with the signature in
-    base64 (about 0.8 KB)."""
-    value = {
-        "v": RECORD_VERSION,
-        "c": record.cluster_id,
-        "n": record.new_cluster,
-        "f": record.fingerprint,
-        "s": base64.b64encode(np.asarray(record.signature, "<u4").tobytes()).decode("ascii"),
-    }
-    return (
-        (RECORD_PREFIX + record.article_id).encode("utf-8"),
-        json.dumps(value, separators=(",", ":")).encode("ascii"),
-    )
-
-
-def decode_record(key: bytes | None, value: bytes | None) -> StoryRecord | None:
-    """The record of :func:`encode_record`; None for anything else (tombstones, the
-    key-per-band records of earlier versions: ``b:``, ``s:``, ``x:``)."""
-    if not key or not value or not key.startswith(RECORD_PREFIX.encode("ascii")):
-        return None
-    try:
-        data = json.loads(value)
-        sig = np.frombuffer(base64.b64decode(data["s"]), "<u4").astype(np.uint32)
-        if data.get("v") != RECORD_VERSION or sig.shape != (NUM_PERM,):
-            return None
-        return StoryRecord(
-            article_id=key[len(RECORD_PREFIX) :].decode("utf-8"),
-            cluster_id=str(data["c"]),
-            signature=sig,
-            fingerprint=data.get("f") or None,
-            new_cluster=bool(data.get("n")),
-        )
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
 __all__ = [
     "GENERATIONS",
     "MERGE_EVERY",
-    "RECORD_PREFIX",
     "StoryIndex",
-    "decode_record",
-    "encode_record",
     "fingerprint_key",
 ]

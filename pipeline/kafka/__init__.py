@@ -1,3 +1,3 @@
 """The Kafka transport: ``client`` (connection, producer, record encoding), ``topics``
 (creating topics, one replication policy) and ``compacted`` (reading a compacted topic
-to its end, the replicated table built on that)."""
+to its end)."""

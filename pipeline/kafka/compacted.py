@@ -1,12 +1,10 @@
-"""Compacted topics: read one to its end, or only its recent tail.
+"""Compacted topics: read one to its end.
 
 A compacted topic keeps the latest record per key, so reading it from the beginning to
 the end offsets it had when the reading started rebuilds the state it stores: the poller's
-feed state is loaded that way (:func:`read_to_end`). The worker's story table is bounded
-instead (:mod:`pipeline.kafka.stories`), so it reads only the tail it can hold
-(:func:`read_tail`): the records of the story window, at most its capacity, whatever the
-topic's history. :class:`CompactedFollower` reads a small compacted topic whole and then
-follows it (the standing queries every worker applies).
+feed state is loaded that way (:func:`read_to_end`). :class:`CompactedFollower` reads a
+small compacted topic whole and then follows it (the standing queries every worker
+applies).
 """
 
 from __future__ import annotations
@@ -48,79 +46,6 @@ async def read_to_end(
         for tp in list(remaining):
             if await consumer.position(tp) >= end[tp]:
                 remaining.discard(tp)
-
-
-def share_budget(available: Sequence[int], budget: int) -> list[int]:
-    """How many records to take from each partition: at most ``budget`` in all, each
-    partition at most what it has, the rest shared evenly (water-filling).
-
-    An even split (``budget / partitions`` each) loads too little after partitions were
-    added: the new partitions are nearly empty and the old ones hold the window, so their
-    unused share goes to the partitions that have more."""
-    take = [0] * len(available)
-    left = max(0, budget)
-    open_ = sorted(range(len(available)), key=lambda i: available[i])
-    while open_ and left > 0:
-        share = left // len(open_)
-        smallest = open_[0]
-        if available[smallest] - take[smallest] <= share:
-            grant = available[smallest] - take[smallest]
-            take[smallest] += grant
-            left -= grant
-            open_.pop(0)
-            continue
-        if share == 0:  # fewer records left than partitions: one each, in order
-            for i in open_[:left]:
-                take[i] += 1
-            break
-        for i in open_:
-            take[i] += share
-        left -= share * len(open_)
-    return take
-
-
-async def read_tail(
-    consumer: Any,
-    partitions: Sequence[TopicPartition],
-    apply: Callable[[Any], None],
-    *,
-    limit: int,
-    since_ms: int | None = None,
-    timeout_ms: int = 1000,
-) -> int:
-    """Assign ``partitions`` to ``consumer`` and ``apply`` only their recent records: at
-    most ``limit`` in all (:func:`share_budget` over what each partition holds), each
-    partition from the later of its share of last offsets and the first record at or after
-    ``since_ms`` (``offsets_for_times``), up to the end offsets they had when called. The
-    time and work are bounded by the limit, not by the topic's history. Returns the number
-    of records applied (a few more than the limit when records arrive meanwhile: they are
-    applied too, the consumer's position moves on)."""
-    partitions = list(partitions)
-    consumer.assign(partitions)
-    end = await consumer.end_offsets(partitions)
-    begin = await consumer.beginning_offsets(partitions)
-    first = dict(begin)
-    if since_ms is not None:
-        found = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
-        for tp in partitions:
-            hit = found.get(tp)
-            first[tp] = max(first[tp], hit.offset if hit is not None else end[tp])
-    shares = share_budget([max(0, end[tp] - first[tp]) for tp in partitions], limit)
-    start = {tp: end[tp] - share for tp, share in zip(partitions, shares, strict=True)}
-    for tp in partitions:
-        consumer.seek(tp, start[tp])
-    remaining = {tp for tp in partitions if start[tp] < end[tp]}
-    applied = 0
-    while remaining:
-        batch = await consumer.getmany(*remaining, timeout_ms=timeout_ms)
-        for records in batch.values():
-            for record in records:
-                apply(record)
-                applied += 1
-        for tp in list(remaining):
-            if await consumer.position(tp) >= end[tp]:
-                remaining.discard(tp)
-    return applied
 
 
 Records = Callable[[list[Any]], Awaitable[None]]
@@ -185,4 +110,4 @@ class CompactedFollower:
             await self._consumer.stop()
 
 
-__all__ = ["CompactedFollower", "read_tail", "read_to_end", "share_budget"]
+__all__ = ["CompactedFollower", "read_to_end"]

@@ -101,23 +101,6 @@ def dlq_spec(settings: Settings) -> TopicSpec:
     )
 
 
-def stories_config(window_seconds: float | None) -> dict[str, str]:
-    """The story table's topic: compacted (one record per article id), and with a window,
-    records older than it deleted (``compact,delete``, ``retention.ms`` = the window)."""
-    if window_seconds is None:
-        return dict(COMPACTED)
-    return {"cleanup.policy": "compact,delete", "retention.ms": str(round(window_seconds * 1000))}
-
-
-def stories_spec(settings: Settings) -> TopicSpec:
-    """The stories topic, windowed by ``NEWSWIRE_STORY_WINDOW_DAYS``."""
-    return TopicSpec(
-        settings.topic_stories,
-        settings.topic_partitions,
-        stories_config(settings.story_window_days * 86_400),
-    )
-
-
 def article_specs(settings: Settings) -> list[TopicSpec]:
     """The raw and enriched topics, kept ``NEWSWIRE_TOPIC_RETENTION_DAYS`` (not the
     broker's default, 7 days, which a long outage outlasts)."""
@@ -368,8 +351,6 @@ __all__ = [
     "replication_problem",
     "retention_ms",
     "retention_warning",
-    "stories_config",
-    "stories_spec",
     "topic_overrides",
     "topic_partitions",
     "wait_partitions",

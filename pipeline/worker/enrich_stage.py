@@ -1,6 +1,7 @@
-"""The enrich agent's batch: raw records -> validated, capped, exact duplicates dropped,
-enriched in the NLP threads, story cluster assigned -> the enriched topic, with the story
-table's writes in the same round trip. Records that cannot be read go to the DLQ."""
+"""The enrich agent's batch: raw records -> validated, capped, exact duplicates dropped and
+story clusters assigned against the story table shared in the search engine, enriched in
+the NLP threads -> the enriched topic (and exact copies to the copies topic). Records that
+cannot be read go to the DLQ."""
 
 from __future__ import annotations
 
@@ -23,12 +24,7 @@ from pipeline.worker.decode import Values, decode_batch
 from pipeline.worker.dlq import send_dead_letters
 from pipeline.worker.output import KafkaOutput
 from pipeline.worker.stopping import stop_requested_within
-from pipeline.worker.story_clusters import (
-    StoryTableSlot,
-    assign_clusters,
-    copy_clusters,
-    drop_duplicates,
-)
+from pipeline.worker.story_clusters import StoryBatch, StoryTableSlot, story_batch
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +33,9 @@ PARTS_PER_THREAD = 4
 #: Backoff while the entity recogniser is unavailable (seconds): doubles up to the cap.
 RECOGNISER_RETRY_FIRST = 1.0
 RECOGNISER_RETRY_CAP = 60.0
+#: Backoff while the story table (the search engine) is unavailable, likewise.
+STORY_RETRY_FIRST = 0.5
+STORY_RETRY_CAP = 30.0
 
 ItemT = TypeVar("ItemT")
 
@@ -67,6 +66,7 @@ class EnrichStage:
             max_workers=settings.nlp_threads, thread_name_prefix="nlp"
         )
         self._enricher: Any = None
+        self._template_checked = False
         #: Wall-clock times (epoch seconds) of the last batch's steps; logged with the
         #: batch (``app.py``). The agent runs one batch at a time.
         self.marks: dict[str, float] = {}
@@ -84,19 +84,27 @@ class EnrichStage:
         marks = self.marks = {}
         decoded, dead = decode_batch(values, RawArticle, "enrich")
         articles = [self._capped(article, where) for article, _, where in decoded]
-        stories = await self.output.until_kafka_takes("enrich", self.stories.start)
-        copies: list[tuple[RawArticle, str, str | None]] = []
-        kept = drop_duplicates(articles, stories, copies)
-        articles = [article for article, _ in kept]
+        stories = await self._stories_until_done(articles)
+        articles = [article for article, _ in stories.kept]
+        # The batch's story documents are written while it is enriched (one round trip off
+        # the latency), and must be before anything of it is published.
+        written = asyncio.ensure_future(self._flush_until_done())
         enriched: list[EnrichedArticle] = []
-        clusters: list[str] = []
+        try:
+            results: list[Enrichment] = []
+            if articles:
+                marks["nlp_started"] = time.time()
+                results = await self._enrich_until_done(articles)
+                marks["nlp_done"] = time.time()
+            await written
+        except BaseException:
+            written.cancel()
+            raise
         if articles:
-            marks["nlp_started"] = time.time()
-            results = await self._enrich_until_done(articles)
-            marks["nlp_done"] = time.time()
-            clusters = assign_clusters(kept, stories)
             now = utcnow()
-            for article, enrichment, cluster_id in zip(articles, results, clusters, strict=True):
+            for article, enrichment, cluster_id in zip(
+                articles, results, stories.clusters, strict=True
+            ):
                 enriched.append(
                     EnrichedArticle(
                         **article.model_dump(),
@@ -107,15 +115,12 @@ class EnrichStage:
                         cluster_id=cluster_id,
                     )
                 )
-        # The enriched records and the story table's writes in one round trip; the batch is
-        # acknowledged only once both are (a redelivered article keeps its id, so finding its
-        # own fingerprint in the table does not make it a duplicate).
         records = [(a.id.encode("utf-8"), a.model_dump_json().encode("utf-8")) for a in enriched]
         # Exact copies are not enriched, but count among their story's sources (the sink
         # folds them into the stories index).
         copy_records = [
             (copy.id.encode("utf-8"), encode(copy_record(copy, original, cluster)))
-            for copy, original, cluster in copy_clusters(copies, kept, clusters)
+            for copy, original, cluster in stories.copies
         ]
         output = self.output
 
@@ -125,15 +130,71 @@ class EnrichStage:
             await asyncio.gather(
                 send_all(output.producer, self.settings.topic_enriched, records),
                 send_all(output.producer, self.settings.topic_copies, copy_records),
-                stories.flush(output.producer),
             )
 
         await output.until_kafka_takes("enrich", publish)
         marks["sent"] = time.time()
+        await self.stories.expire_when_due()
         metrics.WORKER_RECORDS.labels("enrich", "enriched").inc(len(enriched))
         if dead:
             await send_dead_letters(output, dead)
         return len(enriched)
+
+    async def _stories_until_done(self, articles: list[RawArticle]) -> StoryBatch:
+        """The batch's story path (:func:`story_batch`); while the search engine is
+        unreachable, or the story table's template is missing (``newswire setup`` not run),
+        wait and retry. Nothing is acknowledged meanwhile; a stop request hands the batch
+        back."""
+        store = self.stories.start()
+        failures = 0
+        while True:
+            try:
+                if not self._template_checked:
+                    if await store.backend.get_index_template(store.prefix) is None:
+                        raise RetryableError(
+                            f"no index template {store.prefix!r} for the story table: run "
+                            "`newswire setup`"
+                        )
+                    self._template_checked = True
+                with metrics.STORY_TABLE_SECONDS.time():
+                    return await story_batch(articles, store, flush=False)
+            except RetryableError as exc:
+                store.discard()
+                failures += 1
+                delay = backoff_delay(failures, STORY_RETRY_FIRST, STORY_RETRY_CAP)
+                wait = min(max(exc.retry_after or 0.0, delay), STORY_RETRY_CAP)
+                metrics.STORY_TABLE_RETRIES.inc()
+                log.warning(
+                    "enrich.story_table_unavailable",
+                    error=str(exc),
+                    articles=len(articles),
+                    retry_in=round(wait, 1),
+                )
+                if not await stop_requested_within(self.stopping, wait):
+                    continue
+                raise HandedBackError("enrich", "the story table (search engine)") from exc
+
+    async def _flush_until_done(self) -> None:
+        """Write the batch's story documents; while the engine is unreachable, wait and
+        retry (what failed stays pending); a stop request hands the batch back."""
+        store = self.stories.start()
+        failures = 0
+        while True:
+            try:
+                await store.flush()
+                return
+            except RetryableError as exc:
+                failures += 1
+                delay = backoff_delay(failures, STORY_RETRY_FIRST, STORY_RETRY_CAP)
+                metrics.STORY_TABLE_RETRIES.inc()
+                log.warning("enrich.story_table_unavailable", error=str(exc), retry_in=delay)
+                if not await stop_requested_within(self.stopping, delay):
+                    continue
+                store.discard()
+                raise HandedBackError("enrich", "the story table (search engine)") from exc
+            except Exception:
+                store.discard()  # a refused write is not left to fail every later batch
+                raise
 
     async def _enrich_until_done(self, articles: list[RawArticle]) -> list[Enrichment]:
         """Enrich in the NLP threads; while the recogniser is unavailable, wait and retry.

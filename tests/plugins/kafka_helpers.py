@@ -28,7 +28,7 @@ def isolated(settings: Settings, name: str, **extra: Any) -> Settings:
             "topic_raw": f"nwtest.{tag}.raw",
             "topic_enriched": f"nwtest.{tag}.enriched",
             "topic_dlq": f"nwtest.{tag}.dlq",
-            "topic_stories": f"nwtest.{tag}.stories",
+            "story_table_index": f"nwtest-{tag}-story-table",
             "topic_copies": f"nwtest.{tag}.copies",
             "topic_inflight": f"nwtest.{tag}.inflight",
             "topic_alert_queries": f"nwtest.{tag}.alert-queries",
@@ -53,7 +53,7 @@ def env_for(settings: Settings) -> dict[str, str]:
     names = (
         "kafka_bootstrap", "search_engine", "opensearch_url", "elasticsearch_url", "index_alias",
         "topic_raw",
-        "topic_enriched", "topic_dlq", "topic_stories", "worker_id", "worker_web_port",
+        "topic_enriched", "topic_dlq", "story_table_index", "worker_id", "worker_web_port",
         "batch_size", "batch_seconds", "home", "topic_partitions", "topic_feeds",
         "topic_poller_state", "poller_group", "poller_metrics_port", "ner_backend",
         "corenlp_url", "corenlp_port", "worker_buffer", "topic_copies", "topic_alert_queries",

@@ -16,10 +16,8 @@ from pipeline.kafka.client import start_client
 from pipeline.kafka.security import client_options
 from pipeline.kafka.topics import (
     check_feeds_topic,
-    create_missing_topics,
     ensure_topics,
     partition_counts,
-    stories_spec,
 )
 from pipeline.provision import article_topics, grow_partitions, poller_topics
 from pipeline.sources.coordination import KafkaStateStore, ensure_poller_topics
@@ -37,7 +35,6 @@ async def test_partitions_grow_and_the_feed_state_moves_along(
 ) -> None:
     settings = isolated(stack.settings, "grow", topic_partitions=2, poller_partitions=2)
     await ensure_topics(settings)
-    await create_missing_topics(settings, [stories_spec(settings)])
     await ensure_poller_topics(stack.kafka_bootstrap, settings)
     store = KafkaStateStore(stack.kafka_bootstrap, settings)
     try:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from pipeline.provision import install_story_table
 from pipeline.sinks.elasticsearch import ElasticsearchBackend
 from pipeline.sinks.indexer import IndexSetup, install_index
 
@@ -34,6 +35,20 @@ async def _install_as(node: Any, user: str) -> IndexSetup:
     backend = ElasticsearchBackend(settings, node.url)
     try:
         return await install_index(backend, ALIAS)
+    finally:
+        await backend.client.close()
+
+
+async def _install_story_table(node: Any, user: str) -> None:
+    settings = node.settings.model_copy(
+        update={
+            "elasticsearch_username": user,
+            "elasticsearch_password": SecretStr(node.passwords[user]),
+        }
+    )
+    backend = ElasticsearchBackend(settings, node.url)
+    try:
+        await install_story_table(backend, settings)
     finally:
         await backend.client.close()
 
@@ -75,8 +90,16 @@ def test_the_shipped_roles_hold_on_a_secured_node(secure_search: Any) -> None:
             put = writer.put(f"/{index}/_doc/s1", json={"n": 1})
             assert put.status_code in (200, 201), put.text
             assert writer.delete(f"/{index}").status_code == 403, index
-        day = "newswire-story-table-20261203"
-        assert writer.put(f"/{day}/_doc/a1", json={"n": 1}).status_code in (200, 201)
+    # the story table: the writer reads its template, writes its day indices and deletes
+    # them once past the window (issue 18), and nothing of the articles
+    asyncio.run(_install_story_table(secure_search, "newswire_setup"))
+    with _as(secure_search, "newswire_writer") as writer:
+        assert writer.get("/_index_template/newswire-story-table").status_code == 200
+        day = "newswire-story-table-20200101"
+        written = writer.put(f"/{day}/_doc/a1", json={"c": "a1", "n": True, "t": 0})
+        assert written.status_code in (200, 201), written.text
+        listed = writer.get("/_cat/indices/newswire-story-table-*", params={"format": "json"})
+        assert listed.status_code == 200 and [i["index"] for i in listed.json()] == [day]
         assert writer.delete(f"/{day}").status_code == 200
     with _as(secure_search, "newswire_reader") as reader:
         found = reader.get(f"/{ALIAS}/_search", params={"q": "kerry"})

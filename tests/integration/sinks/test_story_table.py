@@ -1,10 +1,13 @@
 """The story table in the search engine (pipeline/sinks/story_table.py) on the real node: near
-duplicates written by one worker are found by another (no shared memory), exact duplicates
-by fingerprint, distinct articles stay apart, and a batch's own articles meet before the
-engine has refreshed."""
+duplicates written by one worker are found by another (no shared memory, nothing loaded at
+start), exact duplicates by fingerprint with their cluster, distinct articles stay apart, a
+batch's own articles meet before the engine has refreshed, two workers that found one story
+at the same moment converge on the earliest cluster, a redelivered founder stays the founder,
+and day indices past the window are deleted."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,11 +18,12 @@ from pipeline.enrich.dedup import (
     assign_cluster,
     exact_duplicate_of,
     fingerprint,
+    jaccard_estimate,
     story_signature,
 )
 from pipeline.sinks.backend import SearchBackend
 from pipeline.sinks.engines import open_backend
-from pipeline.sinks.story_table import SearchStoryStore
+from pipeline.sinks.story_table import SearchStoryStore, day_index
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +75,7 @@ async def test_two_workers_share_clusters_through_the_engine(backend: SearchBack
     assert assign_cluster(near, second, "cluster-b1", article_id="b1") == "cluster-a1"
     assert assign_cluster(other, second, "cluster-b2", article_id="b2") == "cluster-b2"
     assert exact_duplicate_of(copy_fp, second, "b3") == "a1"
+    assert second.duplicate_entry(copy_fp, "b3") == ("a1", "cluster-a1")
     assert exact_duplicate_of(copy_fp, second, "a1") is None  # its own redelivery
     assert second.unprefetched == 0
     assert await second.flush() == 2
@@ -88,12 +93,75 @@ async def test_a_batch_meets_its_own_articles_before_the_refresh(backend: Search
     await store.flush()
 
 
-def test_expired_day_indices() -> None:
-    store = SearchStoryStore(
-        None,  # type: ignore[arg-type]  # no I/O in this method
-        "s",
-        window_seconds=2 * 86400,
-        clock=lambda: 1_700_000_000.0,  # 2023-11-14 22:13 UTC
+CLOSER = REWRITE.replace("stickier", "more stubborn").replace("climbed", "rose")
+
+
+async def test_two_workers_founding_one_story_at_once_converge_on_the_earliest(
+    backend: SearchBackend,
+) -> None:
+    prefix = f"nwtest-stories-{uuid.uuid4().hex[:8]}"
+    clock = {"now": 1_000.0}
+    first, second, third = (
+        SearchStoryStore(
+            backend, prefix, 7 * 86400, grace_seconds=0.0, clock=lambda: clock["now"] + 1.8e9
+        )
+        for _ in range(3)
     )
-    names = ["s-20231110", "s-20231111", "s-20231112", "s-20231113", "s-20231114", "x-20200101"]
-    assert store.expired_indices(names) == ["s-20231110", "s-20231111"]
+    await first.install()
+    story = story_signature("Rates rise", None, STORY)
+    rewrite = story_signature("Rates rise again", None, REWRITE)
+    # Both workers look the batch up before either has written: neither sees the other.
+    await first.prefetch([story], [None])
+    await second.prefetch([rewrite], [None])
+    assert assign_cluster(story, first, "early", article_id="early") == "early"
+    clock["now"] += 0.5
+    assert assign_cluster(rewrite, second, "late", article_id="late") == "late"
+    await first.flush()
+    await second.flush()
+    await backend.refresh(f"{prefix}-*")
+
+    # A later article closer to the later founder joins the earliest, on any worker.
+    closer = story_signature("Rates rise again", None, CLOSER)
+    assert jaccard_estimate(closer, rewrite) > jaccard_estimate(closer, story)
+    for store, article in ((third, "c1"), (first, "c2"), (second, "c3")):
+        await store.prefetch([closer], [None])
+        assert assign_cluster(closer, store, article, article_id=article) == "early"
+
+
+async def test_a_redelivered_founder_keeps_its_cluster_and_signature(
+    backend: SearchBackend,
+) -> None:
+    prefix = f"nwtest-stories-{uuid.uuid4().hex[:8]}"
+    store, again, later = [await _store(backend, prefix) for _ in range(3)]
+    sig = story_signature("Rates rise", None, STORY)
+    await store.prefetch([sig], [None])
+    assert assign_cluster(sig, store, "a1", article_id="a1") == "a1"
+    await store.flush()
+    await backend.refresh(f"{prefix}-*")
+    await again.prefetch([sig], [None])  # the same article, redelivered after a crash
+    assert assign_cluster(sig, again, "a1", article_id="a1") == "a1"
+    await again.flush()
+    await backend.refresh(f"{prefix}-*")
+    near = story_signature("Rates rise again", None, REWRITE)
+    await later.prefetch([near], [None])
+    assert assign_cluster(near, later, "b1", article_id="b1") == "a1"
+
+
+async def test_day_indices_past_the_window_are_deleted(backend: SearchBackend) -> None:
+    prefix = f"nwtest-stories-{uuid.uuid4().hex[:8]}"
+    now = time.time()
+    old = SearchStoryStore(backend, prefix, 86400, clock=lambda: now - 5 * 86400)
+    await old.install()
+    current = SearchStoryStore(backend, prefix, 86400, clock=lambda: now)
+    sig = story_signature("Rates rise", None, STORY)
+    for store, article in ((old, "old"), (current, "new")):
+        await store.prefetch([sig], [None])
+        assign_cluster(sig, store, article, article_id=article)
+        await store.flush()
+    names = {row["index"] for row in await backend.index_stats(f"{prefix}-*")}
+    assert len(names) == 2
+    expired = await current.expire()
+    assert expired == [day_index(prefix, now - 5 * 86400)]
+    left = {row["index"] for row in await backend.index_stats(f"{prefix}-*")}
+    assert left == {day_index(prefix, now)}
+    assert await current.expire() == []

@@ -13,8 +13,6 @@ from pipeline.enrich.stories import (
     GENERATIONS,
     MERGE_EVERY,
     StoryIndex,
-    decode_record,
-    encode_record,
 )
 
 
@@ -131,26 +129,6 @@ def test_memory_per_entry_is_small_and_stays_flat_past_the_bound(record: Any) ->
         index.remember(record(n))
     assert full / 4000 < 2048  # bytes per entry: signature, 64 band keys, ids
     assert index.nbytes() <= full * 1.05
-
-
-def test_records_round_trip_and_other_records_are_ignored(record: Any) -> None:
-    original = record(3, cluster="c1")
-    key, value = encode_record(original)
-    assert key == b"a:a3" and len(value) < 1000
-    decoded = decode_record(key, value)
-    assert decoded is not None
-    assert (decoded.article_id, decoded.cluster_id) == ("a3", "c1")
-    assert decoded.fingerprint == original.fingerprint
-    assert np.array_equal(decoded.signature, original.signature) and not decoded.new_cluster
-    for key, value in (
-        (b"b:3:00ff00ff00ff00ff", b"cluster"),  # the key-per-band records of earlier versions
-        (b"s:cluster", b"AAAA"),
-        (b"x:" + b"0" * 32, b"article"),
-        (b"a:a3", None),  # tombstone
-        (b"a:a3", b"{not json"),
-        (b"a:a3", b'{"v": 2, "c": "c", "s": "AAAA"}'),  # a signature of the wrong length
-    ):
-        assert decode_record(key, value) is None
 
 
 def test_the_worker_drops_copies_from_the_table_and_from_its_own_batch() -> None:
