@@ -21,7 +21,10 @@ feed has the fixed ``--interval``), is stopped, and is started again. Reported:
   each with churn, the state memory per feed and record size at the end.
 
     .venv/bin/python bench/bench_poller_scale.py [--feeds 200000] [--interval 1800] \\
-        [--bootstrap HOST:PORT] [--json]
+        [--warm] [--bootstrap HOST:PORT] [--json]
+
+``--warm`` measures the steady state instead of the cold import: every feed's state is
+written first as a poller that had polled it once would have left it (:func:`warm_states`).
 
 Without ``--bootstrap`` a Kafka-only local stack is started (NEWSWIRE_BENCH_PORT_BASE).
 """
