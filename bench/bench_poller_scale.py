@@ -21,7 +21,10 @@ feed has the fixed ``--interval``), is stopped, and is started again. Reported:
   each with churn, the state memory per feed and record size at the end.
 
     .venv/bin/python bench/bench_poller_scale.py [--feeds 200000] [--interval 1800] \\
-        [--bootstrap HOST:PORT] [--json]
+        [--warm] [--bootstrap HOST:PORT] [--json]
+
+``--warm`` measures the steady state instead of the cold import: every feed's state is
+written first as a poller that had polled it once would have left it (:func:`warm_states`).
 
 Without ``--bootstrap`` a Kafka-only local stack is started (NEWSWIRE_BENCH_PORT_BASE).
 """
@@ -44,7 +47,8 @@ import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -53,13 +57,14 @@ from pipeline.models import RawArticle  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.sources.feeds import FeedConfig  # noqa: E402
 from pipeline.sources.feedtopic import FeedTopic  # noqa: E402
+from pipeline.sources.scheduler import spread  # noqa: E402
 from pipeline.sources.seen import select  # noqa: E402
 from pipeline.sources.state import FeedState  # noqa: E402
 
 BENCH_HOME = REPO / ".newswire" / "bench-poller-scale"
 DIST = REPO / ".newswire" / "dist"
 sys.path.insert(0, str(REPO / "bench"))
-from feed_farm import feed_url  # noqa: E402
+from feed_farm import Farm, feed_url  # noqa: E402
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -267,6 +272,88 @@ def months_model(feeds: int, polls: int, seed: int = 16) -> dict[str, Any]:
     }
 
 
+def warm_states(
+    feeds: list[FeedConfig],
+    hosts: int,
+    churn: float,
+    farm_t0: float,
+    settings: Settings,
+    interval: float,
+) -> tuple[list[FeedState], dict[str, Any]]:
+    """The state a poller that already polled every feed once would hold: per feed, the
+    farm's current document (its own ``Farm.body``) and ETag, items as the parser makes
+    them (ids by ``article_id`` of the link, content hashed by ``select``), the body
+    hash of ``outcome.body_hash`` (the caller sets the due times once it is built).
+
+    Feedparser on 200,000 documents would cost ~30 CPU minutes, so the items are built
+    without it; one feed per host is parsed for real (``parse_feed`` on the document the
+    farm serves over HTTP) and its selection must equal the built one, or this raises."""
+    from pipeline.identity import article_id
+    from pipeline.sources.outcome import body_hash
+    from pipeline.sources.parse import parse_feed
+
+    farm = Farm(0, hosts, churn)
+    farm.t0 = farm_t0
+    cap = settings.poll_seen_items
+
+    def items(i: int, k: int) -> list[RawArticle]:
+        # The fields ``select`` reads, as ``parse_feed`` makes them from the farm's items
+        # (a pydantic model per item would cost more than the rest of the build).
+        return cast(
+            list[RawArticle],
+            [
+                SimpleNamespace(
+                    id=article_id(f"http://site{i % 997}.example/{i}/{n}"),
+                    title=f"Feed {i} story {n}",
+                    summary=f"Story {n} of feed {i}, a few words of summary text.",
+                    body=None,
+                    published_at=None,
+                )
+                for n in range(k, k - 20, -1)
+            ],
+        )
+
+    now = time.time()
+    states: list[FeedState] = []
+    checked = 0
+    for i, feed in enumerate(feeds):
+        k = farm.current(i, now)
+        body = farm.body(i, k)
+        chosen = select(items(i, k), b"", None, cap)
+        state = FeedState(
+            key=feed.key, url=feed.url, etag=f'"{i}-{k}"', body_hash=body_hash(body),
+            interval=interval, last_status=200, last_outcome="new",
+            new_items=chosen.new, total_items=chosen.new, seen=chosen.seen, floor=chosen.floor,
+        )  # fmt: skip
+        states.append(state)
+        if i < hosts:  # one feed per host: the real fetch and parse must agree
+            with urllib.request.urlopen(feed.url, timeout=30) as response:  # noqa: S310 (loopback farm)
+                served, etag = response.read(), response.headers.get("ETag")
+            parsed = parse_feed(served, feed_url=feed.url)
+            real = select(parsed.articles, b"", None, cap)
+            if etag != state.etag or body_hash(served) != state.body_hash:
+                raise RuntimeError(f"warm: feed {i} changed under the build ({etag})")
+            if (real.seen, real.floor, real.new) != (chosen.seen, chosen.floor, chosen.new):
+                raise RuntimeError(f"warm: built items of feed {i} differ from the parser's")
+            checked += 1
+    return states, {"warm_build_s": round(time.time() - now, 1), "warm_checked_by_parse": checked}
+
+
+async def write_states(states: list[FeedState], settings: Settings) -> float:
+    """Write ``states`` with the poller's own store (``KafkaStateStore.save``), many
+    sends in flight at once; seconds taken."""
+    from pipeline.sources.coordination import KafkaStateStore
+
+    store = KafkaStateStore(bootstrap_of(settings), settings)
+    started = time.perf_counter()
+    try:
+        for start in range(0, len(states), 2000):
+            await asyncio.gather(*(store.save(s) for s in states[start : start + 2000]))
+    finally:
+        await store.close()
+    return time.perf_counter() - started
+
+
 def start_poller(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = log.open("ab")
     return subprocess.Popen(
@@ -299,7 +386,7 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         stdout=subprocess.PIPE, cwd=REPO,
     )  # fmt: skip
     assert farm.stdout is not None
-    json.loads(farm.stdout.readline())
+    farm_t0 = float(json.loads(farm.stdout.readline())["t0"])
     run_id = uuid.uuid4().hex[:8]
     topics = settings.model_copy(
         update={
@@ -339,6 +426,24 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         result["list_loaded"] = loaded
         if args.list_only:
             return result
+        due_from = 0.0
+        if args.warm:
+            # The steady state: the state topic as a poller that polled every feed once
+            # left it; the measured intervals start when the first warm feed is due.
+            listed = [FeedConfig(url=feed_url(i, args.hosts, farm_port)) for i in range(args.feeds)]
+            states, built = warm_states(
+                listed, args.hosts, args.churn, farm_t0, topics, args.interval
+            )
+            result.update(built)
+            # Due from when the write and the poller's start are done (``--warm-lead``),
+            # spread by key over one interval; the last poll an interval before.
+            due_from = time.time() + args.warm_lead
+            for state in states:
+                state.next_poll_at = due_from + spread(state.key) * args.interval
+                state.last_poll_at = state.last_change_at = state.next_poll_at - args.interval
+            result["warm_write_s"] = round(asyncio.run(write_states(states, topics)), 1)
+            result["warm_lead_left_s"] = round(due_from - time.time(), 1)
+            del states, listed
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("NEWSWIRE_")},
             "NEWSWIRE_KAFKA_BOOTSTRAP": bootstrap_of(topics),
@@ -374,7 +479,10 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             if poller.poll() is not None:
                 raise RuntimeError(f"the poller exited ({poller.returncode}); see {log}")
         # The intervals count from when the poller had its feeds (coverage windows).
-        t0 = assigned_at or time.time()
+        t0 = max(assigned_at or time.time(), due_from)
+        while time.time() < t0:  # warm: nothing is due before due_from
+            time.sleep(1)
+            peak = max(peak, tree_rss_mb(poller.pid))
         end = t0 + args.intervals * args.interval
         profiler = None
         if args.profile:
@@ -386,6 +494,7 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             )  # fmt: skip
         # Per interval: the poller tree's CPU seconds per request the farm saw, the
         # machine's load average and the share of its CPU that other work left idle.
+        status_t0 = farm_stats(control_port, windows=0)["status"]
         marks = [(tree_cpu_s(poller.pid), farm_stats(control_port, windows=0)["requests"],
                   machine_cpu())]  # fmt: skip
         loads: list[list[float]] = [[] for _ in range(args.intervals)]
@@ -432,6 +541,9 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         stats = farm_stats(control_port, t0=t0, interval=args.interval, windows=args.intervals)
         result["covered_per_interval"] = stats["covered"]
         result["farm_status"] = stats["status"]
+        result["farm_status_measured"] = {
+            code: n - status_t0.get(code, 0) for code, n in stats["status"].items()
+        }
         result["peak_in_flight_per_host"] = stats["peak_in_flight_per_host"]
         text = scrape(metrics_port)
         result["schedule_lag"] = lag_quantiles(text)
@@ -644,6 +756,16 @@ def main(argv: list[str] | None = None) -> int:
         "--cpu-only", action="store_true", help="only the in-process CPU per poll rounds"
     )
     parser.add_argument("--cpu-feeds", type=int, default=2000)
+    parser.add_argument(
+        "--warm", action="store_true",
+        help="the steady state: write every feed's state as a poller that polled it once "
+        "would have, before the measured poller starts",
+    )  # fmt: skip
+    parser.add_argument(
+        "--warm-lead", type=float, default=150.0,
+        help="seconds from the warm build to the first due poll (covers write and start)",
+    )  # fmt: skip
+    parser.add_argument("--skip-months", action="store_true", help="no months model")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
@@ -651,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
         result["cpu_per_poll"] = cpu_per_poll(args)
         print(json.dumps(result, indent=2) if args.json else result)
         return 0
-    if not args.rebalance_only and not args.list_only:
+    if not args.rebalance_only and not args.list_only and not args.skip_months:
         result["months_model"] = months_model(args.months_feeds, args.months_polls)
     if not args.months_only:
         base = int(os.environ.get("NEWSWIRE_BENCH_PORT_BASE", "36000"))
