@@ -15,7 +15,6 @@ panels read, so they show this score rather than a score of their own.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from pipeline.search.query import facet_field, parse_duration
 from pipeline.settings import Settings
 from pipeline.sinks.backend import SearchBackend
 from pipeline.sinks.engines import open_backend
-from pipeline.sinks.templates import templates_dir
+from pipeline.sinks.templates import create_missing_index, index_body
 
 log = structlog.get_logger(__name__)
 
@@ -192,25 +191,15 @@ def row_id(row: Mapping[str, Any]) -> str:
 
 
 def trends_index_body() -> dict[str, Any]:
-    path = templates_dir() / "trends-index.json"
-    try:
-        body: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    body.pop("_meta", None)
-    return body
+    return index_body("trends-index.json")
 
 
 async def install_trends_index(backend: SearchBackend, name: str) -> bool:
     """Create the trends index when missing; True when created."""
-    try:
-        await backend.create_index(name, trends_index_body())
-    except SearchBackendError as exc:
-        if "resource_already_exists" in str(exc):
-            return False
-        raise
-    log.info("trends.index_created", index=name)
-    return True
+    created = await create_missing_index(backend, name, "trends-index.json")
+    if created:
+        log.info("trends.index_created", index=name)
+    return created
 
 
 async def record_trends(settings: Settings, requests: Sequence[TrendRequest]) -> dict[str, int]:

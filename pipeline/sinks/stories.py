@@ -9,17 +9,16 @@ redelivered batch changes nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import structlog
 
 from pipeline.backoff import backoff_delay
-from pipeline.errors import ConfigError, RetryableError, SearchBackendError
+from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.sinks.backend import SearchBackend
 from pipeline.sinks.story_docs import StoryItem, group_items, merge_story
-from pipeline.sinks.templates import templates_dir
+from pipeline.sinks.templates import create_missing_index, index_body
 
 log = structlog.get_logger(__name__)
 #: Tries of one batch's story updates when other workers keep winning the race.
@@ -27,25 +26,15 @@ MAX_CONFLICT_ROUNDS = 20
 
 
 def stories_index_body() -> dict[str, Any]:
-    path = templates_dir() / "stories-index.json"
-    try:
-        body: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    body.pop("_meta", None)
-    return body
+    return index_body("stories-index.json")
 
 
 async def install_stories_index(backend: SearchBackend, name: str) -> bool:
     """Create the stories index when missing; True when created."""
-    try:
-        await backend.create_index(name, stories_index_body())
-    except SearchBackendError as exc:
-        if "resource_already_exists" in str(exc):
-            return False
-        raise
-    log.info("stories.index_created", index=name)
-    return True
+    created = await create_missing_index(backend, name, "stories-index.json")
+    if created:
+        log.info("stories.index_created", index=name)
+    return created
 
 
 class StoryWriter:

@@ -6,9 +6,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, SearchBackendError
+
+if TYPE_CHECKING:
+    from pipeline.sinks.backend import SearchBackend
 
 AnalysisVariant = Literal["english", "standard"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -64,3 +67,22 @@ def load_templates(variant: AnalysisVariant, directory: Path | None = None) -> I
 def first_index(alias: str) -> str:
     """The first versioned index behind an alias (``newswire-articles-000001``)."""
     return f"{alias}-000001"
+
+
+def index_body(file_name: str) -> dict[str, Any]:
+    """A whole index's body (settings and mappings) kept beside the templates, without
+    its ``_meta`` note (the stories and trends indices)."""
+    body = _load(templates_dir() / file_name)
+    body.pop("_meta", None)
+    return body
+
+
+async def create_missing_index(backend: SearchBackend, name: str, file_name: str) -> bool:
+    """Create ``name`` from ``file_name`` when it does not exist; True when created."""
+    try:
+        await backend.create_index(name, index_body(file_name))
+    except SearchBackendError as exc:
+        if "resource_already_exists" in str(exc):
+            return False
+        raise
+    return True
