@@ -10,8 +10,6 @@ static 3-voter quorum, RF 3 / min ISR 2) and three Elasticsearch nodes in
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import shutil
 import time
@@ -26,7 +24,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.kafka.client import make_producer, publish_raw
 from pipeline.settings import Settings
 from tests.plugins.kafka_helpers import session_fixture_of
 from workshop.stack import LocalStack
@@ -104,43 +101,6 @@ def cluster(test_port_base: int) -> Iterator[Cluster]:
     finally:
         if started_here and os.environ.get("NEWSWIRE_TEST_KEEP_STACK") != "1":
             local.down()
-
-
-class ArticleFeed:
-    """Publishes ``pool`` in chunks of ``batch`` every ``every`` seconds until stopped."""
-
-    def __init__(self, settings: Settings, pool: list[Any], batch: int, every: float) -> None:
-        self.settings, self.pool, self.batch, self.every = settings, pool, batch, every
-        self.sent: list[Any] = []
-        self.task: asyncio.Task[None] | None = None
-        self.stopping = asyncio.Event()
-
-    async def _run(self) -> None:
-        producer = make_producer(self.settings)
-        await producer.start()
-        try:
-            while len(self.sent) < len(self.pool) and not self.stopping.is_set():
-                chunk = self.pool[len(self.sent) : len(self.sent) + self.batch]
-                await publish_raw(producer, self.settings.topic_raw, chunk)
-                self.sent.extend(chunk)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), self.every)
-        finally:
-            await producer.stop()
-
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run())
-
-    async def finish(self) -> None:
-        """Wait until the whole pool is sent (raises what the sending raised)."""
-        if self.task is not None:
-            await self.task
-
-    async def stop(self) -> None:
-        """Stop after the chunk being sent (a cancel mid-send could leave records the
-        broker took but ``sent`` does not list)."""
-        self.stopping.set()
-        await self.finish()
 
 
 async def leaders(settings: Settings, topic: str) -> Counter[int]:
@@ -221,12 +181,6 @@ def _first_answer(settings: Settings, path: str, params: dict[str, str]) -> Any:
         except (httpx.HTTPError, ValueError) as exc:
             last = exc
     raise AssertionError(f"no Elasticsearch node answered {path}: {last!r}")
-
-
-@pytest.fixture(scope="session")
-def article_feed() -> type[ArticleFeed]:
-    """``ArticleFeed(settings, pool, batch, every)``: articles published while faults happen."""
-    return ArticleFeed
 
 
 leaders_fixture = session_fixture_of(leaders)

@@ -5,6 +5,7 @@ takes ``isolated`` as an argument and calls it as before, and never imports this
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from pipeline.kafka.client import make_producer, publish_raw
 from pipeline.kafka.topics import topic_partitions
 from pipeline.settings import Settings
 
@@ -150,3 +152,47 @@ wait_for_fixture = session_fixture_of(wait_for)
 read_topic_fixture = session_fixture_of(read_topic)
 read_committed_records_fixture = session_fixture_of(read_committed_records)
 read_committed_fixture = session_fixture_of(read_committed)
+
+
+class ArticleFeed:
+    """Publishes ``pool`` in chunks of ``batch`` every ``every`` seconds until stopped."""
+
+    def __init__(self, settings: Settings, pool: list[Any], batch: int, every: float) -> None:
+        self.settings, self.pool, self.batch, self.every = settings, pool, batch, every
+        self.sent: list[Any] = []
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = asyncio.Event()
+
+    async def _run(self) -> None:
+        producer = make_producer(self.settings)
+        await producer.start()
+        try:
+            while len(self.sent) < len(self.pool) and not self.stopping.is_set():
+                chunk = self.pool[len(self.sent) : len(self.sent) + self.batch]
+                await publish_raw(producer, self.settings.topic_raw, chunk)
+                self.sent.extend(chunk)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), self.every)
+        finally:
+            await producer.stop()
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    async def finish(self) -> None:
+        """Wait until the whole pool is sent (raises what the sending raised)."""
+        if self.task is not None:
+            await self.task
+
+    async def stop(self) -> None:
+        """Stop after the chunk being sent (a cancel mid-send could leave records the
+        broker took but ``sent`` does not list)."""
+        self.stopping.set()
+        await self.finish()
+
+
+@pytest.fixture(scope="session")
+def article_feed() -> type[ArticleFeed]:
+    """``ArticleFeed(settings, pool, batch, every)``: articles published while a fault or a
+    rebalance happens."""
+    return ArticleFeed

@@ -1,27 +1,27 @@
 """A rebalance while the sink is stalled (issue 9, fault 5), with real worker processes, the
-session's Kafka, CoreNLP and Elasticsearch: the search engine is cut off from the workers
-(a TCP proxy in front of it refuses and drops their connections) while articles keep
-coming; a third worker joins, then one leaves with SIGTERM. Enrichment must go on on every
-worker after each rebalance (the sinks stay stalled, their buffers full), and once the
-engine is back every article is indexed exactly once.
+session's Kafka, CoreNLP and Elasticsearch: the article indices refuse writes (a write block,
+as the disk watermark sets) while articles keep coming; a third worker joins, then one
+leaves with SIGTERM. Enrichment must go on on every worker after each rebalance (the sinks
+stay stalled, their buffers full; the story table, in other indices of the same engine,
+still answers), and once the block is lifted every article is indexed exactly once.
 
 Each worker's buffer is small (NEWSWIRE_WORKER_BUFFER=120) so that the sinks' buffers fill
 within seconds, as a production buffer of 4096 would in a longer outage: the case where a
 full buffer held the consumer both agents share, and so the enrichment, after a rebalance.
+A whole engine outage stops enrichment too since the story table lives in the engine
+(tests/integration/worker/test_worker_faults.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
+import httpx
 import pytest
 
-from pipeline.kafka.client import make_producer, publish_raw
 from pipeline.provision import run_setup
 from pipeline.settings import Settings
 
@@ -33,39 +33,6 @@ pytestmark = pytest.mark.integration
 #: Seconds enrichment is watched after each rebalance.
 WINDOW_S = 12.0
 ASSIGNED = "Executing _on_partitions_assigned"
-
-
-class Feed:
-    """Publishes ``batch`` articles every ``every`` seconds until stopped."""
-
-    def __init__(self, settings: Settings, pool: list[Any], batch: int, every: float) -> None:
-        self.settings, self.pool, self.batch, self.every = settings, pool, batch, every
-        self.sent: list[Any] = []
-        self.task: asyncio.Task[None] | None = None
-        self.stopping = asyncio.Event()
-
-    async def _run(self) -> None:
-        producer = make_producer(self.settings)
-        await producer.start()
-        try:
-            while len(self.sent) < len(self.pool) and not self.stopping.is_set():
-                chunk = self.pool[len(self.sent) : len(self.sent) + self.batch]
-                await publish_raw(producer, self.settings.topic_raw, chunk)
-                self.sent.extend(chunk)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), self.every)
-        finally:
-            await producer.stop()
-
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        """Stop after the chunk being sent: cancelling mid-send could leave a chunk the
-        broker took but ``sent`` does not list (counted as extra documents)."""
-        self.stopping.set()
-        if self.task is not None:
-            await self.task
 
 
 def log_text(worker: WorkerProcess, since: int = 0) -> str:
@@ -118,8 +85,8 @@ async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly
     stack: Any,
     tmp_path: Path,
     isolated: Any,
-    tcp_proxy: Any,
     worker_process: Any,
+    article_feed: Any,
     make_articles: Any,
     wait_for: Any,
     wait_indexed: Any,
@@ -136,24 +103,31 @@ async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly
         topic_partitions=6,
         worker_buffer=120,
     )
-    search = urlparse(stack.search_url)
-    proxy = tcp_proxy((search.hostname or "127.0.0.1", search.port or 9200))
-    through_proxy = settings.model_copy(update={"elasticsearch_url": proxy.url})
     await run_setup(settings)
+
+    def write_block(on: bool) -> None:
+        """The article indices refuse (or take again) every write, reads still answer."""
+        answer = httpx.put(
+            f"{stack.search_url}/{settings.index_alias}/_settings",
+            json={"index.blocks.write": on},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+
     workers: dict[str, WorkerProcess] = {}
     for name in ("a", "b", "c"):
-        worker = worker_process(through_proxy, tmp_path / f"worker-{name}.log")
+        worker = worker_process(settings, tmp_path / f"worker-{name}.log")
         worker.name = name  # type: ignore[attr-defined]
         workers[name] = worker
     a, b, c = workers["a"], workers["b"], workers["c"]
-    feed = Feed(settings, make_articles("rebalance", 1400, seed=13), batch=8, every=0.5)
+    feed = article_feed(settings, make_articles("rebalance", 1400, seed=13), batch=8, every=0.5)
     figures: dict[str, Any] = {}
     try:
         a.start()
         b.start()
         feed.start()
         await wait_indexed(settings, a, 24, 240, "the first articles to be indexed", 0.5)
-        proxy.cut()  # the sinks stall: every bulk request fails, nothing is acknowledged
+        write_block(True)  # the sinks stall: every bulk item is refused, nothing indexed
         cut_at = time.monotonic()
         indexed_at_cut = await index_count(settings) or 0
         enriched_at_cut = await topic_size(settings, settings.topic_enriched)
@@ -182,7 +156,7 @@ async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly
 
         await feed.stop()
         indexed_while_stalled = (await index_count(settings) or 0) - indexed_at_cut
-        proxy.restore()
+        write_block(False)
         back_at = time.monotonic()
         sent = feed.sent
         await wait_indexed(
@@ -204,7 +178,7 @@ async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly
             assert seen["enriched_in_window"] > 0, f"enrichment stopped after the {phase}"
             stopped = [name for name, n in seen["enrich_batches"].items() if n == 0]
             assert not stopped, f"no enrichment on {stopped} after the {phase}: {seen}"
-            assert seen["sink_batches"] == 0, "a sink wrote while the engine was cut off"
+            assert seen["sink_batches"] == 0, "a sink wrote while the article indices were blocked"
         assert "worker.fail_stop" not in logs
     finally:
         await feed.stop()
