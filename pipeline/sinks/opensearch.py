@@ -179,24 +179,24 @@ class OpenSearchBackend:
         return {name: dict(meta.get("mappings", {})) for name, meta in body.items()}
 
     async def get_index_template(self, name: str) -> dict[str, Any] | None:
-        try:
-            body = await self.client.indices.get_index_template(name=name)
-        except NotFoundError:
-            return None
-        except TransportError as exc:
-            raise _wrap(exc) from exc
-        templates = body.get("index_templates", [])
-        return dict(templates[0]["index_template"]) if templates else None
+        return await self._template(self.client.indices.get_index_template, name, "index_template")
 
     async def get_component_template(self, name: str) -> dict[str, Any] | None:
+        return await self._template(
+            self.client.cluster.get_component_template, name, "component_template"
+        )
+
+    async def _template(self, fetch: Any, name: str, kind: str) -> dict[str, Any] | None:
+        """The template ``name`` of ``kind`` (``index_template``/``component_template``),
+        None when it does not exist."""
         try:
-            body = await self.client.cluster.get_component_template(name=name)
+            body = await fetch(name=name)
         except NotFoundError:
             return None
         except TransportError as exc:
             raise _wrap(exc) from exc
-        templates = body.get("component_templates", [])
-        return dict(templates[0]["component_template"]) if templates else None
+        templates = body.get(f"{kind}s", [])
+        return dict(templates[0][kind]) if templates else None
 
     async def open_pit(self, index: str, keep_alive: str) -> str:
         """A point in time (``POST /<index>/_search/point_in_time``, OpenSearch 2.4+: not
