@@ -303,9 +303,11 @@ def create_app(
             log.warning("worker.final_commit_failed", error=f"{type(exc).__name__}: {exc}")
         log.info("worker.stopping", unfinished=sorted(busy))
 
-    async def _revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-        # A rebalance; a batch in progress (a stalled sink's) goes on through it.
+    async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        # A rebalance; a batch in progress (a stalled sink's) goes on through it. Losing a
+        # partition is not a death: its notes of records in flight are cleared first.
         log.info("worker.rebalance", in_progress=sorted(busy))
+        await ledger.release((tp.topic, tp.partition) for tp in revoked)
 
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         # Faust paused every assigned partition before this; gaps stay paused.

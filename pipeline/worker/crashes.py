@@ -8,9 +8,13 @@ each partition, which offsets it is working on in a small compacted topic
 (``NEWSWIRE_TOPIC_INFLIGHT``) before the work and clears the note after it. A note still
 set when a worker (this one after a restart, or another after a rebalance) takes the
 partition means the process died with those records in flight: each gets one more
-*suspicion*. A suspect record is then handled alone, so the next death names it exactly;
-one in flight at ``NEWSWIRE_WORKER_CRASH_LIMIT`` deaths goes to the DLQ with that reason
-and the partition goes on. The cost when nothing crashes: two small records per batch and
+*suspicion*. A worker that only *loses* a partition in a rebalance is not dead: before it
+lets the partition go (the revocation callback, awaited before the group re-forms) it
+clears its notes of that partition, and writes none for it afterwards, so the next owner
+counts no death for a batch that merely straddled the rebalance. A suspect record is then
+handled alone, so the next death names it exactly; one in flight at
+``NEWSWIRE_WORKER_CRASH_LIMIT`` deaths goes to the DLQ with that reason and the partition
+goes on. The cost when nothing crashes: two small records per batch and
 partition (one round trip each, sent together).
 """
 
@@ -110,9 +114,9 @@ def plan_batch(values: Values, suspicion: dict[tuple[str, int, int], int], limit
     """Split a batch by each record's suspicion (``(topic, partition, offset) -> deaths``).
 
     A record goes alone from ``limit - 1`` deaths on (at least 1), so one death that was
-    not one (a batch still running on a worker that lost its partition in a rebalance)
-    does not slow the next owner down, while the last death before the limit names the
-    record exactly."""
+    not one (a stop that had to cancel a batch, a revocation whose note could not be
+    written) does not slow the next owner down, while the last death before the limit
+    names the record exactly."""
     plan = Plan()
     alone_from = max(1, limit - 1)
     for value in values:
@@ -177,7 +181,12 @@ class CrashLedger:
     A partition's note is read from the topic before the first batch of it this worker
     handles after an assignment (:meth:`ensure`), never concurrently with its own batches:
     a batch noted before the read would look like a death, and one planned before it would
-    overwrite the suspicions the topic holds."""
+    overwrite the suspicions the topic holds. Writes go only to notes read since the last
+    assignment (``loaded``): a partition revoked here is cleared once (:meth:`release`)
+    and then belongs to its next owner, even while a batch of it still runs here."""
+
+    #: Bound on the revocation's write: a rebalance must not wait on an unreachable broker.
+    RELEASE_TIMEOUT = 10.0
 
     def __init__(self, settings: Settings, send: Send, read: Read | None = None) -> None:
         self.settings = settings
@@ -191,9 +200,21 @@ class CrashLedger:
         #: Keys whose batch is in progress here: their note stays as it is on a rebalance.
         self.busy: set[str] = set()
         self._lock = asyncio.Lock()
+        #: Per stage: a note's check-then-write is not interleaved with a release.
+        self._writes: dict[str, asyncio.Lock] = {}
+        #: Key -> (stage, topic, partition), for the keys this ledger has used.
+        self._where: dict[str, tuple[str, str, int]] = {}
+        #: Counts releases, so a read that a revocation overtook does not mark its notes
+        #: as this worker's.
+        self._releases = 0
 
     def _key(self, stage: str, topic: str, partition: int) -> str:
-        return note_key(self.settings.worker_id, stage, topic, partition)
+        key = note_key(self.settings.worker_id, stage, topic, partition)
+        self._where[key] = (stage, topic, partition)
+        return key
+
+    def _write_lock(self, stage: str) -> asyncio.Lock:
+        return self._writes.setdefault(stage, asyncio.Lock())
 
     def forget(self) -> None:
         """Partitions were assigned: read the notes again before the next batch of each
@@ -211,6 +232,7 @@ class CrashLedger:
             missing = keys - self.loaded
             if not missing:
                 return
+            releases = self._releases
             found = await self.read(missing)
             for key in missing:
                 note = Note.decode(found.get(key))
@@ -222,7 +244,8 @@ class CrashLedger:
                         action="each is handled alone; at the crash limit it goes to the DLQ",
                     )
                 self.notes[key] = note.after_death()
-            self.loaded |= missing
+            if releases == self._releases:
+                self.loaded |= missing
 
     def plan(self, stage: str, values: Values) -> Plan:
         suspicion: dict[tuple[str, int, int], int] = {}
@@ -235,29 +258,72 @@ class CrashLedger:
 
     async def begin(self, stage: str, part: Sequence[Value]) -> None:
         """Note ``part``'s offsets as in flight, before any work on them."""
-        records = []
-        for (topic, partition), offsets in by_partition(part).items():
-            key = self._key(stage, topic, partition)
-            note = self.notes.setdefault(key, Note())
-            note.inflight = list(offsets)
-            self.busy.add(key)
-            records.append((key.encode("utf-8"), note.encode()))
-        await self.send(stage, self.settings.topic_inflight, records)
+        async with self._write_lock(stage):
+            records = []
+            for (topic, partition), offsets in by_partition(part).items():
+                key = self._key(stage, topic, partition)
+                note = self.notes.setdefault(key, Note())
+                note.inflight = list(offsets)
+                self.busy.add(key)
+                if key in self.loaded:  # not released to another worker meanwhile
+                    records.append((key.encode("utf-8"), note.encode()))
+            if records:
+                await self.send(stage, self.settings.topic_inflight, records)
 
     async def end(self, stage: str, part: Sequence[Value], *, handled: bool = True) -> None:
         """Clear the note of ``part``: handled records are no longer suspects (a part
         handed back on a stop keeps its suspicions, and is not counted as a death)."""
-        records = []
-        for (topic, partition), offsets in by_partition(part).items():
-            key = self._key(stage, topic, partition)
-            note = self.notes.setdefault(key, Note())
-            note.inflight = []
-            if handled:
-                for offset in offsets:
-                    note.suspects.pop(offset, None)
-            self.busy.discard(key)
-            records.append((key.encode("utf-8"), note.encode()))
-        await self.send(stage, self.settings.topic_inflight, records)
+        async with self._write_lock(stage):
+            records = []
+            for (topic, partition), offsets in by_partition(part).items():
+                key = self._key(stage, topic, partition)
+                note = self.notes.setdefault(key, Note())
+                note.inflight = []
+                if handled:
+                    for offset in offsets:
+                        note.suspects.pop(offset, None)
+                self.busy.discard(key)
+                if key in self.loaded:
+                    records.append((key.encode("utf-8"), note.encode()))
+            if records:
+                await self.send(stage, self.settings.topic_inflight, records)
+
+    async def release(self, revoked: Iterable[tuple[str, int]]) -> None:
+        """Partitions are being revoked (a rebalance, not a death): clear the notes this
+        worker has of them before the group re-forms, and stop writing them, so their next
+        owner reads no records in flight. A write that fails or times out leaves the note
+        as it was: the next owner counts one death, which only makes those records
+        suspects early (the crash limit is reached only by repeated deaths)."""
+        self._releases += 1
+        gone = {(topic, partition) for topic, partition in revoked}
+        keys = [k for k in self.loaded if self._where.get(k, ("", "", -1))[1:] in gone]
+        by_stage: dict[str, list[str]] = {}
+        for key in keys:
+            by_stage.setdefault(self._where[key][0], []).append(key)
+        for stage, stage_keys in by_stage.items():
+            async with self._write_lock(stage):
+                self.loaded.difference_update(stage_keys)
+                records = []
+                for key in stage_keys:
+                    note = self.notes.get(key)
+                    if note is not None and note.inflight:
+                        note.inflight = []
+                        records.append((key.encode("utf-8"), note.encode()))
+                if not records:
+                    continue
+                try:
+                    await asyncio.wait_for(
+                        self.send(stage, self.settings.topic_inflight, records),
+                        self.RELEASE_TIMEOUT,
+                    )
+                except Exception as exc:  # a rebalance must go on
+                    log.warning(
+                        "worker.inflight_note_not_released",
+                        stage=stage,
+                        notes=len(records),
+                        error=f"{type(exc).__name__}: {exc}",
+                        effect="the next owner counts one death for these records",
+                    )
 
 
 __all__ = [

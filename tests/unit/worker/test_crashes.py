@@ -135,3 +135,50 @@ async def test_the_ledger_reads_notes_once_per_assignment_and_counts_deaths() ->
     await third.begin("enrich", [batch[2]])
     third.forget()
     assert third.loaded == {note_key("g", "enrich", "raw", 0)}
+
+
+async def test_a_partition_lost_in_a_rebalance_is_not_counted_as_a_death() -> None:
+    """The old owner clears its note when the partition is revoked and writes none for it
+    afterwards, even while its batch still runs; the new owner counts nothing."""
+    from pipeline.settings import Settings
+    from pipeline.worker.crashes import CrashLedger
+
+    settings = Settings(worker_id="g", worker_crash_limit=2)
+    topic = TopicDouble()
+    batch = [_value(n) for n in range(4)]
+    old = CrashLedger(settings, topic.send, topic.read)
+    await old.ensure("sink", batch)
+    await old.begin("sink", batch[:2])  # a stalled sink's batch, still running
+    await old.release([("raw", 0)])
+    new = CrashLedger(settings, topic.send, topic.read)
+    await new.ensure("sink", batch)
+    assert new.plan("sink", batch).rest == batch  # no suspects, nothing alone
+    await new.begin("sink", batch)
+    await old.end("sink", batch[:2])  # the old batch ends later: no write
+    await old.begin("sink", batch[2:])
+    assert Note.decode(topic.latest[note_key("g", "sink", "raw", 0)]).inflight == [0, 1, 2, 3]
+    # A death of the new owner is still counted.
+    third = CrashLedger(settings, topic.send, topic.read)
+    await third.ensure("sink", batch)
+    assert len(third.plan("sink", batch).dead) == 0
+    assert len(third.plan("sink", batch).alone) == 4
+
+
+async def test_a_release_that_cannot_be_written_does_not_stop_the_rebalance() -> None:
+    from pipeline.settings import Settings
+    from pipeline.worker.crashes import CrashLedger
+
+    topic = TopicDouble()
+
+    async def broken(stage: str, name: str, records: Any) -> int:
+        if not records or b"[]" not in records[0][1]:
+            return await topic.send(stage, name, records)
+        raise ConnectionError("broker unreachable")
+
+    ledger = CrashLedger(Settings(worker_id="g"), broken, topic.read)
+    batch = [_value(n) for n in range(2)]
+    await ledger.ensure("enrich", batch)
+    await ledger.begin("enrich", batch)
+    await ledger.release([("raw", 0)])  # logs, does not raise
+    assert ledger.loaded == set()
+    assert Note.decode(topic.latest[note_key("g", "enrich", "raw", 0)]).inflight == [0, 1]
