@@ -7,8 +7,8 @@ changed is a *revision* and is published once more (same id, newer ``fetched_at`
 the sink's external versioning keeps as the newest); an unchanged one never is.
 
 The memory is bounded by ``cap`` items (``poll_seen_items``), raised for a document that
-shows more items than that to as many as it shows, up to :data:`MAX_ITEMS` (160 items,
-1,920 bytes): every item a feed can still show is remembered, dated or not. The items of
+shows more items than that to as many as it shows, up to :data:`MAX_ITEMS` (100 items,
+1,200 bytes): every item a feed can still show is remembered, dated or not. The items of
 the current document come first, then those seen before, most recent first. Only when a
 document alone has more than the bound are the newest kept (by publication date), and
 ``floor`` becomes the newest publication time of those dropped: an unknown item dated at
@@ -31,8 +31,9 @@ from pipeline.models import RawArticle
 
 ITEM = struct.Struct(">QI")  # fingerprint, content hash
 ITEM_BYTES = ITEM.size  # 12
-#: Most items remembered for one feed, however many its document shows (~2 KB).
-MAX_ITEMS = 160
+#: Most items remembered for one feed, however many its document shows: 1,200 bytes in
+#: memory, a state record of ~2 KB at most (base64 and the other fields).
+MAX_ITEMS = 100
 
 
 def fingerprint(article_id: str) -> int:
