@@ -106,7 +106,9 @@ class SearchNode:
         self.config_dir = self.base / "config"
         self.data_dir = self.base / "data"
         #: The node's ``path.repo``: `newswire snapshot` writes its filesystem repository here.
-        self.snapshot_dir = self.base / "snapshots"
+        #: One folder for every node of a cluster (a repository must be reachable from each
+        #: node, as a shared mount would be): ``<home>/<engine>/snapshots``, the single node's.
+        self.snapshot_dir = home / self.engine / "snapshots"
         self.tmp_dir = self.base / "tmp"
         self.logs_dir = home / "logs" / self.name
         self.log_file = self.logs_dir / f"{CLUSTER_NAME}.log"

@@ -3,17 +3,11 @@ its ``path.repo``, restore after the generations are lost, refuse to overwrite l
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.models import EnrichedArticle
-from pipeline.sinks.engines import open_backend
-from pipeline.sinks.generations import rollover
-from pipeline.sinks.indexer import Indexer, install_index
-from pipeline.sinks.snapshots import create_snapshot, list_snapshots, restore_snapshot
+from tests.plugins.snapshot_check import lose_and_restore
 
 pytestmark = pytest.mark.integration
 
@@ -23,36 +17,4 @@ async def test_snapshot_create_and_restore_every_generation(engine_settings: Any
     if node_dir is None:
         pytest.skip("needs the local node: its path.repo is known (set up by the stack)")
     location = str(node_dir / "snapshots" / "test")
-    settings = engine_settings("snap", snapshot_location=location)
-    alias = settings.index_alias
-    backend = open_backend(settings)
-    try:
-        await install_index(backend, alias, settings)
-        indexer = Indexer(backend, alias, refresh="true")
-        when = datetime(2025, 1, 1, tzinfo=UTC)
-        await indexer.write([EnrichedArticle(id=f"s{n}", fetched_at=when) for n in range(50)])
-        await rollover(backend, alias, {}, force=True)
-        await indexer.write([EnrichedArticle(id=f"t{n}", fetched_at=when) for n in range(30)])
-        info = await create_snapshot(backend, settings, f"{alias}-snap")
-        assert info.state == "SUCCESS" and len(info.indices) == 2
-        assert info.name in {s.name for s in await list_snapshots(backend, settings)}
-        with pytest.raises(ConfigError, match="--replace"):
-            await restore_snapshot(backend, settings, info.name)
-        for name in await backend.alias_indices(alias):  # the disaster
-            await backend.delete_index(name)
-        assert not await backend.alias_exists(alias)
-        restored = await restore_snapshot(backend, settings, info.name)
-        assert sorted(restored) == sorted(info.indices)
-        await backend.refresh(alias)
-        assert await backend.count(alias) == 80
-        writes = await backend.alias_indices(alias)
-        assert sum(writes.values()) == 1  # one write index, as before
-        await indexer.write(
-            [EnrichedArticle(id="s1", title="revised", fetched_at=datetime.now(UTC))]
-        )
-        await backend.refresh(alias)
-        assert await backend.count(alias) == 80  # revisions still land in place
-    finally:
-        for name in await backend.alias_indices(alias):
-            await backend.delete_index(name)
-        await backend.close()
+    await lose_and_restore(engine_settings("snap", snapshot_location=location))
