@@ -160,7 +160,7 @@ class SearchNode:
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.write_engine_config(self.distribution(artifacts) / "config")
         if run_as is not None:
-            for root in (self.base, self.logs_dir):
+            for root in (self.base, self.logs_dir, self.snapshot_dir):  # the last: shared
                 make_traversable(root)
                 chown_tree(root, run_as)
             make_traversable(self.distribution(artifacts) / "bin")
