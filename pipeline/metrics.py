@@ -174,6 +174,11 @@ ENRICH_SECONDS = Histogram(
     "Time to enrich one micro-batch (NLP in the executor).",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+WORKER_ACKS_REFUSED = Counter(
+    "newswire_worker_acks_refused_total",
+    "Acknowledgements Faust made on its own for messages no agent handled (skipped at a "
+    "rebalance or a stop), refused so that no commit passes them (pipeline/worker/acks.py).",
+)
 WORKER_KAFKA_RETRIES = Counter(
     "newswire_worker_kafka_retries_total",
     "Worker output (enriched records, story keys, dead letters) sent again because Kafka "

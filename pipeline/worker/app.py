@@ -26,6 +26,7 @@ from pipeline.errors import HandedBackError
 from pipeline.kafka.client import bootstrap
 from pipeline.kafka.security import faust_broker_options
 from pipeline.settings import Settings
+from pipeline.worker.acks import AckGuard
 from pipeline.worker.batches import Worker
 from pipeline.worker.crashes import CrashLedger, death_reason
 from pipeline.worker.decode import Values
@@ -108,6 +109,13 @@ class FaustWorker(faust.Worker):
         configure(self.newswire_settings.log_level, self.newswire_settings.log_format)
 
 
+#: Why a finished batch is not acknowledged (see ``revocations`` in :func:`create_app`).
+REVOKED_WHILE_RUNNING = (
+    "its partitions were revoked while it ran: their owner reads them again from the "
+    "committed offset (its output is written; the second pass finds it there)"
+)
+
+
 def create_app(
     settings: Settings, worker: Worker | None = None, ledger: CrashLedger | None = None
 ) -> faust.App:
@@ -152,7 +160,13 @@ def create_app(
     within = timedelta(seconds=settings.batch_seconds)
 
     busy: set[str] = set()  # the stages with a batch in progress
+    #: Revocations so far. A batch taken before the latest one is not acknowledged: its
+    #: partitions now belong to their next owner (this worker again, perhaps), which reads
+    #: them from the committed offset. Faust would record such late acks against the new
+    #: assignment, and with no committed offset yet it commits past records not handled.
+    revocations = [0]
     guard = RetentionGuard(settings)  # partitions stopped: offsets out of retention
+    acks = AckGuard()  # Faust's own acks of messages no agent handled are refused
 
     # The notes of records in flight, so a record that kills the process is counted.
     async def send_notes(
@@ -235,6 +249,7 @@ def create_app(
             busy.add(stage)
             idle.clear()
             taken = time.time()
+            generation = revocations[0]
             values = [(e.value, _where(e)) for e in events]
             try:
                 done = await handle_noted(stage, handle, values)
@@ -247,8 +262,13 @@ def create_app(
                 busy.discard(stage)
                 if not busy:
                     idle.set()
+            if generation != revocations[0]:
+                log.info(
+                    f"{stage}.batch_not_acked", records=len(events), reason=REVOKED_WHILE_RUNNING
+                )
+                continue
             for event in events:
-                await stream.ack(event)
+                await acks.ack(stream, event)
             # One line per batch, with wall-clock stage times (epoch seconds), so where the
             # time goes can be read from the log (bench/bench_latency.py does).
             log.info(
@@ -301,16 +321,18 @@ def create_app(
             await app.consumer.commit()
         except Exception as exc:  # their redelivery is harmless (deterministic _id)
             log.warning("worker.final_commit_failed", error=f"{type(exc).__name__}: {exc}")
-        log.info("worker.stopping", unfinished=sorted(busy))
+        log.info("worker.stopping", unfinished=sorted(busy), acks_refused=acks.refused)
 
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         # A rebalance; a batch in progress (a stalled sink's) goes on through it. Losing a
         # partition is not a death: its notes of records in flight are cleared first.
-        log.info("worker.rebalance", in_progress=sorted(busy))
+        revocations[0] += 1
+        log.info("worker.rebalance", in_progress=sorted(busy), acks_refused=acks.refused)
         await ledger.release((tp.topic, tp.partition) for tp in revoked)
 
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         # Faust paused every assigned partition before this; gaps stay paused.
+        acks.install(app.consumer)
         await guard.on_assigned(app.consumer, assigned)
         ledger.forget()  # notes of records in flight are read again before the next batch
 
