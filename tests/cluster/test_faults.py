@@ -198,12 +198,6 @@ async def test_rolling_restart_of_every_broker_then_every_node_under_load(
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    reason="open (issue 18): passed on its branch, but timed out at 600 s in the first whole "
-    "run after the merge with the story table in the engine and the crash ledger; not yet "
-    "investigated",
-    strict=False,
-)
 async def test_three_workers_one_killed_one_added_while_articles_flow(
     cluster: Cluster, isolated: Any, tools: Any, tmp_path: Path
 ) -> None:

@@ -148,15 +148,40 @@ async def index_count(settings: Settings) -> int | None:
 
 
 async def wait_indexed(
-    settings: Settings, worker: WorkerProcess, count: int, limit: float, what: str, every: float
+    settings: Settings,
+    worker: WorkerProcess,
+    count: int,
+    limit: float,
+    what: str,
+    every: float,
+    sent: list[RawArticle] | None = None,
 ) -> None:
-    """Wait until ``count`` documents are indexed; fail at once if the worker dies."""
+    """Wait until ``count`` documents are indexed; fail at once if the worker dies. With
+    ``sent``, a timeout says which articles are missing and where their records are."""
 
     async def enough() -> bool:
         assert worker.alive(), worker.tail()
         return (await index_count(settings) or 0) >= count
 
-    await wait_for(enough, limit, what, every=every)
+    try:
+        await wait_for(enough, limit, what, every=every)
+    except AssertionError as exc:
+        if sent is None:
+            raise
+        raise AssertionError(f"{exc}: {await lost_where(settings, sent)}") from exc
+
+
+def block_article_writes(search_url: str, settings: Settings, on: bool) -> None:
+    """The article indices refuse (or take again) every write, reads still answer: the
+    sink stalls as in an outage, while the story table in the same engine still works."""
+    import httpx
+
+    answer = httpx.put(
+        f"{search_url}/{settings.index_alias}/_settings",
+        json={"index.blocks.write": on},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
 
 
 async def indexed_ids(settings: Settings) -> list[str]:
@@ -169,6 +194,31 @@ async def indexed_ids(settings: Settings) -> list[str]:
         return [str(hit["_id"]) for hit in hits]
     finally:
         await backend.close()
+
+
+async def lost_where(settings: Settings, sent: list[RawArticle]) -> str:
+    """For a failure message: the sent articles not indexed, and which of the worker's
+    topics hold a record naming each (raw, enriched, copies, DLQ)."""
+    from pipeline.kafka.client import bootstrap as bootstrap_of
+    from tests.plugins.kafka_helpers import read_committed
+
+    lost = sorted({a.id for a in sent} - set(await indexed_ids(settings)))
+    bootstrap = bootstrap_of(settings)
+    topics = {
+        name: await read_committed(bootstrap, topic)
+        for name, topic in (
+            ("raw", settings.topic_raw),
+            ("enriched", settings.topic_enriched),
+            ("copies", settings.topic_copies),
+            ("dlq", settings.topic_dlq),
+        )
+    }
+    where = {
+        id_: [f"{name} x{sum(id_.encode() in v for v in values)}" for name, values in
+              topics.items() if any(id_.encode() in v for v in values)]
+        for id_ in lost[:20]
+    }  # fmt: skip
+    return f"{len(lost)} of {len(sent)} sent not indexed; in topics: {where}"
 
 
 def report(name: str, **figures: Any) -> None:
@@ -209,6 +259,7 @@ make_articles_fixture = session_fixture_of(make_articles)
 publish_fixture = session_fixture_of(publish)
 topic_size_fixture = session_fixture_of(topic_size)
 index_count_fixture = session_fixture_of(index_count)
+block_article_writes_fixture = session_fixture_of(block_article_writes)
 wait_indexed_fixture = session_fixture_of(wait_indexed)
 indexed_ids_fixture = session_fixture_of(indexed_ids)
 check_exactly_once_fixture = session_fixture_of(check_exactly_once)

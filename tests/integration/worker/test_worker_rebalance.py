@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
 from pipeline.provision import run_setup
@@ -53,8 +52,10 @@ async def after_rebalance(
     wait_for: Any,
     topic_size: Any,
 ) -> dict[str, Any]:
-    """Wait until every live worker took its new assignment, then watch ``WINDOW_S``
-    seconds: the enriched topic's growth and each worker's enrichment batches."""
+    """Wait until every live worker took its new assignment, then until each enriched
+    a batch since (a worker that just joined loads its recogniser first: the bound is
+    generous, the time is reported), and at least ``WINDOW_S`` seconds: the enriched
+    topic's growth, each worker's enrichment batches and the sinks' batches meanwhile."""
 
     async def assigned() -> bool:
         for worker in live:
@@ -67,7 +68,16 @@ async def after_rebalance(
     await asyncio.sleep(2)  # a second rebalance right after the first one, if any
     marks = {w.name: log_size(w) for w in live}
     enriched_before = await topic_size(settings, settings.topic_enriched)
-    await asyncio.sleep(WINDOW_S)
+    watched = time.monotonic()
+
+    async def every_worker_enriched() -> bool:
+        for worker in live:
+            assert worker.alive(), f"{worker.name} exited\n" + worker.tail()
+        return all("enrich.batch" in log_text(w, marks[w.name]) for w in live)
+
+    await wait_for(every_worker_enriched, 120, f"every worker to enrich a batch after {what}")
+    first_batches_s = time.monotonic() - watched
+    await asyncio.sleep(max(0.0, WINDOW_S - first_batches_s))
     grown = await topic_size(settings, settings.topic_enriched) - enriched_before
     batches = {w.name: log_text(w, marks[w.name]).count("enrich.batch") for w in live}
     sink_batches = sum(log_text(w, marks[w.name]).count("sink.batch ") for w in live)
@@ -75,6 +85,7 @@ async def after_rebalance(
         assert worker.alive(), f"{worker.name} exited\n" + worker.tail()
     return {
         "assigned_s": round(assigned_s, 1),
+        "all_enriching_s": round(first_batches_s, 1),
         "enriched_in_window": grown,
         "enrich_batches": batches,
         "sink_batches": sink_batches,
@@ -82,9 +93,9 @@ async def after_rebalance(
 
 
 @pytest.mark.xfail(
-    reason="open regression (issue 17): the crash ledger counts a batch cut off by a rebalance "
-    "as a death (worker.died_with_records_in_flight with no process dead); in the whole run one "
-    "of the articles was not indexed after four rebalances. Passes alone",
+    reason="known defect (issue 18, docs/architecture.md 'Known defect'): under load a "
+    "rebalance can lose a few records (2 of 7 runs lost 2 and 5 of ~870: a partition resumed "
+    "past records no agent handled; suspected Faust's read offset written after the re-seek)",
     strict=False,
 )
 async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly_once(
@@ -97,6 +108,7 @@ async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly
     wait_for: Any,
     wait_indexed: Any,
     index_count: Any,
+    block_article_writes: Any,
     topic_size: Any,
     indexed_ids: Any,
     check_exactly_once: Any,
@@ -112,13 +124,7 @@ async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly
     await run_setup(settings)
 
     def write_block(on: bool) -> None:
-        """The article indices refuse (or take again) every write, reads still answer."""
-        answer = httpx.put(
-            f"{stack.search_url}/{settings.index_alias}/_settings",
-            json={"index.blocks.write": on},
-            timeout=30,
-        )
-        assert answer.status_code == 200, answer.text
+        block_article_writes(stack.search_url, settings, on)
 
     workers: dict[str, WorkerProcess] = {}
     for name in ("a", "b", "c"):
@@ -126,7 +132,7 @@ async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly
         worker.name = name  # type: ignore[attr-defined]
         workers[name] = worker
     a, b, c = workers["a"], workers["b"], workers["c"]
-    feed = article_feed(settings, make_articles("rebalance", 1400, seed=13), batch=8, every=0.5)
+    feed = article_feed(settings, make_articles("rebalance", 4000, seed=13), batch=8, every=0.5)
     figures: dict[str, Any] = {}
     try:
         a.start()
@@ -166,7 +172,7 @@ async def test_rebalance_while_sinks_stalled_keeps_enriching_and_indexes_exactly
         back_at = time.monotonic()
         sent = feed.sent
         await wait_indexed(
-            settings, a, len(sent), 300, "every article to be indexed after the stall", 1.0
+            settings, a, len(sent), 300, "every article to be indexed after the stall", 1.0, sent
         )
         recover_s = time.monotonic() - back_at
         ids = await indexed_ids(settings)
