@@ -13,7 +13,9 @@ written concurrently to one day index, the one written second (higher ``_seq_no`
 refreshed after the other was indexed, so its check sees the other and it adopts the
 earlier's cluster; the earlier never moves for a later one. Later articles of the story
 fold twins into the earliest founder the same way (:func:`fold_twins`), so every path
-converges on one cluster.
+converges on one cluster. Not covered (docs/architecture.md, "Story table"): twins on
+either side of midnight UTC (two indices, neither refresh orders the other), and a lower
+``_seq_no`` whose Lucene add is still in flight when the higher one's refresh runs.
 """
 
 from __future__ import annotations
