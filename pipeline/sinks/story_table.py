@@ -43,6 +43,7 @@ from pipeline.enrich.dedup import (
     band_keys,
     decode_signature,
     encode_signature,
+    jaccard_estimate,
 )
 from pipeline.enrich.stories import StoryIndex
 from pipeline.errors import RetryableError, SearchBackendError
@@ -67,6 +68,9 @@ CLUSTERS_PER_ARTICLE = 20
 #: shares 1 band often (a common-word pair) but 2 rarely, and what the engine scores and
 #: collapses per lookup grows with such chance matches times the window's volume.
 MIN_SHARED_BANDS = 2
+#: Founding documents read per candidate cluster at most (the first, and twins founded
+#: concurrently that adopted it).
+FOUNDERS_PER_CLUSTER = 4
 #: Seconds a batch's own writes are answered from memory at most (until its flush, which
 #: makes them searchable).
 GRACE_SECONDS = 5.0
@@ -159,10 +163,11 @@ def duplicates_body(fp: str, cutoff_ms: int) -> dict[str, Any]:
 
 
 def founders_body(clusters: Iterable[str], cutoff_ms: int) -> dict[str, Any]:
-    """The founding documents (with signatures and times) of ``clusters`` in the window."""
+    """The founding documents (with signatures and places in the order of writes) of
+    ``clusters`` in the window (a cluster has more than one when a twin adopted it)."""
     wanted = sorted(set(clusters))
     return {
-        "size": len(wanted),
+        "size": FOUNDERS_PER_CLUSTER * len(wanted),
         "_source": ["c", "s", "t"],
         "seq_no_primary_term": True,  # the founders' place in the order of writes
         "query": {
@@ -211,18 +216,24 @@ def read_view(
     founders: dict[str, Any] | None,
 ) -> BatchView:
     """The batch's view from the answers (pure): ``answers`` are one candidates search per
-    signature, then one duplicates search per fingerprint that is not None."""
+    signature, then one duplicates search per fingerprint that is not None. A cluster with
+    several founders (a twin that adopted it, :meth:`SearchStoryStore.settle`) is offered to
+    each article with the founder's signature most similar to it, and was founded at its
+    earliest founder's place."""
     view = BatchView()
-    signatures: dict[str, Signature] = {}
+    signatures: dict[str, list[Signature]] = {}
     for hit in (founders or {}).get("hits", {}).get("hits", []):
         source = hit.get("_source") or {}
         if source.get("s"):
             cluster = str(source["c"])
-            signatures[cluster] = decode_signature(str(source["s"]))
-            view.founded[cluster] = founded_key(hit)
+            signatures.setdefault(cluster, []).append(decode_signature(str(source["s"])))
+            key = founded_key(hit)
+            view.founded[cluster] = min(view.founded.get(cluster, key), key)
     for sig, answer in zip(sigs, answers, strict=False):
         view.candidates[sig.tobytes()] = {
-            c: signatures[c] for c in hit_clusters(answer) if c in signatures
+            c: max(signatures[c], key=lambda f: jaccard_estimate(sig, f))
+            for c in hit_clusters(answer)
+            if c in signatures
         }
     rest = iter(answers[len(sigs) :])
     for fp in fps:
@@ -413,8 +424,11 @@ class SearchStoryStore:
                 if winner is not None:
                     moves[record.cluster_id] = winner
         if moves:
+            # the founder that moved stays a founder of the cluster it adopted (its
+            # signature is what its own near duplicates are closest to); the articles
+            # that had joined it become members of that cluster
             rewritten = [
-                (replace(r, cluster_id=moves[r.cluster_id], new_cluster=False), when)
+                (replace(r, cluster_id=moves[r.cluster_id]), when)
                 for r, when, _, _ in self._written
                 if r.cluster_id in moves
             ]

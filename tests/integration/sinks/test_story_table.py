@@ -158,9 +158,12 @@ async def _story_docs(backend: SearchBackend, prefix: str, ids: list[str]) -> di
 
 async def test_two_workers_racing_on_one_story_end_in_one_cluster(stack: Any) -> None:
     """The race reproduced: two workers (two clients, two stores) look their batches up
-    before either has written, so each founds the story; they write and check at the same
-    moment. The later written adopts the earlier's cluster, with the article of its batch
-    that had joined it; the earlier keeps its own. Ten stories, ten races."""
+    before either has written, so each founds the story; they write at the same moment
+    (the engine orders the two writes), then check. The later written adopts the earlier's
+    cluster, with the article of its batch that had joined it, and stays a founder of it,
+    so a near duplicate of it alone still joins; the earlier keeps its own. Ten stories,
+    ten races. (Checks overlapping the other's write: the worker race test and the soak;
+    a check may miss a lower ``_seq_no`` still in flight, docs/architecture.md.)"""
     prefix = f"nwtest-stories-{uuid.uuid4().hex[:8]}"
     clients = [open_backend(stack.settings), open_backend(stack.settings)]
     try:
@@ -178,18 +181,28 @@ async def test_two_workers_racing_on_one_story_end_in_one_cluster(stack: Any) ->
             assert assign_cluster(sigs[0], first, a, article_id=a) == a
             assert assign_cluster(sigs[1], second, b, article_id=b) == b  # the race: founds
             assert assign_cluster(sigs[2], second, b_member, article_id=b_member) == b
-            moves_a, moves_b = await asyncio.gather(write_stories(first), write_stories(second))
+            await asyncio.gather(first.flush(), second.flush())
+            moves_a, moves_b = await asyncio.gather(first.settle(), second.settle())
             docs = await _story_docs(clients[0], prefix, [a, b, b_member])
             assert sorted([moves_a, moves_b], key=len) == [{}, {b: a}] or sorted(
                 [moves_a, moves_b], key=len
             ) == [{}, {a: b}], (k, moves_a, moves_b)
-            winner = a if moves_b else b
+            winner, loser = (a, b) if moves_b else (b, a)
             assert {d["c"] for d in docs.values()} == {winner}, (k, docs)
-            assert [doc_id for doc_id, d in docs.items() if d["n"]] == [winner]
-            # a later article of the story, on either worker, joins the winner
-            later = story_signature(f"Story {k}", None, story_versions(1800 + k, 4)[3])
-            await second.prefetch([later], [None])
-            assert assign_cluster(later, second, f"l{k}", article_id=f"l{k}") == winner
+            assert docs[a]["n"] and docs[b]["n"] and not docs[b_member]["n"]
+            # later articles of the story, on either worker, join the winner: one of the
+            # story, and one close to the loser's text only
+            rng = random.Random(k)
+            words = texts[0 if loser == a else 1].split()
+            for i in rng.sample(range(len(words)), 10):
+                words[i] = "zz" + words[i]
+            later = [
+                story_signature(f"Story {k}", None, story_versions(1800 + k, 4)[3]),
+                story_signature(f"Story {k}", None, " ".join(words)),
+            ]
+            await second.prefetch(later, [None, None])
+            for n, sig in enumerate(later):
+                assert assign_cluster(sig, second, f"l{k}{n}", article_id=f"l{k}{n}") == winner
             await write_stories(second)
     finally:
         for client in clients:
@@ -222,7 +235,8 @@ async def test_twins_founded_across_midnight_settle_on_the_earlier_day(
     assert await before.settle() == {}  # ...but the earlier day's twin keeps its cluster
     assert await after.settle() == {"late": "early"}
     docs = await _story_docs(backend, prefix, ["early", "late"])
-    assert docs == {"early": {"c": "early", "n": True}, "late": {"c": "early", "n": False}}
+    # the twin that moved stays a founder, of the cluster it adopted
+    assert docs == {"early": {"c": "early", "n": True}, "late": {"c": "early", "n": True}}
 
 
 async def test_a_redelivered_founder_keeps_its_cluster_and_signature(

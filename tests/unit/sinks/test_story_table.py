@@ -62,6 +62,22 @@ def test_the_view_holds_candidates_founding_times_and_copies_with_their_cluster(
     assert view.duplicates == {"fp": [("a1", "c1")]}
 
 
+def test_a_cluster_with_two_founders_offers_the_closest_and_its_earliest_place(
+    random_sig: Callable[[], Sig], near: Callable[[Sig, float], Sig]
+) -> None:
+    first = random_sig()
+    twin = near(first, 0.4)  # founded concurrently, then adopted "c1" (settle)
+    article = near(twin, 0.1)
+    founders = _hits(
+        {"c": "c1", "s": encode_signature(twin)}, {"c": "c1", "s": encode_signature(first)}
+    )
+    founders["hits"]["hits"][0].update({"_index": "s-20261203", "_seq_no": 9})
+    founders["hits"]["hits"][1].update({"_index": "s-20261203", "_seq_no": 2})
+    view = read_view([article], [None], [_hits({"c": "c1"})], founders)
+    assert np.array_equal(view.candidates[article.tobytes()]["c1"], twin)
+    assert view.founded == {"c1": ("s-20261203", 2)}
+
+
 def test_twin_clusters_fold_into_the_earliest_with_the_closest_founder(
     random_sig: Callable[[], Sig], near: Callable[[Sig, float], Sig]
 ) -> None:
