@@ -30,6 +30,9 @@ Elasticsearch: one local node (``workshop.stack.LocalStack``, search only) under
 36850/36860), stopped at the end unless it was already running; ``--url`` uses another.
 
     .venv/bin/python bench/bench_soak.py [--articles 200000] [--workers 1 3] [--json]
+
+``--lag 0`` lets a near duplicate or copy derive from the newest article, which another
+worker may be handling at that moment: the race of two workers on one story, forced.
 """
 
 from __future__ import annotations
