@@ -15,20 +15,24 @@ most recent originals but not from the newest ``--lag`` (2,000): in a feed the c
 story come seconds to hours later, and the workers must not be compared while one is a few
 batches behind another.
 
-Each worker samples its RSS every 10,000 articles and writes its verdicts (id, kind,
-original, cluster, when its batch was looked up and written) to a file; quality is counted
-over all of them at the end: near duplicates given their original's cluster, exact copies
-dropped, distinct articles merged into another cluster (wrongly); a derived article whose
-original was not yet written and searchable when it was looked up (a worker ran ahead of
-another by more than the lag) is counted apart with its original. What a worker holds is
-its batch's view and the grace index of its own last seconds of writes, so its RSS should
-stay flat and be the same whatever the number of workers.
+Each worker samples its RSS every 10,000 articles, times each batch's lookup, refreshed
+write and check for concurrently founded twins (``SearchStoryStore.settle``), and writes
+its verdicts (id, kind, original, cluster, when its batch was looked up and written) to a
+file; quality is counted over all of them at the end (:func:`quality`): near duplicates
+given their original's cluster and exact copies dropped, each apart by how the two batches
+ran (original searchable first, the two racing, or the original handled after), and
+distinct articles merged into another cluster (wrongly). What a worker holds is its
+batch's view and the batch's own articles, so its RSS should stay flat and be the same
+whatever the number of workers.
 
 Elasticsearch: one local node (``workshop.stack.LocalStack``, search only) under
 ``.newswire/bench-soak`` on ports ``NEWSWIRE_BENCH_PORT_BASE`` + 850/860 (default
 36850/36860), stopped at the end unless it was already running; ``--url`` uses another.
 
     .venv/bin/python bench/bench_soak.py [--articles 200000] [--workers 1 3] [--json]
+
+``--lag 0`` lets a near duplicate or copy derive from the newest article, which another
+worker may be handling at that moment: the race of two workers on one story, forced.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -160,6 +165,8 @@ async def one_worker(args: argparse.Namespace) -> dict[str, Any]:
     samples = [{"articles": 0, "rss_mb": rss_start, "seconds": 0.0}]
     started = time.monotonic()
     story_seconds = 0.0
+    phases: dict[str, list[float]] = {"lookup": [], "flush": [], "settle": []}
+    adopted = 0
     retries = 0
     done = 0
     position = 0  # in the whole stream
@@ -179,13 +186,28 @@ async def one_worker(args: argparse.Namespace) -> dict[str, Any]:
             looked_up = time.time()
             while True:
                 try:
-                    result = await story_batch([a for a, _, _ in batch], store)
+                    result = await story_batch([a for a, _, _ in batch], store, flush=False)
                     break
                 except RetryableError as exc:  # as the worker does (it backs off)
                     store.discard()
                     retries += 1
                     print(f"retry: {exc}", file=sys.stderr, flush=True)
                     await asyncio.sleep(1.0)
+            phases["lookup"].append(time.monotonic() - began)
+            for phase, step in (("flush", store.flush), ("settle", store.settle)):
+                began_step = time.monotonic()
+                while True:
+                    try:
+                        answer = await step()
+                        break
+                    except RetryableError as exc:  # what failed stays pending
+                        retries += 1
+                        print(f"retry: {exc}", file=sys.stderr, flush=True)
+                        await asyncio.sleep(1.0)
+                phases[phase].append(time.monotonic() - began_step)
+            moves = answer if isinstance(answer, dict) else {}
+            adopted += len(moves)
+            result = result.settled(moves)
             story_seconds += time.monotonic() - began
             written = time.time()
             clusters = {a.id: c for (a, _), c in zip(result.kept, result.clusters, strict=True)}
@@ -207,6 +229,18 @@ async def one_worker(args: argparse.Namespace) -> dict[str, Any]:
         "articles": done,
         "seconds": round(time.monotonic() - started, 1),
         "story_seconds": round(story_seconds, 1),
+        # per batch: lookup (msearch + search + clustering), flush (refreshed bulk), settle
+        # (the check of the batch's new founders, and the rare rewrite)
+        "batch_ms": {
+            phase: {
+                "mean": round(1000 * statistics.fmean(values), 1),
+                "p50": round(1000 * statistics.median(values), 1),
+                "p95": round(1000 * statistics.quantiles(values, n=20)[-1], 1),
+            }
+            for phase, values in phases.items()
+            if len(values) >= 2
+        },
+        "twins_adopted": adopted,
         "rss_start_mb": round(rss_start, 1),
         "peak_rss_mb": round(peak, 1),
         "samples": samples,
@@ -227,17 +261,29 @@ def slope(samples: list[dict[str, float]], since: int) -> float | None:
     return cov / var * SAMPLE_EVERY
 
 
-#: Seconds after its batch was written that an original is surely searchable (refresh 1 s).
-VISIBLE_AFTER = 1.5
+def timing(origin: tuple[float, float] | None, own: tuple[float, float]) -> str:
+    """How a derived article's story path ran against its original's, from the (looked
+    up, written) times of their batches: "in_order" (the original's batch was written,
+    refreshed and settled, before the article was looked up), "reversed" (the article's
+    batch was written before the original was looked up: a worker ran ahead of another by
+    more than the lag), "raced" (the two batches overlapped: the race the check after the
+    write settles)."""
+    if origin is None or own[1] <= origin[0]:
+        return "reversed"
+    return "in_order" if origin[1] <= own[0] else "raced"
+
+
+WHEN = ("in_order", "raced", "reversed")
 
 
 def quality(paths: list[Path]) -> dict[str, int]:
     """Counts over every worker's verdicts ("id kind origin cluster looked-up written"
-    lines). A near duplicate or copy whose original's batch was not yet written and
-    searchable when its own batch was looked up (workers drift apart: one may run ahead of
-    another by more than ``--lag`` articles of the stream) is counted apart, as
-    ``out_of_order``, and so is an original handled after one of its derived articles: the
-    story table sees arrival order, and the later article rightly joins the earlier."""
+    lines). Near duplicates and copies are scored by :func:`timing` against their original:
+    in order (the headline: the original was searchable), raced (must share the original's
+    cluster all the same: a copy may be kept, as an article of the original's cluster), and
+    reversed (the original, handled after, must join the article's cluster, or be dropped as
+    a copy of its copy). A distinct article is wrongly merged when its cluster is neither its
+    own nor that of an article derived from it (directly or through a near duplicate)."""
     cluster: dict[str, str] = {}
     times: dict[str, tuple[float, float]] = {}
     rows: list[tuple[str, str, str]] = []
@@ -248,32 +294,47 @@ def quality(paths: list[Path]) -> dict[str, int]:
                 cluster[article] = found
                 times[article] = (float(looked_up), float(written))
                 rows.append((article, kind, origin))
-    late = {
-        article
-        for article, kind, origin in rows
-        if kind != "unique"
-        and (origin not in times or times[origin][1] + VISIBLE_AFTER > times[article][0])
-    }
-    late_origins = {origin for article, _, origin in rows if article in late}
-    q = dict.fromkeys(
-        ("near_duplicates", "near_joined_original", "exact_copies", "exact_copies_dropped",
-         "unique", "unique_merged", "origin_dropped", "out_of_order"), 0,
-    )  # fmt: skip
+    children: dict[str, list[str]] = {}
+    for article, kind, origin in rows:
+        if kind != "unique":
+            children.setdefault(origin, []).append(article)
+
+    def story_mates(article: str) -> set[str]:
+        mates, todo = set(), list(children.get(article, []))
+        while todo:
+            mate = todo.pop()
+            mates.add(cluster.get(mate, "-"))
+            todo += children.get(mate, [])
+        return mates
+
+    q: dict[str, int] = {"unique": 0, "unique_merged": 0, "origin_dropped": 0}
+    for when in ("in_order", "raced", "reversed"):
+        for key in ("near_{}", "near_{}_joined", "copies_{}", "copies_{}_ok", "copies_{}_dropped"):
+            q[key.format(when)] = 0
     for article, kind, origin in rows:
         found = cluster[article]
-        if article in late or article in late_origins:
-            q["out_of_order"] += 1
-        elif kind == "copy":
-            q["exact_copies"] += 1
-            q["exact_copies_dropped"] += found == "-"
-        elif found == "-":
-            q["origin_dropped"] += 1  # a generated text equal to another: rare
-        elif kind == "near":
-            q["near_duplicates"] += 1
-            q["near_joined_original"] += cluster.get(origin) == found
+        if kind == "unique":
+            if found == "-":
+                q["origin_dropped"] = q.get("origin_dropped", 0) + 1  # a copy of its copy
+            else:
+                q["unique"] = q.get("unique", 0) + 1
+                wrong = found != article and found not in story_mates(article)
+                q["unique_merged"] = q.get("unique_merged", 0) + wrong
+            continue
+        when = timing(times.get(origin), times[article])
+        base = cluster.get(origin, "-")
+        if kind == "copy":
+            if when == "in_order":
+                ok = found == "-"
+            else:  # dropped, or kept as an article of its original's cluster (or the reverse)
+                ok = found == "-" or base == "-" or found == base
+            q[f"copies_{when}"] = q.get(f"copies_{when}", 0) + 1
+            q[f"copies_{when}_ok"] = q.get(f"copies_{when}_ok", 0) + ok
+            q[f"copies_{when}_dropped"] = q.get(f"copies_{when}_dropped", 0) + (found == "-")
         else:
-            q["unique"] += 1
-            q["unique_merged"] += found != article
+            joined = found != "-" and found == base
+            q[f"near_{when}"] = q.get(f"near_{when}", 0) + 1
+            q[f"near_{when}_joined"] = q.get(f"near_{when}_joined", 0) + joined
     return q
 
 
@@ -313,8 +374,14 @@ def run_workers(args: argparse.Namespace, url: str, workers: int, folder: Path) 
         "articles_per_s": round(
             sum(r["articles"] for r in results) / max(r["seconds"] for r in results)
         ),
-        "near_joined_share": round(q["near_joined_original"] / max(1, q["near_duplicates"]), 5),
-        "copies_dropped_share": round(q["exact_copies_dropped"] / max(1, q["exact_copies"]), 5),
+        "near_joined_share": round(q["near_in_order_joined"] / max(1, q["near_in_order"]), 5),
+        "near_joined_share_all": round(
+            sum(q[f"near_{w}_joined"] for w in WHEN) / max(1, sum(q[f"near_{w}"] for w in WHEN)),
+            5,
+        ),
+        "copies_dropped_share": round(
+            q["copies_in_order_dropped"] / max(1, q["copies_in_order"]), 5
+        ),
         "quality": q,
         "per_worker": results,
     }
@@ -334,12 +401,20 @@ def report(summary: dict[str, Any]) -> None:
     for run in summary["runs"].values():
         q = run["quality"]
         print(f"\n{run['workers']} worker(s): {run['articles_per_s']} articles/s in all")
-        print(f"  near duplicates given their original's cluster: {q['near_joined_original']:,} "
-              f"of {q['near_duplicates']:,} ({run['near_joined_share']:.3%})")  # fmt: skip
-        print(f"  exact copies dropped: {q['exact_copies_dropped']:,} of {q['exact_copies']:,}")
+        print(f"  near duplicates given their original's cluster, original searchable: "
+              f"{q['near_in_order_joined']:,} of {q['near_in_order']:,} "
+              f"({run['near_joined_share']:.3%})")  # fmt: skip
+        print(f"    raced (the two batches overlapped): {q['near_raced_joined']:,} of "
+              f"{q['near_raced']:,}; reversed (original handled after): "
+              f"{q['near_reversed_joined']:,} of {q['near_reversed']:,}; all: "
+              f"{run['near_joined_share_all']:.3%}")  # fmt: skip
+        print(f"  exact copies dropped, original searchable: {q['copies_in_order_dropped']:,} of "
+              f"{q['copies_in_order']:,}; raced, dropped or in the original's cluster: "
+              f"{q['copies_raced_ok']:,} of {q['copies_raced']:,}; reversed: "
+              f"{q['copies_reversed_ok']:,} of {q['copies_reversed']:,}")  # fmt: skip
         print(f"  distinct articles merged into another's cluster: {q['unique_merged']:,} of "
-              f"{q['unique']:,}")  # fmt: skip
-        print(f"  set apart (original not yet searchable when looked up): {q['out_of_order']:,}")
+              f"{q['unique']:,} (originals dropped as a copy of their copy: "
+              f"{q['origin_dropped']:,})")  # fmt: skip
         for n, r in enumerate(run["per_worker"]):
             growth = r["rss_growth_per_10k_mb"]
             grows = "n/a" if growth is None else f"{growth:+.2f} MiB per 10k articles"
@@ -348,6 +423,9 @@ def report(summary: dict[str, Any]) -> None:
                   f"{r['rss_end_mb']:.0f} MiB, peak {r['peak_rss_mb']:.0f}; after "
                   f"{WARM_UP:,}: {grows}")  # fmt: skip
             print("    RSS every 10k: " + " ".join(f"{s['rss_mb']:.0f}" for s in r["samples"]))
+            print("    per batch (mean/p50/p95 ms): " + "; ".join(
+                f"{k} {v['mean']}/{v['p50']}/{v['p95']}" for k, v in r["batch_ms"].items()
+            ) + f"; twins adopted {r['twins_adopted']}")  # fmt: skip
 
 
 def _terminated(signum: int, _frame: object) -> None:

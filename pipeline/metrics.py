@@ -169,6 +169,10 @@ STORY_TABLE_EXPIRED = Counter(
     "newswire_story_table_expired_indices_total",
     "Story-table day indices deleted once older than NEWSWIRE_STORY_WINDOW_DAYS.",
 )
+STORY_TWINS_ADOPTED = Counter(
+    "newswire_story_twins_adopted_total",
+    "Clusters founded at the same moment as a twin by another worker, moved to the earliest.",
+)
 ENRICH_SECONDS = Histogram(
     "newswire_enrich_batch_seconds",
     "Time to enrich one micro-batch (NLP in the executor).",

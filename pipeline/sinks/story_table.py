@@ -13,21 +13,23 @@ two requests (:meth:`SearchStoryStore.prefetch`): one ``msearch`` with, per arti
 clusters of the members sharing most of its bands (at least ``MIN_SHARED_BANDS``; collapse
 on ``c``) and, per fingerprint, the earliest articles having it; then one search for the
 founders of those clusters. The synchronous :class:`~pipeline.enrich.dedup.StoryStore` calls
-then answer from that view plus a small in-memory index of this worker's own writes of the
-last ``grace`` seconds (not yet searchable: the indices refresh every second), with clusters
-founded twice at once folded into the earliest (:func:`fold_twins`), and
-:meth:`SearchStoryStore.flush` bulk-writes what the batch remembered. Expiry: searches
-filter on ``t`` >= now - window, and :meth:`SearchStoryStore.expire` deletes the day indices
-past the window.
+then answer from that view plus a small in-memory index of the batch's own articles (a
+near duplicate later in the same batch), with clusters founded twice at once folded into
+the earliest (:func:`~pipeline.sinks.story_twins.fold_twins`). :meth:`SearchStoryStore.flush`
+bulk-writes what the batch remembered, refreshed (searchable once it returns), and
+:meth:`SearchStoryStore.settle` closes the race of two workers founding one story at once
+(one more msearch, for the batch's new founders only; :mod:`pipeline.sinks.story_twins`).
+Expiry: searches filter on ``t`` >= now - window, and :meth:`SearchStoryStore.expire`
+deletes the day indices past the window.
 
-Memory per worker: the batch's view and the grace index, bounded by batch size and write
-rate, never by the window's volume.
+Memory per worker: the batch's view and its own articles, bounded by batch size, never by
+the window's volume.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +38,6 @@ import numpy as np
 import structlog
 
 from pipeline.enrich.dedup import (
-    SIMILARITY_THRESHOLD,
     Signature,
     StoryRecord,
     band_keys,
@@ -47,6 +48,15 @@ from pipeline.enrich.dedup import (
 from pipeline.enrich.stories import StoryIndex
 from pipeline.errors import RetryableError, SearchBackendError
 from pipeline.sinks.backend import SearchBackend
+from pipeline.sinks.story_twins import (
+    UNWRITTEN,
+    FoundedKey,
+    earliest_twin,
+    fold_twins,
+    founded_key,
+    read_twins,
+    twins_body,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -58,9 +68,13 @@ CLUSTERS_PER_ARTICLE = 20
 #: shares 1 band often (a common-word pair) but 2 rarely, and what the engine scores and
 #: collapses per lookup grows with such chance matches times the window's volume.
 MIN_SHARED_BANDS = 2
-#: Seconds a worker's own writes are answered from memory (the engine refreshes every 1 s).
+#: Founding documents read per candidate cluster at most (the first, and twins founded
+#: concurrently that adopted it).
+FOUNDERS_PER_CLUSTER = 4
+#: Seconds a batch's own writes are answered from memory at most (until its flush, which
+#: makes them searchable).
 GRACE_SECONDS = 5.0
-#: Own writes held for the grace period at most (a bound, whatever the write rate).
+#: Own writes held at most (a bound, whatever the batch size).
 GRACE_CAPACITY = 20_000
 #: Lookup failures that pass (a day index created a moment ago, a shard moving, a full
 #: search queue): the batch is retried.
@@ -149,11 +163,13 @@ def duplicates_body(fp: str, cutoff_ms: int) -> dict[str, Any]:
 
 
 def founders_body(clusters: Iterable[str], cutoff_ms: int) -> dict[str, Any]:
-    """The founding documents (with signatures and times) of ``clusters`` in the window."""
+    """The founding documents (with signatures and places in the order of writes) of
+    ``clusters`` in the window (a cluster has more than one when a twin adopted it)."""
     wanted = sorted(set(clusters))
     return {
-        "size": len(wanted),
+        "size": FOUNDERS_PER_CLUSTER * len(wanted),
         "_source": ["c", "s", "t"],
+        "seq_no_primary_term": True,  # the founders' place in the order of writes
         "query": {
             "bool": {
                 "filter": [
@@ -166,16 +182,26 @@ def founders_body(clusters: Iterable[str], cutoff_ms: int) -> dict[str, Any]:
     }
 
 
+def _raise_failed(answers: Sequence[dict[str, Any]], what: str) -> None:
+    """Raise when an msearch answer failed (no day index yet is no failure): retryable
+    when the failure passes (:data:`TRANSIENT`)."""
+    failed = [str(a["error"]) for a in answers if a.get("error")]
+    if failed and not all("index_not_found" in e for e in failed):
+        if any(transient in e for e in failed for transient in TRANSIENT):
+            raise RetryableError(f"{what} failed: {failed[0][:300]}")
+        raise SearchBackendError(f"{what} failed: {failed[0][:300]}")
+
+
 @dataclass
 class BatchView:
     """What the engine knew about one batch's articles when it was prefetched: per
     signature the candidate clusters with their founders' signatures, per fingerprint the
-    (id, cluster) of the articles having it (earliest first), and when each candidate
-    cluster was founded (epoch seconds)."""
+    (id, cluster) of the articles having it (earliest first), and where each candidate
+    cluster's founding document stands in the order of writes (day index, ``_seq_no``)."""
 
     candidates: dict[bytes, dict[str, Signature]] = field(default_factory=dict)
     duplicates: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    founded: dict[str, float] = field(default_factory=dict)
+    founded: dict[str, FoundedKey] = field(default_factory=dict)
 
 
 def hit_clusters(answer: dict[str, Any]) -> list[str]:
@@ -190,18 +216,24 @@ def read_view(
     founders: dict[str, Any] | None,
 ) -> BatchView:
     """The batch's view from the answers (pure): ``answers`` are one candidates search per
-    signature, then one duplicates search per fingerprint that is not None."""
+    signature, then one duplicates search per fingerprint that is not None. A cluster with
+    several founders (a twin that adopted it, :meth:`SearchStoryStore.settle`) is offered to
+    each article with the founder's signature most similar to it, and was founded at its
+    earliest founder's place."""
     view = BatchView()
-    signatures: dict[str, Signature] = {}
+    signatures: dict[str, list[Signature]] = {}
     for hit in (founders or {}).get("hits", {}).get("hits", []):
         source = hit.get("_source") or {}
         if source.get("s"):
             cluster = str(source["c"])
-            signatures[cluster] = decode_signature(str(source["s"]))
-            view.founded[cluster] = float(source.get("t") or 0) / 1000.0
+            signatures.setdefault(cluster, []).append(decode_signature(str(source["s"])))
+            key = founded_key(hit)
+            view.founded[cluster] = min(view.founded.get(cluster, key), key)
     for sig, answer in zip(sigs, answers, strict=False):
         view.candidates[sig.tobytes()] = {
-            c: signatures[c] for c in hit_clusters(answer) if c in signatures
+            c: max(signatures[c], key=lambda f: jaccard_estimate(sig, f))
+            for c in hit_clusters(answer)
+            if c in signatures
         }
     rest = iter(answers[len(sigs) :])
     for fp in fps:
@@ -211,41 +243,6 @@ def read_view(
                 (str(h["_id"]), str((h.get("_source") or {}).get("c") or h["_id"])) for h in hits
             )
     return view
-
-
-def fold_twins(
-    sig: Signature,
-    found: Mapping[str, Signature],
-    founded: Callable[[str], float],
-    threshold: float = SIMILARITY_THRESHOLD,
-) -> dict[str, Signature]:
-    """One entry per story among the candidate clusters ``found`` (pure).
-
-    Two clusters whose founders are themselves similar (estimated Jaccard >= ``threshold``)
-    are one story founded twice: two workers took its first articles at the same moment,
-    before either's write was searchable (or LSH missed the first). They are folded into
-    the earliest founded (``founded``: epoch seconds; ties to the lowest cluster id), and
-    the entry carries the folded founder's signature most similar to ``sig``, so an
-    article close to either joins the earliest. Every worker folds the same way, so later
-    articles of the story converge on one cluster whichever worker takes them."""
-    if len(found) < 2:
-        return dict(found)
-    order = sorted(found, key=lambda c: (founded(c), c))
-    heads: list[str] = []
-    best: dict[str, tuple[float, Signature]] = {}
-    for cluster in order:
-        own = found[cluster]
-        head = next(
-            (h for h in heads if jaccard_estimate(found[h], own) >= threshold),
-            None,
-        )
-        sim = jaccard_estimate(sig, own)
-        if head is None:
-            heads.append(cluster)
-            best[cluster] = (sim, own)
-        elif sim > best[head][0]:
-            best[head] = (sim, own)
-    return {head: best[head][1] for head in heads}
 
 
 class SearchStoryStore:
@@ -267,15 +264,18 @@ class SearchStoryStore:
         self.grace = grace_seconds
         self.clock = clock
         self._recent = StoryIndex(GRACE_CAPACITY, ttl_seconds=grace_seconds, clock=clock)
-        self._recent_founded: dict[str, float] = {}  # insertion order = time order
+        self._recent_founded: dict[str, FoundedKey] = {}
         self._view = BatchView()
         self._pending: list[tuple[StoryRecord, float]] = []
+        #: The last flush's documents with their place in the order of writes, and whether
+        #: the flush created them (not a redelivery's rewrite): what :meth:`settle` checks.
+        self._written: list[tuple[StoryRecord, float, FoundedKey, bool]] = []
         self.unprefetched = 0  # lookups of signatures no prefetch covered (a caller bug)
 
     def template(self) -> dict[str, Any]:
         """The index template of the day indices: strict mapping, one shard, one replica
-        once a second node joins, refreshed every second (what bounds the race between
-        two workers taking the same story, see :func:`fold_twins`)."""
+        once a second node joins, refreshed every second (for other writers; the story
+        path's own flush refreshes what it wrote, see :meth:`flush`)."""
         return {
             "index_patterns": [f"{self.prefix}-*"],
             "template": {
@@ -309,11 +309,7 @@ class SearchStoryStore:
         bodies = [candidates_body(sig, cutoff) for sig in sigs]
         bodies += [duplicates_body(fp, cutoff) for fp in fps if fp]
         answers = await self.backend.msearch(pattern, bodies)
-        failed = [str(a["error"]) for a in answers if a.get("error")]
-        if failed and not all("index_not_found" in e for e in failed):
-            if any(transient in e for e in failed for transient in TRANSIENT):
-                raise RetryableError(f"story lookup failed: {failed[0][:300]}")
-            raise SearchBackendError(f"story lookup failed: {failed[0][:300]}")
+        _raise_failed(answers, "story lookup")
         clusters = {c for answer in answers[: len(sigs)] for c in hit_clusters(answer)}
         founders = (
             await self.backend.search(pattern, founders_body(clusters, cutoff))
@@ -347,11 +343,11 @@ class SearchStoryStore:
         merged = {**found, **self._recent.candidates(sig)}
         return fold_twins(sig, merged, self._founded_at)
 
-    def _founded_at(self, cluster: str) -> float:
-        when = self._view.founded.get(cluster)
-        if when is None:
-            when = self._recent_founded.get(cluster, self.clock())
-        return when
+    def _founded_at(self, cluster: str) -> FoundedKey:
+        key = self._view.founded.get(cluster)
+        if key is None:  # this batch's own, not written yet: after every written one
+            key = self._recent_founded.get(cluster, ("~", UNWRITTEN))
+        return key
 
     def remember(self, record: StoryRecord) -> None:
         now = self.clock()
@@ -361,41 +357,91 @@ class SearchStoryStore:
             record = replace(record, new_cluster=True)
         self._recent.remember(record)
         if record.new_cluster:
-            self._recent_founded[record.cluster_id] = now
-            while self._recent_founded:
-                oldest, when = next(iter(self._recent_founded.items()))
-                if when >= now - self.grace and len(self._recent_founded) <= GRACE_CAPACITY:
-                    break
-                del self._recent_founded[oldest]
+            order = UNWRITTEN + len(self._recent_founded)
+            self._recent_founded[record.cluster_id] = (day_index(self.prefix, now), order)
         self._pending.append((record, now))
+
+    def _forget_recent(self) -> None:
+        """Drop the in-memory index of this batch's own writes: once flushed (and
+        refreshed) they are the engine's to answer."""
+        self._recent = StoryIndex(GRACE_CAPACITY, ttl_seconds=self.grace, clock=self.clock)
+        self._recent_founded = {}
 
     # -- writes and expiry -----------------------------------------------------------------
 
-    async def flush(self) -> int:
-        """Write what was remembered since the last flush (one bulk request); returns how
-        many. What fails stays pending, so the next flush writes it again."""
-        if not self._pending:
-            return 0
-        pending = list(self._pending)
+    async def _write(self, pending: Sequence[tuple[StoryRecord, float]]) -> list[dict[str, Any]]:
+        """One bulk request of story documents, refreshed before it answers (the story
+        table's day indices only: the bulk holds nothing else); the answer's items."""
         operations: list[dict[str, Any]] = []
         for record, when in pending:
             operations.append(
                 {"index": {"_index": day_index(self.prefix, when), "_id": record.article_id}}
             )
             operations.append(story_doc(record, when))
-        answer = await self.backend.bulk(operations)
-        if answer.get("errors"):
-            failed = [
-                item for item in answer.get("items", []) if item.get("index", {}).get("error")
-            ]
-            if failed:
-                raise SearchBackendError(f"story documents refused: {failed[0]['index']['error']}")
+        answer = await self.backend.bulk(operations, refresh="true")
+        items = [item.get("index", {}) for item in answer.get("items", [])]
+        failed = [item for item in items if item.get("error")]
+        if failed:
+            raise SearchBackendError(f"story documents refused: {failed[0]['error']}")
+        return items
+
+    async def flush(self) -> int:
+        """Write what was remembered since the last flush (one bulk request, refreshed:
+        searchable by every later lookup once it returns); returns how many. What fails
+        stays pending, so the next flush writes it again. :meth:`settle` then checks the
+        founders it wrote."""
+        if not self._pending:
+            return 0
+        pending = list(self._pending)
+        items = await self._write(pending)
+        self._written += [
+            (record, when, founded_key(item), item.get("result") == "created")
+            for (record, when), item in zip(pending, items, strict=False)
+        ]
         del self._pending[: len(pending)]
+        self._forget_recent()
         return len(pending)
+
+    async def settle(self) -> dict[str, str]:
+        """After a flush: did an article of it found a cluster while a twin was founded
+        concurrently by another worker (neither saw the other's write)? One msearch for
+        the founders sharing each new founder's bands; a founder with an earlier similar
+        one adopts the earliest's cluster (:func:`~pipeline.sinks.story_twins.
+        earliest_twin`), and its document and those of this flush's articles that joined
+        it are rewritten. Returns {cluster left: cluster adopted}. A redelivery's rewrite
+        of its founder is not checked (its cluster is published already)."""
+        founders = [(r, key) for r, _, key, created in self._written if r.new_cluster and created]
+        moves: dict[str, str] = {}
+        if founders:
+            bodies = [
+                twins_body(band_terms(r.signature), self._cutoff_ms(), 20, MIN_SHARED_BANDS)
+                for r, _ in founders
+            ]
+            answers = await self.backend.msearch(f"{self.prefix}-*", bodies)
+            _raise_failed(answers, "story check")
+            for (record, key), answer in zip(founders, answers, strict=False):
+                winner = earliest_twin(record.cluster_id, record.signature, key, read_twins(answer))
+                if winner is not None:
+                    moves[record.cluster_id] = winner
+        if moves:
+            # the founder that moved stays a founder of the cluster it adopted (its
+            # signature is what its own near duplicates are closest to); the articles
+            # that had joined it become members of that cluster
+            rewritten = [
+                (replace(r, cluster_id=moves[r.cluster_id]), when)
+                for r, when, _, _ in self._written
+                if r.cluster_id in moves
+            ]
+            await self._write(rewritten)
+            log.info("story_table.twin_adopted", moves=moves, documents=len(rewritten))
+        self._written = []
+        return moves
 
     def discard(self) -> None:
         """Forget the writes not flushed yet (a batch handed back before its flush)."""
         self._pending.clear()
+        self._written = []
+        self._forget_recent()
 
     def expired_indices(self, names: Iterable[str]) -> list[str]:
         """The day indices entirely older than the window (pure; :meth:`expire` drops
@@ -421,7 +467,7 @@ __all__ = [
     "candidates_body",
     "day_index",
     "duplicates_body",
-    "fold_twins",
+    "fold_twins",  # from story_twins, where it lives with the rule it shares
     "founders_body",
     "hit_clusters",
     "read_view",

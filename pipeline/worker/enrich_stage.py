@@ -24,7 +24,12 @@ from pipeline.worker.decode import Values, decode_batch
 from pipeline.worker.dlq import send_dead_letters
 from pipeline.worker.output import KafkaOutput
 from pipeline.worker.stopping import stop_requested_within
-from pipeline.worker.story_clusters import StoryBatch, StoryTableSlot, story_batch
+from pipeline.worker.story_clusters import (
+    StoryBatch,
+    StoryTableSlot,
+    story_batch,
+    write_stories,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -86,8 +91,9 @@ class EnrichStage:
         articles = [self._capped(article, where) for article, _, where in decoded]
         stories = await self._stories_until_done(articles)
         articles = [article for article, _ in stories.kept]
-        # The batch's story documents are written while it is enriched (one round trip off
-        # the latency), and must be before anything of it is published.
+        # The batch's story documents are written (and the race with other workers settled)
+        # while it is enriched, two round trips off the latency; both must be done before
+        # anything of it is published.
         written = asyncio.ensure_future(self._flush_until_done())
         enriched: list[EnrichedArticle] = []
         try:
@@ -96,7 +102,7 @@ class EnrichStage:
                 marks["nlp_started"] = time.time()
                 results = await self._enrich_until_done(articles)
                 marks["nlp_done"] = time.time()
-            await written
+            stories = stories.settled(await written)
         except BaseException:
             written.cancel()
             raise
@@ -174,15 +180,15 @@ class EnrichStage:
                     continue
                 raise HandedBackError("enrich", "the story table (search engine)") from exc
 
-    async def _flush_until_done(self) -> None:
-        """Write the batch's story documents; while the engine is unreachable, wait and
-        retry (what failed stays pending); a stop request hands the batch back."""
+    async def _flush_until_done(self) -> dict[str, str]:
+        """Write the batch's story documents and settle the race (:func:`write_stories`;
+        returns its moves); while the engine is unreachable, wait and retry (what failed
+        stays pending); a stop request hands the batch back."""
         store = self.stories.start()
         failures = 0
         while True:
             try:
-                await store.flush()
-                return
+                return await write_stories(store)
             except RetryableError as exc:
                 failures += 1
                 delay = backoff_delay(failures, STORY_RETRY_FIRST, STORY_RETRY_CAP)

@@ -5,7 +5,7 @@ against the story table every worker shares in the search engine
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -24,6 +24,7 @@ from pipeline.settings import Settings
 from pipeline.sinks.backend import SearchBackend
 from pipeline.sinks.engines import open_backend
 from pipeline.sinks.story_table import SearchStoryStore
+from pipeline.sinks.story_twins import moved
 
 log = structlog.get_logger(__name__)
 
@@ -93,25 +94,45 @@ class StoryBatch:
     clusters: list[str]
     copies: list[tuple[RawArticle, str, str]]
 
+    def settled(self, moves: Mapping[str, str]) -> StoryBatch:
+        """The batch with the clusters that adopted a concurrently founded twin
+        (:meth:`SearchStoryStore.settle`: {cluster left: cluster adopted}) replaced."""
+        if not moves:
+            return self
+        copies = [(a, original, moves.get(c, c)) for a, original, c in self.copies]
+        return StoryBatch(self.kept, moved(self.clusters, moves), copies)
+
 
 async def story_batch(
     articles: Sequence[RawArticle], store: SearchStoryStore, *, flush: bool = True
 ) -> StoryBatch:
     """The worker's story path for one batch: ask the engine about the batch (one msearch
     and one search), drop exact duplicates, assign clusters, write the batch's records
-    (one bulk request; with ``flush`` False the caller flushes, e.g. while it enriches).
-    Run before enrichment, so another worker's next lookup sees the batch one refresh (1 s)
-    after the write; what a failed round wrote is written again by the retry (same ids) and
-    nothing of the batch is acknowledged before it succeeds."""
+    (one refreshed bulk request) and settle the race with concurrent writers (one msearch
+    when the batch founded clusters, :func:`write_stories`); with ``flush`` False the
+    caller does the last two, e.g. while it enriches, and applies :meth:`StoryBatch.settled`.
+    What a failed round wrote is written again by the retry (same ids) and nothing of the
+    batch is acknowledged before it succeeds."""
     keys = [story_keys(article) for article in articles]
     await store.prefetch([sig for _, sig in keys], [fp for fp, _ in keys])
     signatures = {article.id: sig for article, (_, sig) in zip(articles, keys, strict=True)}
     copies: list[tuple[RawArticle, str, str | None]] = []
     kept = drop_duplicates(articles, store, copies, [fp for fp, _ in keys])
     clusters = assign_clusters(kept, store, signatures)
+    batch = StoryBatch(kept, clusters, copy_clusters(copies, kept, clusters))
     if flush:
-        await store.flush()
-    return StoryBatch(kept, clusters, copy_clusters(copies, kept, clusters))
+        batch = batch.settled(await write_stories(store))
+    return batch
+
+
+async def write_stories(store: SearchStoryStore) -> dict[str, str]:
+    """Write the batch's story documents (refreshed) and settle the race with concurrent
+    writers (:meth:`SearchStoryStore.settle`); returns {cluster left: cluster adopted}."""
+    await store.flush()
+    moves = await store.settle()
+    if moves:
+        metrics.STORY_TWINS_ADOPTED.inc(len(moves))
+    return moves
 
 
 def drop_duplicates(
@@ -198,4 +219,5 @@ __all__ = [
     "drop_duplicates",
     "story_batch",
     "story_keys",
+    "write_stories",
 ]

@@ -53,12 +53,29 @@ def test_the_view_holds_candidates_founding_times_and_copies_with_their_cluster(
         _hits({"c": "c1"}, ids=["a1"]),  # the one fingerprint given
     ]
     founders = _hits({"c": "c1", "s": encode_signature(a), "t": 5000})
+    founders["hits"]["hits"][0].update({"_index": "s-20261203", "_seq_no": 7})
     view = read_view([a, b], ["fp", None], answers, founders)
     assert list(view.candidates[a.tobytes()]) == ["c1"]
     assert np.array_equal(view.candidates[a.tobytes()]["c1"], a)
     assert view.candidates[b.tobytes()] == {}
-    assert view.founded == {"c1": 5.0}
+    assert view.founded == {"c1": ("s-20261203", 7)}  # its place in the order of writes
     assert view.duplicates == {"fp": [("a1", "c1")]}
+
+
+def test_a_cluster_with_two_founders_offers_the_closest_and_its_earliest_place(
+    random_sig: Callable[[], Sig], near: Callable[[Sig, float], Sig]
+) -> None:
+    first = random_sig()
+    twin = near(first, 0.4)  # founded concurrently, then adopted "c1" (settle)
+    article = near(twin, 0.1)
+    founders = _hits(
+        {"c": "c1", "s": encode_signature(twin)}, {"c": "c1", "s": encode_signature(first)}
+    )
+    founders["hits"]["hits"][0].update({"_index": "s-20261203", "_seq_no": 9})
+    founders["hits"]["hits"][1].update({"_index": "s-20261203", "_seq_no": 2})
+    view = read_view([article], [None], [_hits({"c": "c1"})], founders)
+    assert np.array_equal(view.candidates[article.tobytes()]["c1"], twin)
+    assert view.founded == {"c1": ("s-20261203", 2)}
 
 
 def test_twin_clusters_fold_into_the_earliest_with_the_closest_founder(
@@ -68,17 +85,17 @@ def test_twin_clusters_fold_into_the_earliest_with_the_closest_founder(
     first, second = near(story, 0.3), near(story, 0.3)  # one story founded twice
     other = random_sig()
     article = near(second, 0.1)  # closer to the later founder
-    founded = {"late": 20.0, "early": 10.0, "other": 5.0}
+    founded = {"late": ("s-20261203", 20), "early": ("s-20261203", 10), "other": ("s-1", 5)}
     folded = fold_twins(
         article, {"late": second, "early": first, "other": other}, founded.__getitem__
     )
     assert set(folded) == {"early", "other"}
     assert np.array_equal(folded["early"], second)  # the closest founder, under the earliest
-    # ties in time go to the lowest cluster id, so every worker folds the same way
-    same_time = fold_twins(article, {"b": second, "a": first}, lambda _: 1.0)
+    # ties go to the lowest cluster id, so every worker folds the same way
+    same_time = fold_twins(article, {"b": second, "a": first}, lambda _: ("s", 1))
     assert list(same_time) == ["a"]
     # unrelated clusters are left alone
-    assert fold_twins(article, {"x": other, "y": random_sig()}, lambda _: 1.0).keys() == {
+    assert fold_twins(article, {"x": other, "y": random_sig()}, lambda _: ("s", 1)).keys() == {
         "x",
         "y",
     }
