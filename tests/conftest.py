@@ -177,6 +177,7 @@ pytest_plugins = [
     "tests.plugins.alerts_corpus",
     "tests.plugins.trends_corpus",
     "tests.plugins.cluster",
+    "tests.plugins.snapshot_check",
 ]
 
 #: The cluster suite (three brokers, three nodes) runs only with --cluster: `make test-cluster`.

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.plugins.snapshot_check import lose_and_restore
-
 if TYPE_CHECKING:
     from tests.plugins.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 
 
-async def test_snapshot_create_and_restore_on_the_cluster(cluster: Cluster, isolated: Any) -> None:
+async def test_snapshot_create_and_restore_on_the_cluster(
+    cluster: Cluster, isolated: Any, lose_and_restore: Any
+) -> None:
     location = cluster.settings.home.resolve() / "elasticsearch" / "snapshots" / "cluster-test"
     await lose_and_restore(isolated(cluster.settings, "snap", snapshot_location=str(location)))

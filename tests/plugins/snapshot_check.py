@@ -1,5 +1,6 @@
-"""The snapshot round trip both the single-node and the cluster tests run: two article
-generations written, snapshotted to the filesystem repository, lost, restored."""
+"""pytest plugin: ``lose_and_restore``, the snapshot round trip both the single-node and
+the cluster tests run: two article generations written, snapshotted to the filesystem
+repository, lost, restored."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pipeline.sinks.engines import open_backend
 from pipeline.sinks.generations import rollover
 from pipeline.sinks.indexer import Indexer, install_index
 from pipeline.sinks.snapshots import create_snapshot, list_snapshots, restore_snapshot
+from tests.plugins.kafka_helpers import session_fixture_of
 
 
 async def lose_and_restore(settings: Settings) -> None:
@@ -51,3 +53,6 @@ async def lose_and_restore(settings: Settings) -> None:
         for name in await backend.alias_indices(alias):
             await backend.delete_index(name)
         await backend.close()
+
+
+lose_and_restore_fixture = session_fixture_of(lose_and_restore)

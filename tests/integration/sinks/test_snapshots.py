@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from tests.plugins.snapshot_check import lose_and_restore
-
 pytestmark = pytest.mark.integration
 
 
-async def test_snapshot_create_and_restore_every_generation(engine_settings: Any) -> None:
+async def test_snapshot_create_and_restore_every_generation(
+    engine_settings: Any, lose_and_restore: Any
+) -> None:
     node_dir = engine_settings.snapshot_dir
     if node_dir is None:
         pytest.skip("needs the local node: its path.repo is known (set up by the stack)")
