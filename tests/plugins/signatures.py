@@ -2,10 +2,12 @@
 story table on real Kafka), as fixtures: ``random_sig()`` is a signature of independent
 values, ``near(sig, changed)`` a copy with that share of its values replaced (estimated
 Jaccard ``1 - changed``). Both draw from one generator seeded per test, so a test's
-signatures do not depend on which tests ran before it."""
+signatures do not depend on which tests ran before it. ``story_versions(seed, count,
+length)`` gives texts of one made-up story, near duplicates of each other."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import numpy as np
@@ -45,3 +47,25 @@ def near(
         return out
 
     return near
+
+
+def story_versions(seed: int, count: int, length: int = 120) -> list[str]:
+    """``count`` versions of one made-up story of ``length`` words, each with a tenth of
+    them replaced: near duplicates of each other, none an exact copy."""
+    rng = random.Random(seed)
+    words = [
+        "".join(rng.choices("bcdfghklmnprstvz", k=3)) + rng.choice("aeiou") for _ in range(900)
+    ]
+    base = rng.choices(words, k=length)
+    out = []
+    for _ in range(count):
+        text = list(base)
+        for i in rng.sample(range(len(text)), length // 10):
+            text[i] = rng.choice(words)
+        out.append(" ".join(text))
+    return out
+
+
+@pytest.fixture(scope="session", name="story_versions")
+def story_versions_fixture() -> Callable[[int, int, int], list[str]]:
+    return story_versions

@@ -132,23 +132,6 @@ async def test_two_workers_founding_one_story_at_once_converge_on_the_earliest(
         assert assign_cluster(closer, store, article, article_id=article) == "early"
 
 
-def story_versions(seed: int, count: int) -> list[str]:
-    """``count`` versions of one made-up story of 120 words, each with a tenth of them
-    replaced: near duplicates of each other, none an exact copy."""
-    rng = random.Random(seed)
-    words = [
-        "".join(rng.choices("bcdfghklmnprstvz", k=3)) + rng.choice("aeiou") for _ in range(900)
-    ]
-    base = rng.choices(words, k=120)
-    out = []
-    for _ in range(count):
-        text = list(base)
-        for i in rng.sample(range(len(text)), 12):
-            text[i] = rng.choice(words)
-        out.append(" ".join(text))
-    return out
-
-
 async def _story_docs(backend: SearchBackend, prefix: str, ids: list[str]) -> dict[str, Any]:
     """The story documents of ``ids`` by id (``c`` and ``n``)."""
     body = {"size": len(ids), "query": {"ids": {"values": ids}}, "_source": ["c", "n"]}
@@ -156,7 +139,9 @@ async def _story_docs(backend: SearchBackend, prefix: str, ids: list[str]) -> di
     return {h["_id"]: h["_source"] for h in hits}
 
 
-async def test_two_workers_racing_on_one_story_end_in_one_cluster(stack: Any) -> None:
+async def test_two_workers_racing_on_one_story_end_in_one_cluster(
+    stack: Any, story_versions: Any
+) -> None:
     """The race reproduced: two workers (two clients, two stores) look their batches up
     before either has written, so each founds the story; they write at the same moment
     (the engine orders the two writes), then check. The later written adopts the earlier's
@@ -210,7 +195,7 @@ async def test_two_workers_racing_on_one_story_end_in_one_cluster(stack: Any) ->
 
 
 async def test_twins_founded_across_midnight_settle_on_the_earlier_day(
-    backend: SearchBackend,
+    backend: SearchBackend, story_versions: Any
 ) -> None:
     """Sequence numbers count per day index: the twin in the earlier day's index is the
     earlier, whatever the numbers."""

@@ -9,7 +9,6 @@ worker, join it too. With the session's Kafka, CoreNLP and Elasticsearch.
 from __future__ import annotations
 
 import asyncio
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,23 +27,6 @@ pytestmark = pytest.mark.integration
 
 STORIES = 6
 ASSIGNED = "Executing _on_partitions_assigned"
-
-
-def versions(seed: int, count: int) -> list[str]:
-    """``count`` versions of one story: a text of 150 made-up words, each version with a
-    tenth of them replaced (near duplicates of each other, none an exact copy)."""
-    rng = random.Random(seed)
-    words = [
-        "".join(rng.choices("bcdfghklmnprstvz", k=3)) + rng.choice("aeiou") for _ in range(900)
-    ]
-    base = rng.choices(words, k=150)
-    out = []
-    for _ in range(count):
-        text = list(base)
-        for i in rng.sample(range(len(text)), 15):
-            text[i] = rng.choice(words)
-        out.append(" ".join(text))
-    return out
 
 
 async def _send(settings: Settings, items: list[tuple[RawArticle, int]]) -> None:
@@ -73,7 +55,12 @@ async def _clusters(settings: Settings, ids: list[str]) -> dict[str, str]:
 
 
 async def test_two_workers_founding_one_story_at_once_converge(
-    stack: Any, isolated: Any, tmp_path: Path, worker_process: Any, wait_for: Any
+    stack: Any,
+    isolated: Any,
+    tmp_path: Path,
+    worker_process: Any,
+    wait_for: Any,
+    story_versions: Any,
 ) -> None:
     settings = isolated(stack.settings, "race", topic_partitions=2, batch_seconds=0.05)
     await run_setup(settings)
@@ -94,7 +81,7 @@ async def test_two_workers_founding_one_story_at_once_converge(
     await wait_for(assigned, 120, "both workers to take a partition")
     await asyncio.sleep(3)  # a second rebalance right after the first one, if any
 
-    texts = {k: versions(18_000 + k, 4) for k in range(STORIES)}
+    texts = {k: story_versions(18_000 + k, 4, 150) for k in range(STORIES)}
 
     def article(k: int, n: int) -> RawArticle:
         return RawArticle(
