@@ -97,6 +97,12 @@ def note_key(group: str, stage: str, topic: str, partition: int) -> str:
     return f"{group}|{stage}|{topic}|{partition}"
 
 
+def key_parts(key: str) -> tuple[str, str, int]:
+    """``(stage, topic, partition)`` of a :func:`note_key` (a topic name has no ``|``)."""
+    _, stage, topic, partition = key.rsplit("|", 3)
+    return stage, topic, int(partition)
+
+
 @dataclass
 class Plan:
     """How to run a batch: ``rest`` together, each of ``alone`` by itself, ``dead`` to the
@@ -202,16 +208,12 @@ class CrashLedger:
         self._lock = asyncio.Lock()
         #: Per stage: a note's check-then-write is not interleaved with a release.
         self._writes: dict[str, asyncio.Lock] = {}
-        #: Key -> (stage, topic, partition), for the keys this ledger has used.
-        self._where: dict[str, tuple[str, str, int]] = {}
         #: Counts releases, so a read that a revocation overtook does not mark its notes
         #: as this worker's.
         self._releases = 0
 
     def _key(self, stage: str, topic: str, partition: int) -> str:
-        key = note_key(self.settings.worker_id, stage, topic, partition)
-        self._where[key] = (stage, topic, partition)
-        return key
+        return note_key(self.settings.worker_id, stage, topic, partition)
 
     def _write_lock(self, stage: str) -> asyncio.Lock:
         return self._writes.setdefault(stage, asyncio.Lock())
@@ -258,31 +260,44 @@ class CrashLedger:
 
     async def begin(self, stage: str, part: Sequence[Value]) -> None:
         """Note ``part``'s offsets as in flight, before any work on them."""
-        async with self._write_lock(stage):
-            records = []
-            for (topic, partition), offsets in by_partition(part).items():
-                key = self._key(stage, topic, partition)
-                note = self.notes.setdefault(key, Note())
-                note.inflight = list(offsets)
-                self.busy.add(key)
-                if key in self.loaded:  # not released to another worker meanwhile
-                    records.append((key.encode("utf-8"), note.encode()))
-            if records:
-                await self.send(stage, self.settings.topic_inflight, records)
+
+        def in_flight(note: Note, offsets: list[int]) -> None:
+            note.inflight = list(offsets)
+
+        await self._write(stage, part, in_flight, busy=True)
 
     async def end(self, stage: str, part: Sequence[Value], *, handled: bool = True) -> None:
         """Clear the note of ``part``: handled records are no longer suspects (a part
         handed back on a stop keeps its suspicions, and is not counted as a death)."""
+
+        def cleared(note: Note, offsets: list[int]) -> None:
+            note.inflight = []
+            if handled:
+                for offset in offsets:
+                    note.suspects.pop(offset, None)
+
+        await self._write(stage, part, cleared, busy=False)
+
+    async def _write(
+        self,
+        stage: str,
+        part: Sequence[Value],
+        change: Callable[[Note, list[int]], None],
+        *,
+        busy: bool,
+    ) -> None:
+        """Apply ``change`` to the note of each of ``part``'s partitions and write the
+        notes this worker still holds (not released to another worker meanwhile)."""
         async with self._write_lock(stage):
             records = []
             for (topic, partition), offsets in by_partition(part).items():
                 key = self._key(stage, topic, partition)
                 note = self.notes.setdefault(key, Note())
-                note.inflight = []
-                if handled:
-                    for offset in offsets:
-                        note.suspects.pop(offset, None)
-                self.busy.discard(key)
+                change(note, offsets)
+                if busy:
+                    self.busy.add(key)
+                else:
+                    self.busy.discard(key)
                 if key in self.loaded:
                     records.append((key.encode("utf-8"), note.encode()))
             if records:
@@ -296,10 +311,11 @@ class CrashLedger:
         suspects early (the crash limit is reached only by repeated deaths)."""
         self._releases += 1
         gone = {(topic, partition) for topic, partition in revoked}
-        keys = [k for k in self.loaded if self._where.get(k, ("", "", -1))[1:] in gone]
         by_stage: dict[str, list[str]] = {}
-        for key in keys:
-            by_stage.setdefault(self._where[key][0], []).append(key)
+        for key in self.loaded:
+            stage, topic, partition = key_parts(key)
+            if (topic, partition) in gone:
+                by_stage.setdefault(stage, []).append(key)
         for stage, stage_keys in by_stage.items():
             async with self._write_lock(stage):
                 self.loaded.difference_update(stage_keys)
@@ -333,6 +349,7 @@ __all__ = [
     "by_partition",
     "death_reason",
     "expand",
+    "key_parts",
     "note_key",
     "plan_batch",
     "ranges",

@@ -9,6 +9,7 @@ from pipeline.worker.crashes import (
     by_partition,
     death_reason,
     expand,
+    key_parts,
     note_key,
     plan_batch,
     ranges,
@@ -182,3 +183,11 @@ async def test_a_release_that_cannot_be_written_does_not_stop_the_rebalance() ->
     await ledger.release([("raw", 0)])  # logs, does not raise
     assert ledger.loaded == set()
     assert Note.decode(topic.latest[note_key("g", "enrich", "raw", 0)]).inflight == [0, 1]
+
+
+def test_a_note_key_gives_back_its_stage_and_partition() -> None:
+    assert key_parts(note_key("news|wire", "sink", "newswire.enriched", 11)) == (
+        "sink",
+        "newswire.enriched",
+        11,
+    )
