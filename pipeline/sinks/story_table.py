@@ -55,6 +55,7 @@ from pipeline.sinks.story_twins import (
     fold_twins,
     founded_key,
     read_twins,
+    shared_bands_query,
     twins_body,
 )
 
@@ -137,16 +138,7 @@ def candidates_body(
         "_source": ["c"],
         "track_total_hits": False,  # only the best hits are read: no counting
         "collapse": {"field": "c"},
-        "query": {
-            "bool": {
-                "filter": [{"range": {"t": {"gte": cutoff_ms}}}],
-                "should": [
-                    {"constant_score": {"filter": {"term": {"b": term}}}}
-                    for term in band_terms(sig)
-                ],
-                "minimum_should_match": MIN_SHARED_BANDS,
-            }
-        },
+        "query": shared_bands_query(band_terms(sig), cutoff_ms, MIN_SHARED_BANDS),
     }
 
 

@@ -98,6 +98,21 @@ def earliest_twin(
     return min(earlier)[1] if earlier else None
 
 
+def shared_bands_query(
+    terms: Iterable[str], cutoff_ms: int, shared: int, *filters: dict[str, Any]
+) -> dict[str, Any]:
+    """Story documents of the window sharing at least ``shared`` of the band ``terms``
+    (and matching ``filters``): each band a constant-score clause, so the score counts
+    the bands shared."""
+    return {
+        "bool": {
+            "filter": [{"range": {"t": {"gte": cutoff_ms}}}, *filters],
+            "should": [{"constant_score": {"filter": {"term": {"b": t}}}} for t in terms],
+            "minimum_should_match": shared,
+        }
+    }
+
+
 def twins_body(terms: list[str], cutoff_ms: int, size: int, shared: int) -> dict[str, Any]:
     """The founders (with signature and place in the order of writes) sharing at least
     ``shared`` of the band ``terms`` in the window, the most bands first."""
@@ -106,13 +121,7 @@ def twins_body(terms: list[str], cutoff_ms: int, size: int, shared: int) -> dict
         "_source": ["c", "s"],
         "seq_no_primary_term": True,
         "track_total_hits": False,
-        "query": {
-            "bool": {
-                "filter": [{"range": {"t": {"gte": cutoff_ms}}}, {"term": {"n": True}}],
-                "should": [{"constant_score": {"filter": {"term": {"b": t}}}} for t in terms],
-                "minimum_should_match": shared,
-            }
-        },
+        "query": shared_bands_query(terms, cutoff_ms, shared, {"term": {"n": True}}),
     }
 
 
@@ -139,5 +148,6 @@ __all__ = [
     "founded_key",
     "moved",
     "read_twins",
+    "shared_bands_query",
     "twins_body",
 ]
